@@ -1,0 +1,199 @@
+"""One typed, frozen settings object, read from the environment and an optional file.
+
+Precedence: environment variables, then the TOML file named by
+``SOZIALHUB_CONFIG`` (table ``[sozialhub]``, keys as the field names below),
+then defaults. Secrets are :class:`Secret` values: their ``repr``/``str`` is a
+mask, so they never reach logs, reprs or error messages. See docs/operations.md
+for every variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Secret:
+    """A string that does not print."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class ConfigError(ValueError):
+    """Invalid configuration. The message names the setting, never its value."""
+
+
+# field name -> environment variable
+_ENV = {
+    "bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "security_protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl_mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl_username": "KAFKA_SASL_USERNAME",
+    "sasl_password": "KAFKA_SASL_PASSWORD",
+    "ssl_cafile": "KAFKA_SSL_CAFILE",
+    "ssl_certfile": "KAFKA_SSL_CERTFILE",
+    "ssl_keyfile": "KAFKA_SSL_KEYFILE",
+    "ssl_key_password": "KAFKA_SSL_KEY_PASSWORD",
+}
+
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_SASL = (None, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Kafka. No bootstrap servers: the hub starts its embedded broker.
+    bootstrap_servers: str | None = None
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: Secret | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: Secret | None = None
+    topic_prefix: str = "sozialhub."
+    app_id: str = "sozialhub"
+    replication_factor: int | None = None  # override topics.yml (e.g. 1 for a single broker)
+    # Files.
+    topics_file: Path = PROJECT_ROOT / "topics.yml"
+    schema_dir: Path = PROJECT_ROOT / "schemas"
+    offices_file: Path = PROJECT_ROOT / "config" / "offices.yml"
+    inbox_dir: Path = Path("var/inbox")
+    outbox_dir: Path = Path("var/outbox")
+    archive_dir: Path = Path("var/archive")
+    # Signing. No key file: an ephemeral key and self-signed certificate (development only).
+    signing_key_file: Path | None = None
+    signing_cert_file: Path | None = None
+    signing_key_password: Secret | None = None
+    signing_algorithm: str = "ecdsa-sha256"
+    hub_identity: str = "sozialhub"
+    cert_warn_days: int = 30
+    # Limits and runtime.
+    max_submission_bytes: int = 4 * 1024 * 1024
+    inbox_poll_seconds: float = 0.5
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    log_level: str = "INFO"
+    log_format: str = "auto"  # auto | json | console
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.security_protocol not in _PROTOCOLS:
+            raise ConfigError("security_protocol must be one of " + ", ".join(_PROTOCOLS))
+        if self.sasl_mechanism not in _SASL:
+            raise ConfigError("sasl_mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise ConfigError("SASL needs sasl_username and sasl_password")
+        if self.log_format not in ("auto", "json", "console"):
+            raise ConfigError("log_format must be auto, json or console")
+        if not self.topic_prefix or any(c not in _TOPIC_CHARS for c in self.topic_prefix):
+            raise ConfigError("topic_prefix may only contain letters, digits, '.', '_' and '-'")
+
+    @property
+    def embedded(self) -> bool:
+        return not self.bootstrap_servers
+
+    def topic(self, logical: str) -> str:
+        return self.topic_prefix + logical
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.topic_prefix}{self.app_id}"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka (confluent-kafka) client settings, secrets included: pass to clients only."""
+        if not self.bootstrap_servers:
+            raise ConfigError("bootstrap_servers is not set")
+        conf = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.security_protocol.endswith("SSL"):
+            conf["ssl.endpoint.identification.algorithm"] = "https"
+            for key, value in (
+                ("ssl.ca.location", self.ssl_cafile),
+                ("ssl.certificate.location", self.ssl_certfile),
+                ("ssl.key.location", self.ssl_keyfile),
+            ):
+                if value is not None:
+                    conf[key] = str(value)
+            if self.ssl_key_password is not None:
+                conf["ssl.key.password"] = self.ssl_key_password.reveal()
+        if self.security_protocol.startswith("SASL"):
+            conf["sasl.mechanism"] = self.sasl_mechanism or "SCRAM-SHA-512"
+            conf["sasl.username"] = self.sasl_username or ""
+            conf["sasl.password"] = self.sasl_password.reveal() if self.sasl_password else ""
+        return conf
+
+
+_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _convert(name: str, kind: Any, raw: Any) -> Any:
+    text = str(raw)
+    kind = str(kind)
+    if "Secret" in kind:
+        return Secret(text)
+    if "Path" in kind:
+        return Path(text)
+    if kind.startswith("int"):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer") from None
+    if kind.startswith("float"):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number") from None
+    return text
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``environ`` (default: ``os.environ``) and the optional file."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = env.get("SOZIALHUB_CONFIG")
+    if config_file:
+        try:
+            with Path(config_file).open("rb") as handle:
+                values.update(tomllib.load(handle).get("sozialhub", {}))
+        except (OSError, tomllib.TOMLDecodeError):
+            raise ConfigError("SOZIALHUB_CONFIG cannot be read as TOML") from None
+    known = {f.name: f.type for f in fields(Settings) if f.name != "extra"}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError("unknown settings in file: " + ", ".join(sorted(unknown)))
+    for name in known:
+        variable = _ENV.get(name, "SOZIALHUB_" + name.upper())
+        if env.get(variable):
+            values[name] = env[variable]
+    return Settings(**{k: _convert(k, known[k], v) for k, v in values.items()})

@@ -1,0 +1,58 @@
+"""One error tree for every rejection the hub makes.
+
+::
+
+    HubError
+    └── Rejection            input is refused; goes to a dead-letter topic
+        (reason: Reason, path: str | None, retriable: bool = False)
+
+A rejection carries a stable reason code and, where known, a location (an
+element path). It never carries the offending value: values may be health data,
+and library error strings (lxml, xmlschema, signxml) echo payload fragments.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Reason(enum.StrEnum):
+    """Stable, documented reason codes (docs/reason-codes.md). Never rename one."""
+
+    SIZE = "SIZE"
+    COMPRESSED = "COMPRESSED"
+    ENCODING = "ENCODING"
+    WELLFORMED = "WELLFORMED"
+    DOCTYPE = "DOCTYPE"
+    ELEMENT_COUNT = "ELEMENT_COUNT"
+    ATTR_LIMIT = "ATTR_LIMIT"
+    NAME_LIMIT = "NAME_LIMIT"
+    UNKNOWN_PAYLOAD = "UNKNOWN_PAYLOAD"
+    SCHEMA_VERSION = "SCHEMA_VERSION"
+    XSD = "XSD"
+    FIELD_FORMAT = "FIELD_FORMAT"
+    ROUTE_UNRESOLVED = "ROUTE_UNRESOLVED"
+    ROUTE_AMBIGUOUS = "ROUTE_AMBIGUOUS"
+    MAPPING_ERROR = "MAPPING_ERROR"
+    ENVELOPE = "ENVELOPE"
+
+
+class HubError(Exception):
+    """Base of every error the hub raises on purpose."""
+
+
+class Rejection(HubError):  # noqa: N818 - a rejection is an outcome, not a failure of the hub
+    """The input is refused with a reason code and an optional element path.
+
+    ``str()`` shows only the code and the path, so logging it is safe.
+    """
+
+    retriable = False
+
+    def __init__(self, reason: Reason, path: str | None = None) -> None:
+        super().__init__(reason.value if path is None else f"{reason.value} at {path}")
+        self.reason = reason
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"Rejection({self.reason.value!r}, path={self.path!r})"

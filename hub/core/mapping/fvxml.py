@@ -1,0 +1,101 @@
+"""Canonical submission -> vendor XML ``fv-xml`` v1 (schemas/vendor/fv-xml-1.xsd).
+
+Built with lxml, which escapes markup; values that XML 1.0 cannot carry
+(control characters) are rejected as ``FIELD_FORMAT``, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from lxml import etree
+
+from hub.core.errors import Reason, Rejection
+from hub.core.mapping import DeliveryContext, Mapping
+from hub.core.model import Code, Person, Submission
+from hub.core.route import Route
+
+NAMESPACE = "urn:sozialhub:vendor:fv-xml:1"
+VERSION = "fv-xml/1.0.0"
+_F = f"{{{NAMESPACE}}}"
+
+
+def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+    element = etree.SubElement(parent, f"{_F}{tag}")
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _code(parent: etree._Element, tag: str, code: Code) -> None:
+    element = _sub(parent, tag, code.name or "")
+    element.set("code", code.code)
+    element.set("liste", code.list_uri)
+    if code.list_version:
+        element.set("listenVersion", code.list_version)
+
+
+def _person(parent: etree._Element, person: Person) -> None:
+    element = _sub(parent, "person")
+    element.set("personId", person.person_id)
+    element.set("antragsteller", "true" if person.applicant else "false")
+    _code(element, "rolle", person.role)
+    _sub(element, "vorname", person.given_name)
+    _sub(element, "nachname", person.family_name)
+    if person.birth_date:
+        _sub(element, "geburtsdatum", person.birth_date)
+    if person.sex:
+        _code(element, "geschlecht", person.sex)
+    address = person.address
+    if address is not None:
+        target = _sub(element, "anschrift")
+        for tag, value in (
+            ("strasse", address.street),
+            ("hausnummer", address.house_number),
+            ("plz", address.postcode),
+            ("ort", address.town),
+        ):
+            if value:
+                _sub(target, tag, value)
+
+
+def render(submission: Submission, route: Route, context: DeliveryContext) -> bytes:
+    try:
+        root = etree.Element(f"{_F}fallUebernahme", nsmap={"fv": NAMESPACE})
+        root.set("lieferungId", context.delivery_id)
+        root.set("einreichungId", context.submission_id)
+        root.set("mappingVersion", VERSION)
+        recipient = _sub(root, "empfaenger")
+        recipient.set("behoerde", route.office.office_id)
+        if route.office.dvdv:
+            recipient.set("dvdv", route.office.dvdv)
+        recipient.set("regel", route.rule)
+        application = _sub(root, "antrag")
+        application.set("vorgangsId", submission.case_id)
+        application.set("nachrichtId", submission.message_id)
+        if submission.application_date:
+            application.set("antragsDatum", submission.application_date)
+        application.set("portal", submission.author.key)
+        _code(application, "vorgangsTyp", submission.case_type)
+        benefit = next(b for b in submission.benefits if b.code == route.leika)
+        _code(application, "leistung", benefit)
+        for person in submission.persons:
+            _person(root, person)
+        for document in submission.documents:
+            element = _sub(root, "dokument", document.content_b64)
+            element.set("dokumentId", document.document_id)
+            element.set("mimeType", document.mime_type)
+            if document.file_name:
+                element.set("dateiname", document.file_name)
+            element.set("groesse", str(document.size))
+            element.set("sha256", document.sha256)
+        _sub(root, "hubQuittung", base64.b64encode(context.receipt).decode("ascii"))
+    except ValueError:
+        # lxml refuses strings XML cannot carry; the message would quote them.
+        raise Rejection(Reason.FIELD_FORMAT, "mapping/fv-xml") from None
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+MAPPING = Mapping(
+    format="fv-xml", version=VERSION, media_type="application/xml", file_suffix=".xml", render=render
+)

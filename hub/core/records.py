@@ -1,0 +1,183 @@
+"""Records on the hub's internal topics: deterministic ids and JSON envelopes.
+
+Keys are opaque ids (never personal data); values are compact, sorted JSON with
+a ``type`` and a major version ``v``. The contracts are published in
+``topics.yml`` and docs/topics.md. Decoding a record that is not what it claims
+is a :class:`Rejection` with reason ``ENVELOPE``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from hub.core.errors import Reason, Rejection
+
+T = TypeVar("T")
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def submission_id(original: bytes) -> str:
+    """Content-addressed: the same bytes always get the same id, so re-sends deduplicate."""
+    return "sub-" + hashlib.sha256(original).hexdigest()[:32]
+
+
+def delivery_id(submission: str, office_id: str, mapping_version: str) -> str:
+    return "dlv-" + _digest(submission, office_id, mapping_version)
+
+
+def dead_letter_id(submission: str, stage: str) -> str:
+    return "dlq-" + _digest(submission, stage)
+
+
+def audit_event_id(submission: str, stage: str, decision: str, target: str = "") -> str:
+    return "aud-" + _digest(submission, stage, decision, target)
+
+
+def timestamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise Rejection(Reason.ENVELOPE, "base64") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """``submissions.received``: the original bytes as an inbound connector got them."""
+
+    submission_id: str
+    source: str  # connector instance, e.g. "filedrop"
+    transport: str  # transport standard, e.g. "filedrop", "xta2"
+    received_at: str
+    payload_b64: str
+    payload_sha256: str
+    TYPE = "sozialhub.received"
+
+    @classmethod
+    def of(cls, original: bytes, source: str, transport: str, now: dt.datetime) -> Received:
+        return cls(
+            submission_id=submission_id(original),
+            source=source,
+            transport=transport,
+            received_at=timestamp(now),
+            payload_b64=b64(original),
+            payload_sha256=hashlib.sha256(original).hexdigest(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """``submissions.accepted``: original bytes, canonical submission, signed hub receipt."""
+
+    submission_id: str
+    transport: str
+    received_at: str
+    accepted_at: str
+    payload_type: str
+    payload_sha256: str
+    payload_b64: str
+    receipt_b64: str
+    submission: dict[str, Any]
+    TYPE = "sozialhub.accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """``fachverfahren.<vendor>``: one mapped document for one office."""
+
+    delivery_id: str
+    submission_id: str
+    office: str
+    vendor: str
+    format: str
+    mapping_version: str
+    media_type: str
+    file_suffix: str
+    body_b64: str
+    TYPE = "sozialhub.delivery"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """``submissions.deadletter``: why, where, and a reference to the original bytes.
+
+    The payload itself is not copied: ``source`` points at the record that holds
+    it and ``payload_sha256`` identifies it.
+    """
+
+    dead_letter_id: str
+    submission_id: str
+    stage: str
+    reason: str
+    path: str | None
+    payload_sha256: str | None
+    source: SourceRef | None
+    at: str
+    TYPE = "sozialhub.deadletter"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """``audit.log``: one decision of one stage. Digests and ids only, no personal data."""
+
+    event_id: str
+    submission_id: str
+    stage: str
+    decision: str
+    at: str
+    reason: str | None = None
+    path: str | None = None
+    office: str | None = None
+    vendor: str | None = None
+    delivery_id: str | None = None
+    mapping_version: str | None = None
+    payload_sha256: str | None = None
+    TYPE = "sozialhub.audit"
+
+
+RecordT = Received | Accepted | Delivery | DeadLetter | AuditEvent
+
+
+def encode(record: RecordT) -> bytes:
+    body = {"type": record.TYPE, "v": 1, **asdict(record)}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode(data: bytes, cls: type[T]) -> T:
+    """Decode an envelope into ``cls``; anything else is ``ENVELOPE``."""
+    try:
+        body = json.loads(data)
+    except (ValueError, TypeError):
+        raise Rejection(Reason.ENVELOPE, "json") from None
+    expected = getattr(cls, "TYPE", None)
+    if not isinstance(body, dict) or body.pop("type", None) != expected or body.pop("v", None) != 1:
+        raise Rejection(Reason.ENVELOPE, "type")
+    if cls is DeadLetter and body.get("source") is not None:
+        body["source"] = SourceRef(**body["source"])
+    try:
+        return cls(**body)
+    except TypeError:
+        raise Rejection(Reason.ENVELOPE, "fields") from None

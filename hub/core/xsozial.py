@@ -1,0 +1,149 @@
+"""XSozial-basis 2.4.0 (``vorgang.transportieren.1000001``) into the canonical model.
+
+Runs only on a tree that passed schema validation. Reads by exact, unqualified
+child names (XÖV: only the root is qualified), so look-alike elements in foreign
+namespaces (lax wildcard content) are never read. Text is NFC-normalised.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import unicodedata
+
+from lxml import etree
+
+from hub.core.errors import Reason, Rejection
+from hub.core.model import Address, Code, Document, Party, Person, Submission
+
+NAMESPACE = "https://portalverbund.d-nrw.de/efa/XSozial-basis/Version_2_4_0"
+ROOT = "vorgang.transportieren.1000001"
+VERSIONS = frozenset({"2.4.0"})
+
+
+def _text(element: etree._Element | None) -> str | None:
+    if element is None or element.text is None:
+        return None
+    value = unicodedata.normalize("NFC", element.text.strip())
+    return value or None
+
+
+def _required(parent: etree._Element, path: str) -> str:
+    value = _text(parent.find(path))
+    if value is None:
+        raise Rejection(Reason.FIELD_FORMAT, path)
+    return value
+
+
+def _code(element: etree._Element | None) -> Code | None:
+    if element is None:
+        return None
+    code = _text(element.find("code"))
+    list_uri = element.get("listURI")
+    if code is None or not list_uri:
+        raise Rejection(Reason.FIELD_FORMAT, element.tag)
+    return Code(
+        code=code,
+        list_uri=list_uri,
+        list_version=element.get("listVersionID"),
+        name=_text(element.find("name")),
+    )
+
+
+def _required_code(parent: etree._Element, path: str) -> Code:
+    code = _code(parent.find(path))
+    if code is None:
+        raise Rejection(Reason.FIELD_FORMAT, path)
+    return code
+
+
+def _party(element: etree._Element | None) -> Party | None:
+    if element is None:
+        return None
+    directory = _required_code(element, "verzeichnisdienst")
+    return Party(
+        directory=directory.code,
+        key=_required(element, "kennung"),
+        name=_text(element.find("name")),
+    )
+
+
+def _address(element: etree._Element | None) -> Address | None:
+    if element is None:
+        return None
+    return Address(
+        street=_text(element.find("strasse")),
+        house_number=_text(element.find("hausnummer")),
+        postcode=_text(element.find("postleitzahl")),
+        town=_text(element.find("ort")),
+        region_key=_code(element.find("gemeindeschluessel")),
+    )
+
+
+def _person(element: etree._Element) -> Person:
+    general = element.find("allgemein")
+    if general is None:
+        raise Rejection(Reason.FIELD_FORMAT, "person/allgemein")
+    return Person(
+        person_id=_required(element, "personID"),
+        role=_required_code(element, "typ"),
+        applicant=_required(element, "antragsteller") in ("true", "1"),
+        given_name=_required(general, "name/vorname"),
+        family_name=_required(general, "name/familienname"),
+        birth_date=_text(general.find("geburtsdatum")),
+        sex=_code(general.find("geschlecht")),
+        address=_address(general.find("anschrift")),
+        benefits=tuple(
+            _required_code(benefit, "leistungArt")
+            for benefit in element.iterfind("beantragteLeistung")
+        ),
+    )
+
+
+def _document(element: etree._Element) -> Document:
+    representation = element.find("dokumentRepraesentation")
+    if representation is None:
+        raise Rejection(Reason.FIELD_FORMAT, "dokument/dokumentRepraesentation")
+    encoded = "".join((representation.findtext("inhalt") or "").split())
+    try:
+        content = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise Rejection(Reason.FIELD_FORMAT, "dokument/dokumentRepraesentation/inhalt") from None
+    return Document(
+        document_id=_required(element, "dokumentID"),
+        name=_text(element.find("name")),
+        mime_type=_required(representation, "mimeType"),
+        file_name=_text(representation.find("dateiname")),
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        kind=_code(element.find("dokumentTyp")),
+        content_b64=encoded,
+    )
+
+
+def extract(root: etree._Element) -> Submission:
+    """The canonical submission of a validated XSozial-basis 2.4.0 message."""
+    head = root.find("nachrichtenkopf.g2g")
+    case = root.find("xsozial")
+    if head is None or case is None:
+        raise Rejection(Reason.FIELD_FORMAT, "/")
+    author = _party(head.find("autor"))
+    if author is None:
+        raise Rejection(Reason.FIELD_FORMAT, "nachrichtenkopf.g2g/autor")
+    procedure = case.find("vorgang")
+    if procedure is None:
+        raise Rejection(Reason.FIELD_FORMAT, "xsozial/vorgang")
+    return Submission(
+        payload_namespace=NAMESPACE,
+        payload_version=root.get("version", ""),
+        message_id=_required(head, "identifikation.nachricht/nachrichtenUUID").lower(),
+        created=_required(head, "identifikation.nachricht/erstellungszeitpunkt"),
+        author=author,
+        reader=_party(head.find("leser")),
+        case_id=_required(case, "identifikationVorgang/vorgangsID").lower(),
+        case_type=_required_code(procedure, "vorgangsTyp"),
+        application_date=_text(procedure.find("antragsDatum")),
+        persons=tuple(_person(p) for p in procedure.iterfind("person")),
+        documents=tuple(_document(d) for d in case.iterfind("dokument")),
+    )

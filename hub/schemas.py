@@ -1,0 +1,47 @@
+"""Build the payload registry once, from local schema files only.
+
+Schemas are loaded with ``allow='sandbox'`` (no access outside the schema
+directory) and ``defuse='always'``; nothing is fetched from the network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import xmlschema
+
+from hub.config import ConfigError
+from hub.core import xsozial
+from hub.core.payloads import PayloadRegistry, PayloadType
+
+PAYLOAD_SCHEMAS = {
+    # payload type name -> path below the schema directory
+    "xsozial-basis-2.4.0": Path("payload/xsozial-basis-2.4.0/xsozial-basis.xsd"),
+}
+
+
+def build_schema(path: Path) -> Any:
+    """A schema from one local file; imports must stay inside its directory."""
+    if not path.is_file():
+        raise ConfigError(f"schema file missing: {path}")
+    return xmlschema.XMLSchema(str(path.resolve()), allow="sandbox", defuse="always", timeout=1)
+
+
+def load_payloads(schema_dir: Path) -> PayloadRegistry:
+    return PayloadRegistry(
+        [
+            PayloadType(
+                name="xsozial-basis-2.4.0",
+                namespace=xsozial.NAMESPACE,
+                root=xsozial.ROOT,
+                versions=xsozial.VERSIONS,
+                schema=build_schema(schema_dir / PAYLOAD_SCHEMAS["xsozial-basis-2.4.0"]),
+                extract=xsozial.extract,
+            )
+        ]
+    )
+
+
+def load_vendor_schema(schema_dir: Path, format_name: str) -> Any:
+    return build_schema(schema_dir / "vendor" / f"{format_name}-1.xsd")

@@ -1,0 +1,145 @@
+"""Test helpers for users of the hub: build valid XSozial-basis 2.4.0 submissions.
+
+``make_submission()`` returns the bytes of a valid ``vorgang.transportieren.1000001``
+message; every argument varies one part. Used by the examples, the benchmark and
+the tests; also handy for vendors and portal integrators writing their own tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from hub.core.xsozial import NAMESPACE, ROOT
+
+LEIKA = "urn:de:fim:leika:leistung"
+ARS_LIST = "urn:de:bund:destatis:bevoelkerungsstatistik:schluessel:rs"
+
+
+@dataclass(frozen=True)
+class PersonSpec:
+    given_name: str = "Erika"
+    family_name: str = "Mustermann"
+    birth_date: str = "1985-04-12"
+    sex: str = "w"
+    applicant: bool = True
+    role: str = "antragsteller"
+    benefits: Sequence[tuple[str, str]] = (("99107002017000", "Bürgergeld, Bewilligung"),)
+    street: str | None = "Kurfürstenwall"
+    house_number: str | None = "21"
+    postcode: str | None = "45657"
+    town: str | None = "Recklinghausen"
+    ars: str | None = None
+
+
+@dataclass(frozen=True)
+class DocumentSpec:
+    document_id: str = "doc-1"
+    name: str = "Mietvertrag"
+    mime_type: str = "application/pdf"
+    content: bytes = b"%PDF-1.7\n% sozialhub test document\n"
+    file_name: str = "mietvertrag.pdf"
+
+
+@dataclass(frozen=True)
+class SubmissionSpec:
+    persons: Sequence[PersonSpec] = (PersonSpec(),)
+    documents: Sequence[DocumentSpec] = ()
+    message_uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    case_uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    created: str = "2026-11-02T09:14:00Z"
+    application_date: str = "2026-11-02"
+    author_key: str = "sop:050000100099"
+    reader_key: str = "jbc:055620000000"
+    version: str = "2.4.0"
+
+
+def _el(parent: etree._Element, tag: str, text: str | None = None, **attrib: str) -> etree._Element:
+    element = etree.SubElement(parent, tag, attrib)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _code(parent: etree._Element, tag: str, list_uri: str, version: str, code: str, name: str | None = None) -> None:
+    element = _el(parent, tag, listURI=list_uri, listVersionID=version)
+    _el(element, "code", code)
+    if name:
+        _el(element, "name", name)
+
+
+def _party(parent: etree._Element, tag: str, key: str, name: str) -> None:
+    element = _el(parent, tag)
+    _code(element, "verzeichnisdienst", "urn:de:xoev:codeliste:verzeichnisdienst", "1", "DVDV")
+    _el(element, "kennung", key)
+    _el(element, "name", name)
+
+
+def _person(parent: etree._Element, index: int, spec: PersonSpec) -> None:
+    person = _el(parent, "person")
+    _el(person, "personID", f"p{index}")
+    _code(person, "typ", "urn:xoev-de:xsozial:codeliste:personentyp", "1.0", spec.role)
+    _el(person, "antragsteller", "true" if spec.applicant else "false")
+    general = _el(person, "allgemein")
+    name = _el(general, "name")
+    _el(name, "vorname", spec.given_name)
+    _el(name, "familienname", spec.family_name)
+    _el(general, "geburtsdatum", spec.birth_date)
+    _code(general, "geschlecht", "urn:xoev-de:xoev:codeliste:geschlecht", "2", spec.sex)
+    if spec.street or spec.postcode or spec.town or spec.ars:
+        address = _el(general, "anschrift")
+        for tag, value in (
+            ("strasse", spec.street),
+            ("hausnummer", spec.house_number),
+            ("postleitzahl", spec.postcode),
+            ("ort", spec.town),
+        ):
+            if value:
+                _el(address, tag, value)
+        if spec.ars:
+            _code(address, "gemeindeschluessel", ARS_LIST, "2024-01-31", spec.ars)
+    for key, label in spec.benefits:
+        benefit = _el(person, "beantragteLeistung")
+        _code(benefit, "leistungArt", LEIKA, "2024", key, label)
+
+
+def make_submission(spec: SubmissionSpec | None = None) -> bytes:
+    """A valid XSozial-basis 2.4.0 message as UTF-8 bytes."""
+    s = spec or SubmissionSpec()
+    root = etree.Element(
+        f"{{{NAMESPACE}}}{ROOT}",
+        nsmap={"xsb": NAMESPACE},
+        produkt="Sozialplattform NRW",
+        produkthersteller="Land NRW",
+        produktversion="3.1",
+        standard="XSozial-basis",
+        version=s.version,
+    )
+    head = _el(root, "nachrichtenkopf.g2g")
+    ident = _el(head, "identifikation.nachricht")
+    _el(ident, "nachrichtenUUID", s.message_uuid)
+    _code(ident, "nachrichtentyp", "urn:xoev-de:xsozial:codeliste:nachrichtentyp", "2.4", "1000001")
+    _el(ident, "erstellungszeitpunkt", s.created)
+    _party(head, "leser", s.reader_key, "Empfangende Behörde")
+    _party(head, "autor", s.author_key, "Sozialplattform NRW")
+    _el(head, "dvdvDienstkennung", "https://sozialplattform.nrw.de/dvdv/xsozial.wsdl")
+    case = _el(root, "xsozial")
+    _el(_el(case, "identifikationVorgang"), "vorgangsID", s.case_uuid)
+    procedure = _el(case, "vorgang")
+    _code(procedure, "vorgangsTyp", "urn:xoev-de:xsozial:codeliste:vorgangstyp", "1.0", "antrag", "Antrag")
+    _el(procedure, "antragsDatum", s.application_date)
+    for index, person in enumerate(s.persons, start=1):
+        _person(procedure, index, person)
+    for doc in s.documents:
+        document = _el(case, "dokument")
+        _el(document, "dokumentID", doc.document_id)
+        _el(document, "name", doc.name)
+        representation = _el(document, "dokumentRepraesentation")
+        _el(representation, "mimeType", doc.mime_type)
+        _el(representation, "inhalt", base64.b64encode(doc.content).decode("ascii"))
+        _el(representation, "dateiname", doc.file_name)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
