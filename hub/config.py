@@ -77,8 +77,8 @@ class Settings:
     ssl_keyfile: Path | None = None
     ssl_key_password: Secret | None = None
     topic_prefix: str = "sozialhub."
-    app_id: str = "sozialhub"
     replication_factor: int | None = None  # override topics.yml (e.g. 1 for a single broker)
+    rebalance_timeout: float = 3.0  # seconds; raise it for large consumer groups
     # Files.
     topics_file: Path = PROJECT_ROOT / "topics.yml"
     schema_dir: Path = PROJECT_ROOT / "schemas"
@@ -86,6 +86,7 @@ class Settings:
     inbox_dir: Path = Path("var/inbox")
     outbox_dir: Path = Path("var/outbox")
     archive_dir: Path = Path("var/archive")
+    data_dir: Path = Path("var")  # worker scratch space (Faust's data directory)
     # Signing. No key file: an ephemeral key and self-signed certificate (development only).
     signing_key_file: Path | None = None
     signing_cert_file: Path | None = None
@@ -123,7 +124,8 @@ class Settings:
 
     @property
     def group_id(self) -> str:
-        return f"{self.topic_prefix}{self.app_id}"
+        """The workers' consumer group (and Faust app id)."""
+        return f"{self.topic_prefix}hub"
 
     def with_overrides(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -25,12 +25,18 @@ def parse(document: Any, schema: dict[str, Any]) -> OfficeTable:
     }
     offices = []
     seen: set[str] = set()
+    seen_dvdv: set[str] = set()
     for o in document["offices"]:
         if o["id"] in seen:
             raise ConfigError(f"office table: duplicate office id {o['id']}")
         if o["vendor"] not in vendors:
             raise ConfigError(f"office table: office {o['id']} names an unknown vendor")
+        # Reader routing looks offices up by DVDV key: a shared key would pick one silently.
+        if o.get("dvdv") in seen_dvdv:
+            raise ConfigError(f"office table: duplicate dvdv key at office {o['id']}")
         seen.add(o["id"])
+        if o.get("dvdv"):
+            seen_dvdv.add(o["dvdv"])
         offices.append(
             Office(
                 office_id=o["id"],

@@ -205,17 +205,32 @@ def apply(settings: Settings, specs: tuple[TopicSpec, ...], *, delete_unknown: b
 # --- Strimzi KafkaTopic resources ---------------------------------------------------------------
 
 
-def strimzi(specs: Iterable[TopicSpec], prefix: str, cluster: str = "sozialhub", namespace: str = "sozialhub") -> str:
-    """KafkaTopic resources (Strimzi ``kafka.strimzi.io/v1beta2``) as one YAML stream. Pure."""
+def strimzi(
+    specs: Iterable[TopicSpec],
+    prefix: str,
+    cluster: str = "sozialhub",
+    namespace: str = "sozialhub",
+    api_version: str = "kafka.strimzi.io/v1",
+) -> str:
+    """KafkaTopic resources (Strimzi 1.x ``kafka.strimzi.io/v1``) as one YAML stream. Pure.
+
+    Resource names are the topic names with ``.`` and ``_`` replaced by ``-``;
+    two topics that would get the same resource name are a configuration error.
+    """
     documents = []
+    resource_names: set[str] = set()
     for spec in specs:
         full = prefix + spec.name
+        resource = full.replace(".", "-").replace("_", "-").lower()
+        if resource in resource_names:
+            raise ConfigError(f"topics {full} and another map to the same Strimzi resource name")
+        resource_names.add(resource)
         documents.append(
             {
-                "apiVersion": "kafka.strimzi.io/v1beta2",
+                "apiVersion": api_version,
                 "kind": "KafkaTopic",
                 "metadata": {
-                    "name": full.replace(".", "-").replace("_", "-").lower(),
+                    "name": resource,
                     "namespace": namespace,
                     "labels": {"strimzi.io/cluster": cluster, "app.kubernetes.io/part-of": "sozialhub"},
                     "annotations": {"sozialhub.de/description": spec.description, "sozialhub.de/contract": spec.value["contract"]},

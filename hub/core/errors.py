@@ -35,6 +35,8 @@ class Reason(enum.StrEnum):
     ROUTE_AMBIGUOUS = "ROUTE_AMBIGUOUS"
     MAPPING_ERROR = "MAPPING_ERROR"
     ENVELOPE = "ENVELOPE"
+    DELIVERY = "DELIVERY"
+    INTERNAL = "INTERNAL"
 
 
 class HubError(Exception):

@@ -203,6 +203,7 @@ def dispatch(accepted: Accepted, source: SourceRef | None, hub: HubContext, now:
         delivery = Delivery(
             delivery_id=did,
             submission_id=sid,
+            received_at=accepted.received_at,
             office=r.office.office_id,
             vendor=r.vendor.vendor_id,
             format=mapping.format,
@@ -290,3 +291,23 @@ def _with_reason(report: dict[str, Any], result: StageResult) -> dict[str, Any]:
     letter = next(e for e in result.emits if e.topic == DEAD_LETTER)
     report["path"] = decode(letter.value, DeadLetter).path
     return report
+
+
+def received(record: Received) -> StageResult:
+    """The audit event an inbound connector emits with the record it received."""
+    now = dt.datetime.fromisoformat(record.received_at)
+    audit = _audit(record.submission_id, "ingest", "received", now, payload_sha256=record.payload_sha256)
+    return StageResult((audit,), "received")
+
+
+def reject_unread(payload_sha256: str, reason: Reason, now: dt.datetime) -> StageResult:
+    """A submission refused before its bytes were read in full (e.g. ``SIZE`` at the file drop)."""
+    sid = "sub-" + payload_sha256[:32]
+    return _reject(sid, "ingest", Rejection(reason), payload_sha256, None, now)
+
+
+def reject_record(key: bytes | None, stage: str, rejection: Rejection, source: SourceRef, now: dt.datetime) -> StageResult:
+    """A record on an internal topic that is not a valid envelope (e.g. written by a foreign producer)."""
+    text = (key or b"").decode("ascii", "replace")
+    sid = text if text.startswith(("sub-", "dlv-")) and len(text) == 36 else "sub-unknown"
+    return _reject(sid, stage, rejection, None, source, now)

@@ -103,6 +103,7 @@ class Delivery:
 
     delivery_id: str
     submission_id: str
+    received_at: str
     office: str
     vendor: str
     format: str
@@ -175,9 +176,9 @@ def decode(data: bytes, cls: type[T]) -> T:
     expected = getattr(cls, "TYPE", None)
     if not isinstance(body, dict) or body.pop("type", None) != expected or body.pop("v", None) != 1:
         raise Rejection(Reason.ENVELOPE, "type")
-    if cls is DeadLetter and body.get("source") is not None:
-        body["source"] = SourceRef(**body["source"])
     try:
+        if cls is DeadLetter and body.get("source") is not None:
+            body["source"] = SourceRef(**body["source"])
         return cls(**body)
     except TypeError:
         raise Rejection(Reason.ENVELOPE, "fields") from None

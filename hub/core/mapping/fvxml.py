@@ -2,11 +2,15 @@
 
 Built with lxml, which escapes markup; values that XML 1.0 cannot carry
 (control characters) are rejected as ``FIELD_FORMAT``, never dropped silently.
+So are free-text values the schema's ``fv:Text`` cannot hold: any control
+character (tab and newline included) or more than 200 characters, which a valid
+input can reach when NFC normalisation expands it (e.g. U+FB2C).
 """
 
 from __future__ import annotations
 
 import base64
+import re
 
 from lxml import etree
 
@@ -18,6 +22,8 @@ from hub.core.route import Route
 NAMESPACE = "urn:sozialhub:vendor:fv-xml:1"
 VERSION = "fv-xml/1.0.0"
 _F = f"{{{NAMESPACE}}}"
+_TEXT_MAX = 200  # fv:Text maxLength
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # \p{Cc}, forbidden by fv:Text
 
 
 def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
@@ -27,8 +33,15 @@ def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._El
     return element
 
 
+def _text(value: str, tag: str) -> str:
+    """A value for an ``fv:Text`` field, or ``FIELD_FORMAT`` (path only, never the value)."""
+    if len(value) > _TEXT_MAX or _CONTROL.search(value):
+        raise Rejection(Reason.FIELD_FORMAT, f"mapping/fv-xml/{tag}")
+    return value
+
+
 def _code(parent: etree._Element, tag: str, code: Code) -> None:
-    element = _sub(parent, tag, code.name or "")
+    element = _sub(parent, tag, _text(code.name or "", tag))
     element.set("code", code.code)
     element.set("liste", code.list_uri)
     if code.list_version:
@@ -40,8 +53,8 @@ def _person(parent: etree._Element, person: Person) -> None:
     element.set("personId", person.person_id)
     element.set("antragsteller", "true" if person.applicant else "false")
     _code(element, "rolle", person.role)
-    _sub(element, "vorname", person.given_name)
-    _sub(element, "nachname", person.family_name)
+    _sub(element, "vorname", _text(person.given_name, "vorname"))
+    _sub(element, "nachname", _text(person.family_name, "nachname"))
     if person.birth_date:
         _sub(element, "geburtsdatum", person.birth_date)
     if person.sex:
@@ -56,7 +69,7 @@ def _person(parent: etree._Element, person: Person) -> None:
             ("ort", address.town),
         ):
             if value:
-                _sub(target, tag, value)
+                _sub(target, tag, _text(value, tag))
 
 
 def render(submission: Submission, route: Route, context: DeliveryContext) -> bytes:
@@ -86,7 +99,7 @@ def render(submission: Submission, route: Route, context: DeliveryContext) -> by
             element.set("dokumentId", document.document_id)
             element.set("mimeType", document.mime_type)
             if document.file_name:
-                element.set("dateiname", document.file_name)
+                element.set("dateiname", _text(document.file_name, "dateiname"))
             element.set("groesse", str(document.size))
             element.set("sha256", document.sha256)
         _sub(root, "hubQuittung", base64.b64encode(context.receipt).decode("ascii"))

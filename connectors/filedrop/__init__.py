@@ -1,0 +1,1 @@
+"""File-drop connectors: a watched inbox directory and an outbox directory per vendor."""

@@ -1,0 +1,65 @@
+"""Fold audit events into the outcome of each submission. Pure.
+
+A submission's outcome is final when it was dead-lettered at any stage, or when
+it was routed and every routed delivery was delivered (or found already
+delivered). Used by the demo, the benchmark and the crash test; audit teams can
+use it the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hub.core.records import AuditEvent
+
+
+@dataclass
+class SubmissionOutcome:
+    submission_id: str
+    rejected: AuditEvent | None = None
+    routed: dict[str, AuditEvent] = field(default_factory=dict)  # delivery id -> routed event
+    delivered: dict[str, AuditEvent] = field(default_factory=dict)  # delivery id -> first delivery event
+    duplicates: int = 0
+
+    @property
+    def final(self) -> bool:
+        return self.rejected is not None or (bool(self.routed) and self.routed.keys() <= self.delivered.keys())
+
+    @property
+    def outcome(self) -> str:
+        if self.rejected is not None:
+            return "dead-lettered"
+        if self.final:
+            return "delivered"
+        return "pending"
+
+    @property
+    def reason(self) -> str | None:
+        return self.rejected.reason if self.rejected else None
+
+    @property
+    def offices(self) -> list[str]:
+        return sorted({e.office for e in self.routed.values() if e.office})
+
+
+class OutcomeTracker:
+    def __init__(self) -> None:
+        self.by_submission: dict[str, SubmissionOutcome] = {}
+
+    def add(self, event: AuditEvent) -> None:
+        outcome = self.by_submission.setdefault(event.submission_id, SubmissionOutcome(event.submission_id))
+        if event.decision == "rejected" and outcome.rejected is None:
+            outcome.rejected = event
+        elif event.decision == "routed" and event.delivery_id:
+            outcome.routed.setdefault(event.delivery_id, event)
+        elif event.decision in ("delivered", "duplicate") and event.delivery_id:
+            if event.delivery_id in outcome.delivered:
+                outcome.duplicates += 1
+            else:
+                outcome.delivered[event.delivery_id] = event
+
+    def get(self, submission_id: str) -> SubmissionOutcome:
+        return self.by_submission.get(submission_id) or SubmissionOutcome(submission_id)
+
+    def all_final(self, submission_ids: set[str]) -> bool:
+        return all(self.get(s).final for s in submission_ids)

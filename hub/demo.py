@@ -1,0 +1,144 @@
+"""``sozialhub demo``: the whole hub on a laptop, end to end.
+
+Starts the embedded broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` is set), applies
+``topics.yml``, starts a worker process, drops the example submissions into its
+inbox, follows the audit log until every submission is delivered or
+dead-lettered, prints a summary and stops everything again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from hub import topics
+from hub.broker import EmbeddedBroker, free_port, sigterm_unwinds
+from hub.config import PROJECT_ROOT, Settings
+from hub.core.outcomes import OutcomeTracker
+from hub.core.pipeline import AUDIT, DEAD_LETTER
+from hub.core.records import AuditEvent, DeadLetter, decode, submission_id
+from hub.kafka import follow
+from hub.supervise import WorkerProcess
+
+log = structlog.get_logger(__name__)
+
+EXAMPLES = PROJECT_ROOT / "examples" / "submissions"
+
+
+def drop(files: list[Path], inbox: Path) -> None:
+    """Put files into the inbox the way a writer should: temporary name, then rename."""
+    inbox.mkdir(parents=True, exist_ok=True)
+    for source in files:
+        temporary = inbox / f".{source.name}.part"
+        shutil.copyfile(source, temporary)
+        temporary.replace(inbox / source.name)
+
+
+def collect(settings: Settings, expected: set[str], timeout: float) -> OutcomeTracker:
+    tracker = OutcomeTracker()
+    for message in follow(settings, AUDIT, lambda: tracker.all_final(expected), timeout):
+        tracker.add(decode(message.value(), AuditEvent))
+    return tracker
+
+
+def dead_letters(settings: Settings, expected: set[str], timeout: float = 10.0) -> dict[str, DeadLetter]:
+    found: dict[str, DeadLetter] = {}
+    for message in follow(settings, DEAD_LETTER, lambda: expected <= found.keys(), timeout):
+        letter = decode(message.value(), DeadLetter)
+        found.setdefault(letter.submission_id, letter)
+    return found
+
+
+def summary_rows(files: dict[str, Path], tracker: OutcomeTracker, outbox: Path) -> list[dict[str, Any]]:
+    rows = []
+    for sid, path in files.items():
+        outcome = tracker.get(sid)
+        outputs = sorted(
+            str(p.relative_to(outbox.parent)) for did in outcome.delivered for p in outbox.glob(f"*/*/{did}.*")
+        )
+        rows.append(
+            {
+                "file": path.name,
+                "submission_id": sid,
+                "outcome": outcome.outcome,
+                "reason": outcome.reason,
+                "stage": outcome.rejected.stage if outcome.rejected else None,
+                "offices": outcome.offices,
+                "outputs": outputs,
+            }
+        )
+    return rows
+
+
+def print_summary(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return
+    print()
+    print(f"{'submission':38} {'outcome':14} {'reason':18} {'office':24} output")
+    print("-" * 130)
+    for row in rows:
+        offices = row["offices"] or ["-"]
+        outputs = row["outputs"] or ["-"]
+        for index in range(max(len(offices), len(outputs))):
+            first = index == 0
+            print(
+                f"{row['file'] if first else '':38} {row['outcome'] if first else '':14} "
+                f"{(row['reason'] or '-') if first else '':18} "
+                f"{offices[index] if index < len(offices) else '':24} "
+                f"{outputs[index] if index < len(outputs) else ''}"
+            )
+
+
+def run(settings: Settings, examples: Path = EXAMPLES, workdir: Path | None = None, timeout: float = 240.0, *, as_json: bool = False) -> int:
+    started = time.monotonic()
+    files = sorted(p for p in examples.iterdir() if p.is_file() and p.suffix == ".xml")
+    if not files:
+        print(f"no example submissions in {examples}")
+        return 2
+    by_id = {submission_id(p.read_bytes()): p for p in files}
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    root = (workdir or Path("var") / f"demo-{stamp}").resolve()
+    embedded = settings.embedded
+    with sigterm_unwinds(), contextlib.ExitStack() as stack:
+        if embedded:
+            broker = stack.enter_context(EmbeddedBroker())
+            settings = settings.with_overrides(bootstrap_servers=broker.bootstrap_servers, replication_factor=1)
+        settings = settings.with_overrides(
+            inbox_dir=root / "inbox",
+            outbox_dir=root / "outbox",
+            archive_dir=root / "archive",
+            web_port=free_port(),
+        )
+        specs = topics.load(settings)
+        plan = topics.apply(settings, specs)
+        log.info("demo.topics_applied", created=len(plan.create), drift=len(plan.drift))
+        worker = WorkerProcess(settings, log_file=root / "worker.log").start()
+        stack.callback(worker.stop)
+        log.info("demo.worker_started", pid=worker.pid, web_port=settings.web_port, workdir=str(root))
+        drop(files, settings.inbox_dir)
+        tracker = collect(settings, set(by_id), timeout)
+        rows = summary_rows(by_id, tracker, settings.outbox_dir)
+        print_summary(rows, as_json)
+        pending = [r["file"] for r in rows if r["outcome"] == "pending"]
+        elapsed = time.monotonic() - started
+        if pending:
+            print(f"\n{len(pending)} submission(s) without an outcome after {elapsed:.0f} s: {', '.join(pending)}")
+            print(f"worker log: {root / 'worker.log'}")
+            return 1
+        delivered = sum(r["outcome"] == "delivered" for r in rows)
+        print(
+            f"\n{len(rows)} submissions: {delivered} delivered, {len(rows) - delivered} dead-lettered "
+            f"in {elapsed:.1f} s. Output under {root}."
+        )
+        if embedded:
+            print("The embedded broker kept everything in memory; it is gone when the demo ends.")
+    return 0

@@ -1,0 +1,54 @@
+"""Small confluent-kafka helpers for the command line (demo, bench, tools). Not used by agents."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from hub.config import Settings
+
+
+def producer(settings: Settings, **extra: Any) -> Any:
+    from confluent_kafka import Producer  # noqa: PLC0415
+
+    return Producer({**settings.kafka_config(), "acks": "all", "linger.ms": 5, "message.max.bytes": 9_000_000, **extra})
+
+
+def consumer(settings: Settings, group: str | None = None, **extra: Any) -> Any:
+    from confluent_kafka import Consumer  # noqa: PLC0415
+
+    return Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": group or f"{settings.topic_prefix}tool-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+            "max.poll.interval.ms": 60000,
+            **extra,
+        }
+    )
+
+
+def follow(settings: Settings, topic: str, stop: Callable[[], bool], timeout: float) -> Iterator[Any]:
+    """Yield records of ``topic`` from the beginning until ``stop()`` is true or time runs out."""
+    from confluent_kafka import KafkaError  # noqa: PLC0415
+
+    reader = consumer(settings)
+    reader.subscribe([settings.topic(topic)])
+    deadline = time.monotonic() + timeout
+    try:
+        while not stop() and time.monotonic() < deadline:
+            message = reader.poll(0.2)
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                    continue
+                raise RuntimeError(f"consumer error on {topic}: {message.error().name()}")
+            yield message
+    finally:
+        reader.close()

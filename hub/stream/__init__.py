@@ -1,0 +1,1 @@
+"""The stream-processing runtime: Faust agents and tasks around the pure core."""

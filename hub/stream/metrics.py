@@ -1,0 +1,34 @@
+"""Prometheus metrics served on the worker's web port (``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+RECORDS = Counter(
+    "sozialhub_stage_records", "Records processed per stage and outcome", ["stage", "outcome"], registry=REGISTRY
+)
+STAGE_SECONDS = Histogram(
+    "sozialhub_stage_seconds",
+    "Time spent in the pure core per record and stage",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0),
+    registry=REGISTRY,
+)
+END_TO_END_SECONDS = Histogram(
+    "sozialhub_end_to_end_seconds",
+    "From receipt at the inbound connector to durable delivery",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "sozialhub_dead_letters", "Dead letters written, by stage and reason", ["stage", "reason"], registry=REGISTRY
+)
+CONSUMER_LAG = Gauge(
+    "sozialhub_consumer_lag", "High watermark minus committed offset", ["topic", "partition"], registry=REGISTRY
+)
+CERT_DAYS_LEFT = Gauge(
+    "sozialhub_signing_certificate_days_left", "Days until the hub signing certificate expires", registry=REGISTRY
+)
+INBOX_FILES = Gauge("sozialhub_inbox_files", "Files waiting in the file-drop inbox", registry=REGISTRY)

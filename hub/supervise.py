@@ -1,0 +1,90 @@
+"""Start and stop ``sozialhub run`` worker processes (demo, benchmark, tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from hub.broker import die_with_parent
+from hub.config import Settings
+
+_OVERRIDES = {
+    "bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "topic_prefix": "SOZIALHUB_TOPIC_PREFIX",
+    "replication_factor": "SOZIALHUB_REPLICATION_FACTOR",
+    "inbox_dir": "SOZIALHUB_INBOX_DIR",
+    "outbox_dir": "SOZIALHUB_OUTBOX_DIR",
+    "archive_dir": "SOZIALHUB_ARCHIVE_DIR",
+    "web_port": "SOZIALHUB_WEB_PORT",
+    "log_level": "SOZIALHUB_LOG_LEVEL",
+}
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """This process's environment plus the settings a parent chose for its worker."""
+    env = dict(os.environ)
+    for field, variable in _OVERRIDES.items():
+        value = getattr(settings, field)
+        if value is not None:
+            env[variable] = str(value)
+    env["SOZIALHUB_LOG_FORMAT"] = "json"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, *, log_file: Path | None = None, args: tuple[str, ...] = ()) -> None:
+        self.settings = settings
+        self.log_file = log_file
+        self.args = args
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[Any] | None = None
+
+    def start(self) -> WorkerProcess:
+        if self.log_file is not None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            self._log = self.log_file.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hub", "run", *self.args],
+            env=worker_environment(self.settings),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - a worker must not outlive its demo or test
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("not started")
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the crash a power cut or OOM killer would cause."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self, grace: float = 25.0) -> int | None:
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return process.returncode

@@ -1,0 +1,514 @@
+# ruff: noqa: CPY001
+"""Pipeline stages as pure functions: intake, dispatch, delivered and the offline check()."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+
+import pytest
+
+from hub.core.model import from_json
+from hub.core.pipeline import (
+    ACCEPTED,
+    AUDIT,
+    DEAD_LETTER,
+    check,
+    delivered,
+    dispatch,
+    intake,
+    vendor_topic,
+)
+from hub.core.receipt import verify
+from hub.core.records import (
+    Accepted,
+    AuditEvent,
+    DeadLetter,
+    Delivery,
+    Received,
+    SourceRef,
+    decode,
+    delivery_id,
+    submission_id,
+    unb64,
+)
+from hub.core.xsozial import NAMESPACE
+from hub.testing import DocumentSpec, PersonSpec, SubmissionSpec, make_submission
+
+# Personal data that must never reach the audit log or a dead letter.
+GIVEN, FAMILY, BORN, STREET = "Zyprian", "Quastenhoff", "1971-03-09", "Vogelsangweg"
+CHILD = "Winnifred"
+PERSONAL = [GIVEN, FAMILY, BORN, STREET, CHILD]
+
+SGB2 = (("99107002017000", "Bürgergeld, Bewilligung"),)
+SOURCE = SourceRef("sozialhub.submissions.received", 2, 1234)
+
+
+def person(**changes) -> PersonSpec:
+    values = {
+        "given_name": GIVEN,
+        "family_name": FAMILY,
+        "birth_date": BORN,
+        "street": STREET,
+        "house_number": "4",
+        "postcode": "45657",
+        "town": "Recklinghausen",
+    }
+    return PersonSpec(**{**values, **changes})
+
+
+def submission_bytes(*persons: PersonSpec, documents=()) -> bytes:
+    spec = SubmissionSpec(
+        persons=persons or (person(),),
+        documents=documents,
+        message_uuid="6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b",
+        case_uuid="0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+    )
+    return make_submission(spec)
+
+
+HOUSEHOLD = (
+    person(benefits=(("99107023017000", "Wohngeld"),)),
+    person(given_name=CHILD, applicant=False, role="kind", benefits=(("99107032148000", "BuT"),)),
+)
+# Invalid: a diagnosis where the birth date belongs (fails the payload schema).
+DIAGNOSIS = "F32.1 Depressive Episode"
+
+
+def received_of(original: bytes, now) -> Received:
+    return Received.of(original, "test-inbox", "filedrop", now)
+
+
+def accepted_of(original: bytes, hub, now) -> Accepted:
+    result = intake(received_of(original, now), SOURCE, hub, now)
+    assert result.outcome == "accepted", result.reason
+    return decode(result.emits[0].value, Accepted)
+
+
+def audits(result) -> list[AuditEvent]:
+    return [decode(e.value, AuditEvent) for e in result.emits if e.topic == AUDIT]
+
+
+def topics(result) -> list[str]:
+    return [e.topic for e in result.emits]
+
+
+def deliveries_of(result) -> list[Delivery]:
+    return [decode(e.value, Delivery) for e in result.emits if e.topic.startswith("fachverfahren.")]
+
+
+def letter_of(result) -> DeadLetter:
+    (letter,) = [decode(e.value, DeadLetter) for e in result.emits if e.topic == DEAD_LETTER]
+    return letter
+
+
+class TestIntake:
+    def test_valid_submission_is_accepted_and_signed(self, hub_context, now):
+        """A valid submission yields an accepted record plus accepted and signed audit events."""
+        original = submission_bytes()
+        result = intake(received_of(original, now), SOURCE, hub_context, now)
+        expected = ("accepted", [ACCEPTED, AUDIT, AUDIT], None)
+        assert expected == (result.outcome, topics(result), result.reason)
+        expected_decisions = [("intake", "accepted"), ("sign", "signed")]
+        assert expected_decisions == [(a.stage, a.decision) for a in audits(result)]
+
+    def test_every_record_is_keyed_by_the_submission_id(self, hub_context, now):
+        """All records of the intake stage use the content-addressed submission id as key."""
+        original = submission_bytes()
+        result = intake(received_of(original, now), SOURCE, hub_context, now)
+        expected = {submission_id(original)}
+        assert expected == {e.key for e in result.emits}
+
+    def test_accepted_record_carries_original_submission_and_receipt(self, hub_context, now):
+        """The accepted record keeps the original bytes, the submission and a valid receipt."""
+        original = submission_bytes()
+        result = intake(received_of(original, now), SOURCE, hub_context, now)
+        accepted = decode(result.emits[0].value, Accepted)
+        expected = (original, "xsozial-basis-2.4.0", result.submission)
+        actual = (
+            unb64(accepted.payload_b64), accepted.payload_type, from_json(accepted.submission)
+        )
+        assert expected == actual
+        attested = verify(unb64(accepted.receipt_b64), hub_context.signer.certificate)
+        expected_attested = (accepted.submission_id, accepted.payload_sha256, "sozialhub-test")
+        actual_attested = (attested["submissionId"], attested["payloadDigest"], attested["hub"])
+        assert expected_attested == actual_attested
+
+    def test_audit_events_carry_the_payload_digest(self, hub_context, now):
+        """Intake audit events identify the payload by its SHA-256, never by content."""
+        original = submission_bytes()
+        received = received_of(original, now)
+        result = intake(received, SOURCE, hub_context, now)
+        expected = [received.payload_sha256] * 2
+        assert expected == [a.payload_sha256 for a in audits(result)]
+
+    @pytest.mark.parametrize(
+        ("original", "reason"),
+        [
+            (b"<x>Zyprian Quastenhoff, 1971-03-09", "WELLFORMED"),
+            (b"<x>Zyprian Quastenhoff</x>", "UNKNOWN_PAYLOAD"),
+            (submission_bytes().replace(BORN.encode(), DIAGNOSIS.encode()), "XSD"),
+            (submission_bytes().replace(b'version="2.4.0"', b'version="9.9.9"'), "SCHEMA_VERSION"),
+        ],
+        ids=["not-xml", "unknown-root", "xsd", "version"],
+    )
+    def test_invalid_submission_is_dead_lettered_with_reason(
+        self, hub_context, now, original, reason
+    ):
+        """An invalid submission yields a dead letter and a rejected audit event with the reason."""
+        received = received_of(original, now)
+        result = intake(received, SOURCE, hub_context, now)
+        expected = ("rejected", [DEAD_LETTER, AUDIT], reason)
+        assert expected == (result.outcome, topics(result), result.reason)
+        letter = letter_of(result)
+        expected_letter = (
+            received.submission_id, "intake", reason, received.payload_sha256, SOURCE
+        )
+        actual = (
+            letter.submission_id, letter.stage, letter.reason, letter.payload_sha256, letter.source
+        )
+        assert expected_letter == actual
+        (audit,) = audits(result)
+        expected_audit = ("intake", "rejected", reason, letter.path)
+        assert expected_audit == (audit.stage, audit.decision, audit.reason, audit.path)
+
+    def test_xsd_rejection_names_the_element_path(self, hub_context, now):
+        """A schema violation's dead letter points at the offending element, not its value."""
+        original = submission_bytes().replace(BORN.encode(), DIAGNOSIS.encode())
+        letter = letter_of(intake(received_of(original, now), SOURCE, hub_context, now))
+        assert letter.path.endswith("/person/allgemein/geburtsdatum")
+
+    def test_bad_base64_in_received_record_is_an_envelope_rejection(self, hub_context, now):
+        """A received record whose payload is not base64 is dead-lettered as ENVELOPE."""
+        received = dataclasses.replace(received_of(submission_bytes(), now), payload_b64="%%%")
+        result = intake(received, SOURCE, hub_context, now)
+        expected = ("rejected", "ENVELOPE")
+        assert expected == (result.outcome, result.reason)
+
+    def test_dead_letter_holds_no_payload_bytes(self, hub_context, now):
+        """The dead letter references the payload (source, digest) but never copies it."""
+        original = submission_bytes().replace(BORN.encode(), DIAGNOSIS.encode())
+        received = received_of(original, now)
+        result = intake(received, SOURCE, hub_context, now)
+        (value,) = [e.value for e in result.emits if e.topic == DEAD_LETTER]
+        expected_keys = {"type", "v"} | {f.name for f in dataclasses.fields(DeadLetter)}
+        assert expected_keys == set(json.loads(value))
+        encoded = received.payload_b64
+        fragments = {encoded[i : i + 16] for i in range(0, len(encoded) - 16, 8)}
+        expected_fragments: set[str] = set()
+        assert expected_fragments == {f for f in fragments if f.encode() in value}
+        assert original not in value
+
+
+class TestNoPersonalData:
+    """Audit events and dead letters hold ids, digests, codes and paths: no personal data."""
+
+    def scenarios(self, hub, now):
+        """(name, stage results) for accepted, rejected at intake, at routing and at mapping."""
+        valid = submission_bytes(*HOUSEHOLD, documents=(DocumentSpec(name=f"Ausweis {FAMILY}"),))
+        accepted = accepted_of(valid, hub, now)
+        yield "accepted", [
+            intake(received_of(valid, now), SOURCE, hub, now),
+            dispatch(accepted, SOURCE, hub, now),
+        ]
+        for label, broken in (
+            ("xsd", valid.replace(BORN.encode(), DIAGNOSIS.encode())),
+            ("wellformed", valid[: len(valid) // 2]),
+        ):
+            yield label, [intake(received_of(broken, now), SOURCE, hub, now)]
+        nowhere = submission_bytes(person(postcode=None, town="Bottrop"))
+        yield "route", [dispatch(accepted_of(nowhere, hub, now), SOURCE, hub, now)]
+        # A canonical submission with a value the mapping refuses (control character).
+        data = dict(accepted.submission)
+        data["persons"] = [{**data["persons"][0], "family_name": FAMILY + "\x01"}]
+        unmappable = dataclasses.replace(accepted, submission=data)
+        yield "map", [dispatch(unmappable, SOURCE, hub, now)]
+
+    def test_scenarios_reach_the_intended_outcomes(self, hub_context, now):
+        """The scenarios below really cover acceptance and each kind of rejection."""
+        outcomes = {
+            name: [(r.outcome, r.reason) for r in results]
+            for name, results in self.scenarios(hub_context, now)
+        }
+        expected = {
+            "accepted": [("accepted", None), ("routed", None)],
+            "xsd": [("rejected", "XSD")],
+            "wellformed": [("rejected", "WELLFORMED")],
+            "route": [("rejected", "ROUTE_UNRESOLVED")],
+            "map": [("rejected", "FIELD_FORMAT")],
+        }
+        assert expected == outcomes
+
+    def test_no_names_birth_dates_or_streets_in_audit_or_dead_letters(self, hub_context, now):
+        """No name, birth date, street or diagnosis of the input is in any audit/dead letter."""
+        leaks = []
+        for name, results in self.scenarios(hub_context, now):
+            for result in results:
+                for emit in result.emits:
+                    if emit.topic not in (AUDIT, DEAD_LETTER):
+                        continue
+                    data = emit.value + emit.key.encode()
+                    leaks += [
+                        (name, emit.topic, word)
+                        for word in [*PERSONAL, "F32.1", "Depressive"]
+                        if word.encode() in data
+                    ]
+        expected: list[tuple[str, str, str]] = []
+        assert expected == leaks
+
+    def test_personal_data_does_reach_the_vendor(self, hub_context, now):
+        """Sanity check of the test above: the same words do appear in the vendor deliveries."""
+        accepted = accepted_of(submission_bytes(), hub_context, now)
+        result = dispatch(accepted, SOURCE, hub_context, now)
+        (delivery,) = deliveries_of(result)
+        body = unb64(delivery.body_b64)
+        expected = [True] * 4
+        assert expected == [w.encode() in body for w in (GIVEN, FAMILY, BORN, STREET)]
+
+
+class TestDispatch:
+    def test_one_delivery_per_office(self, hub_context, now):
+        """Wohngeld and BuT in one household produce one delivery each, to two offices."""
+        accepted = accepted_of(submission_bytes(*HOUSEHOLD), hub_context, now)
+        result = dispatch(accepted, SOURCE, hub_context, now)
+        deliveries = deliveries_of(result)
+        expected = [("wgs-recklinghausen", "lammkom"), ("soa-recklinghausen", "openprosoz")]
+        assert expected == [(d.office, d.vendor) for d in deliveries]
+        assert result.outcome == "routed"
+
+    def test_two_benefits_of_one_office_make_one_delivery(self, hub_context, now):
+        """Two benefits handled by the same office travel in a single delivery."""
+        both = (("99107002000000", "Bürgergeld"), ("99107002017000", "Bürgergeld, Bewilligung"))
+        accepted = accepted_of(submission_bytes(person(benefits=both)), hub_context, now)
+        result = dispatch(accepted, SOURCE, hub_context, now)
+        expected = ["fachverfahren.akdn", AUDIT, AUDIT]
+        assert expected == topics(result)
+
+    def test_delivery_records_are_keyed_and_addressed(self, hub_context, now):
+        """Each delivery goes to its vendor topic, keyed by its deterministic delivery id."""
+        accepted = accepted_of(submission_bytes(*HOUSEHOLD), hub_context, now)
+        result = dispatch(accepted, SOURCE, hub_context, now)
+        for emit in result.emits:
+            if emit.topic == AUDIT:
+                continue
+            delivery = decode(emit.value, Delivery)
+            expected = (
+                vendor_topic(delivery.vendor),
+                delivery_id(accepted.submission_id, delivery.office, delivery.mapping_version),
+                accepted.submission_id,
+                "fv-xml",
+            )
+            actual = (emit.topic, emit.key, delivery.submission_id, delivery.format)
+            assert expected == actual
+            assert delivery.delivery_id == emit.key
+
+    def test_routed_and_mapped_audit_events_per_delivery(self, hub_context, now):
+        """Every delivery has a routed and a mapped audit event naming office, vendor and id."""
+        accepted = accepted_of(submission_bytes(*HOUSEHOLD), hub_context, now)
+        result = dispatch(accepted, SOURCE, hub_context, now)
+        deliveries = {
+            decode(e.value, Delivery).delivery_id: decode(e.value, Delivery)
+            for e in result.emits
+            if e.topic != AUDIT
+        }
+        expected = sorted(
+            (stage, decision, d.office, d.vendor, did)
+            for did, d in deliveries.items()
+            for stage, decision in (("route", "routed"), ("map", "mapped"))
+        )
+        actual = sorted(
+            (a.stage, a.decision, a.office, a.vendor, a.delivery_id) for a in audits(result)
+        )
+        assert expected == actual
+        events = audits(result)
+        assert len(events) == len({a.event_id for a in events})
+
+    def test_dispatch_is_deterministic(self, hub_context, now):
+        """Dispatching the same accepted record twice emits identical records (replay-safe)."""
+        accepted = accepted_of(submission_bytes(*HOUSEHOLD), hub_context, now)
+        first = dispatch(accepted, SOURCE, hub_context, now)
+        assert first.emits == dispatch(accepted, SOURCE, hub_context, now).emits
+
+    def test_unroutable_submission_is_dead_lettered_whole(self, hub_context, now):
+        """When any benefit cannot be routed, no delivery is emitted, only a dead letter."""
+        spec = person(postcode=None, town="Bottrop")
+        accepted = accepted_of(submission_bytes(spec), hub_context, now)
+        result = dispatch(accepted, SOURCE, hub_context, now)
+        expected = ("rejected", [DEAD_LETTER, AUDIT], "ROUTE_UNRESOLVED", "route")
+        assert expected == (result.outcome, topics(result), result.reason, letter_of(result).stage)
+
+    def test_mapping_failure_emits_no_partial_deliveries(self, hub_context, now):
+        """A mapping rejection for one office drops every delivery of the submission."""
+        accepted = accepted_of(submission_bytes(*HOUSEHOLD), hub_context, now)
+        data = dict(accepted.submission)
+        child = {**data["persons"][1], "given_name": "Win\x0bnifred"}
+        data["persons"] = [data["persons"][0], child]
+        result = dispatch(dataclasses.replace(accepted, submission=data), SOURCE, hub_context, now)
+        expected = ("rejected", [DEAD_LETTER, AUDIT], "FIELD_FORMAT", "map")
+        assert expected == (result.outcome, topics(result), result.reason, letter_of(result).stage)
+
+    def test_broken_canonical_submission_is_an_envelope_rejection(self, hub_context, now):
+        """An accepted record whose submission dict is incomplete is dead-lettered as ENVELOPE."""
+        accepted = accepted_of(submission_bytes(), hub_context, now)
+        broken = dataclasses.replace(accepted, submission={"persons": []})
+        result = dispatch(broken, SOURCE, hub_context, now)
+        expected = ("rejected", "ENVELOPE")
+        assert expected == (result.outcome, result.reason)
+
+
+class TestDelivered:
+    @pytest.mark.parametrize(("duplicate", "decision"), [(False, "delivered"), (True, "duplicate")])
+    def test_delivered_audit_event(self, hub_context, now, duplicate, decision):
+        """After a durable delivery the connector's audit event says delivered or duplicate."""
+        accepted = accepted_of(submission_bytes(), hub_context, now)
+        result = dispatch(accepted, SOURCE, hub_context, now)
+        delivery = decode(result.emits[0].value, Delivery)
+        emit = delivered(delivery, now, duplicate=duplicate)
+        event = decode(emit.value, AuditEvent)
+        expected = (AUDIT, delivery.submission_id, "deliver", decision, delivery.delivery_id)
+        assert expected == (emit.topic, emit.key, event.stage, event.decision, event.delivery_id)
+
+
+REPORT_KEYS = {
+    "submission_id",
+    "verdict",
+    "reason",
+    "transport",
+    "payload",
+    "author",
+    "reader",
+    "leika",
+    "ars",
+    "office",
+    "vendor",
+}
+
+
+class TestCheck:
+    def test_accepted_report(self, hub_context, now):
+        """check() of a valid SGB II application reports the whole route, independent of files."""
+        original = submission_bytes()
+        report = check(original, hub_context, now)
+        expected = {
+            "submission_id": submission_id(original),
+            "verdict": "accepted",
+            "reason": None,
+            "transport": "filedrop",
+            "payload": NAMESPACE,
+            "author": "sop:050000100099",
+            "reader": "jbc:055620000000",
+            "leika": ["99107002017000"],
+            "ars": "055620032032",
+            "office": "jc-re-recklinghausen",
+            "vendor": "akdn",
+        }
+        assert expected == {k: report[k] for k in REPORT_KEYS}
+
+    def test_report_lists_every_route(self, hub_context, now):
+        """A household with two offices gets two route entries with their delivery ids."""
+        original = submission_bytes(*HOUSEHOLD)
+        report = check(original, hub_context, now)
+        sid = submission_id(original)
+        expected = [
+            {
+                "leika": "99107023017000",
+                "office": "wgs-recklinghausen",
+                "vendor": "lammkom",
+                "rule": "area",
+                "delivery_id": delivery_id(sid, "wgs-recklinghausen", "fv-xml/1.0.0"),
+            },
+            {
+                "leika": "99107032148000",
+                "office": "soa-recklinghausen",
+                "vendor": "openprosoz",
+                "rule": "area",
+                "delivery_id": delivery_id(sid, "soa-recklinghausen", "fv-xml/1.0.0"),
+            },
+        ]
+        assert expected == report["routes"]
+
+    @pytest.mark.parametrize(
+        ("original", "expected"),
+        [
+            (b"\x1f\x8b\x08\x00", {"reason": "COMPRESSED", "payload": None}),
+            (b"<x/>", {"reason": "UNKNOWN_PAYLOAD", "payload": ""}),
+            (
+                submission_bytes().replace(BORN.encode(), b"kein Datum"),
+                {"reason": "XSD", "payload": NAMESPACE},
+            ),
+        ],
+        ids=["compressed", "unknown-root", "xsd"],
+    )
+    def test_rejected_at_intake(self, hub_context, now, original, expected):
+        """A submission refused at intake reports the reason and nothing about routing."""
+        report = check(original, hub_context, now)
+        expected = {
+            **expected,
+            "verdict": "rejected",
+            "author": None,
+            "reader": None,
+            "leika": [],
+            "ars": None,
+            "office": None,
+            "vendor": None,
+        }
+        assert expected == {k: report[k] for k in expected}
+
+    def test_rejected_at_routing(self, hub_context, now):
+        """A submission that cannot be routed reports what was read and why it stopped."""
+        report = check(submission_bytes(person(postcode=None, town="Bottrop")), hub_context, now)
+        expected = {
+            "verdict": "rejected",
+            "reason": "ROUTE_UNRESOLVED",
+            "path": "anschrift",
+            "author": "sop:050000100099",
+            "leika": ["99107002017000"],
+            "ars": None,
+            "office": None,
+            "vendor": None,
+        }
+        assert expected == {k: report[k] for k in expected}
+
+    @pytest.mark.parametrize(
+        "original",
+        [submission_bytes(), b"<x/>", b"garbage"],
+        ids=["accepted", "unknown", "garbage"],
+    )
+    def test_report_has_the_documented_keys_and_is_json(self, hub_context, now, original):
+        """Every report, accepted or not, has the documented keys and serialises to JSON."""
+        report = check(original, hub_context, now)
+        assert set(report) >= REPORT_KEYS
+        assert report == json.loads(json.dumps(report))
+
+    def test_transport_is_echoed(self, hub_context, now):
+        """The transport argument appears in the report; it does not change the verdict."""
+        report = check(submission_bytes(), hub_context, now, transport="xta2")
+        expected = ("xta2", "accepted")
+        assert expected == (report["transport"], report["verdict"])
+
+    def test_check_is_deterministic(self, hub_context, now):
+        """The same bytes and clock give the same report (the receipt is not part of it)."""
+        original = submission_bytes(*HOUSEHOLD)
+        assert check(original, hub_context, now) == check(original, hub_context, now)
+
+    def test_report_holds_no_personal_data(self, hub_context, now):
+        """The check report names codes and ids, not the applicant."""
+        invalid = submission_bytes().replace(BORN.encode(), b"x")
+        for original in (submission_bytes(*HOUSEHOLD), invalid):
+            text = json.dumps(check(original, hub_context, now), ensure_ascii=False)
+            expected: list[str] = []
+            assert expected == [w for w in PERSONAL if w in text]
+
+
+class TestReceivedAudit:
+    def test_received_stage_emits_one_audit_event(self, now):
+        """The inbound connector's received event carries the digest, not the payload."""
+        from hub.core.pipeline import received as received_stage  # noqa: PLC0415 - newer API
+
+        record = received_of(submission_bytes(), now)
+        result = received_stage(record)
+        (event,) = audits(result)
+        expected = ("ingest", "received", record.payload_sha256, record.submission_id)
+        assert expected == (event.stage, event.decision, event.payload_sha256, event.submission_id)
+        assert base64.b64decode(record.payload_b64)[:40] not in result.emits[0].value
