@@ -179,6 +179,26 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
     return text
 
 
+def variable(name: str) -> str:
+    """The environment variable that sets field ``name``."""
+    return _ENV.get(name, "SOZIALHUB_" + name.upper())
+
+
+def to_environment(settings: Settings) -> dict[str, str]:
+    """Non-secret settings as environment variables (for a child process).
+
+    Secrets are left out on purpose: a child reads them from the same
+    environment or configuration file its parent did.
+    """
+    env = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if f.name == "extra" or value is None or isinstance(value, Secret):
+            continue
+        env[variable(f.name)] = str(value)
+    return env
+
+
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``environ`` (default: ``os.environ``) and the optional file."""
     env = os.environ if environ is None else environ
@@ -195,7 +215,6 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     if unknown:
         raise ConfigError("unknown settings in file: " + ", ".join(sorted(unknown)))
     for name in known:
-        variable = _ENV.get(name, "SOZIALHUB_" + name.upper())
-        if env.get(variable):
-            values[name] = env[variable]
+        if env.get(variable(name)):
+            values[name] = env[variable(name)]
     return Settings(**{k: _convert(k, known[k], v) for k, v in values.items()})

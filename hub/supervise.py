@@ -10,28 +10,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from hub.broker import die_with_parent
-from hub.config import Settings
+from hub.config import Settings, to_environment
 
-_OVERRIDES = {
-    "bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
-    "topic_prefix": "SOZIALHUB_TOPIC_PREFIX",
-    "replication_factor": "SOZIALHUB_REPLICATION_FACTOR",
-    "inbox_dir": "SOZIALHUB_INBOX_DIR",
-    "outbox_dir": "SOZIALHUB_OUTBOX_DIR",
-    "archive_dir": "SOZIALHUB_ARCHIVE_DIR",
-    "web_port": "SOZIALHUB_WEB_PORT",
-    "log_level": "SOZIALHUB_LOG_LEVEL",
-}
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
     """This process's environment plus the settings a parent chose for its worker."""
-    env = dict(os.environ)
-    for field, variable in _OVERRIDES.items():
-        value = getattr(settings, field)
-        if value is not None:
-            env[variable] = str(value)
-    env["SOZIALHUB_LOG_FORMAT"] = "json"
+    env = {**os.environ, **to_environment(settings), "SOZIALHUB_LOG_FORMAT": "json"}
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 

@@ -187,6 +187,9 @@ def create_app(
 
     if options.outbound and vendor_topics:
         outbox = FileDropOutbox(settings.outbox_dir)
+        swept = outbox.sweep()
+        if swept:
+            log.warning("filedrop.swept_temporaries", count=swept)
         vendor_channel = app.topic(*[settings.topic(name) for name in vendor_topics], internal=False)
 
         def deliver_one(event: Any, source: SourceRef) -> StageResult:

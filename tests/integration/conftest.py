@@ -1,0 +1,59 @@
+"""One broker fixture for every integration test; the backend is chosen by setting.
+
+- ``KAFKA_BOOTSTRAP_SERVERS`` set: that cluster (TLS/SASL from the usual variables).
+- ``SOZIALHUB_TEST_BROKER=kafka``: Apache Kafka in a container via testcontainers
+  (needs a Docker engine; developer laptops).
+- otherwise: the bundled Tansu broker (default here and in CI).
+
+Every test gets a fresh topic prefix (and so a fresh consumer group) and its own
+directories.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub import topics
+from hub.broker import EmbeddedBroker, free_port
+from hub.config import Settings, load
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def bootstrap_servers() -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    if os.environ.get("SOZIALHUB_TEST_BROKER") == "kafka":
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap_servers
+
+
+@pytest.fixture
+def hub_settings(bootstrap_servers: str, tmp_path: Path) -> Settings:
+    """Settings for one test: fresh prefix, own directories, free web port, topics applied."""
+    base = load({k: v for k, v in os.environ.items() if k.startswith(("KAFKA_", "SOZIALHUB_SIGNING"))})
+    settings = base.with_overrides(
+        bootstrap_servers=bootstrap_servers,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        replication_factor=1,
+        inbox_dir=tmp_path / "inbox",
+        outbox_dir=tmp_path / "outbox",
+        archive_dir=tmp_path / "archive",
+        data_dir=tmp_path,
+        web_port=free_port(),
+    )
+    topics.apply(settings, topics.load(settings))
+    return settings

@@ -1,0 +1,60 @@
+"""Shared steps of the integration tests (not fixtures: plain functions)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import urllib.request
+from pathlib import Path
+
+from hub.config import Settings
+from hub.core.outcomes import OutcomeTracker
+from hub.core.pipeline import AUDIT, DEAD_LETTER
+from hub.core.records import AuditEvent, DeadLetter, decode
+from hub.kafka import follow
+
+
+def wait_ready(port: int, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+            if r.status == 200:
+                return
+        time.sleep(0.2)
+    raise AssertionError("worker did not become ready")
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def outcomes(settings: Settings, expected: set[str], timeout: float, at_least: int | None = None) -> OutcomeTracker:
+    """Follow the audit log until every expected submission is final (or ``at_least`` are)."""
+    tracker = OutcomeTracker()
+
+    def done() -> bool:
+        if at_least is not None:
+            return sum(tracker.get(s).final for s in expected) >= at_least
+        return tracker.all_final(expected)
+
+    for message in follow(settings, AUDIT, done, timeout):
+        tracker.add(decode(message.value(), AuditEvent))
+    return tracker
+
+
+def dead_letters(settings: Settings, expected: set[str], timeout: float = 30.0) -> list[DeadLetter]:
+    found: list[DeadLetter] = []
+    for message in follow(settings, DEAD_LETTER, lambda: expected <= {d.submission_id for d in found}, timeout):
+        found.append(decode(message.value(), DeadLetter))
+    return found
+
+
+def drop(inbox: Path, name: str, data: bytes) -> None:
+    inbox.mkdir(parents=True, exist_ok=True)
+    temporary = inbox / f".{name}.part"
+    temporary.write_bytes(data)
+    temporary.replace(inbox / name)
