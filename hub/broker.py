@@ -121,8 +121,12 @@ class EmbeddedBroker:
         self.stop()
 
 
-class Terminated(Exception):  # noqa: N818 - mirrors KeyboardInterrupt
-    """Raised in the main thread when SIGTERM arrives, so context managers unwind."""
+class Terminated(BaseException):  # mirrors KeyboardInterrupt
+    """Raised in the main thread when SIGTERM arrives, so context managers unwind.
+
+    A BaseException, like KeyboardInterrupt: a broad ``except Exception`` (such as
+    the start-up probe in :func:`_answers`) must not swallow a shutdown request.
+    """
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ import structlog
 
 from hub import __version__, config
 from hub import logging as hub_logging
+from hub.broker import Terminated
 from hub.config import ConfigError, Settings
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_DRIFT = 0, 1, 2, 3
@@ -177,4 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        return 143
     return EXIT_USAGE

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from collections.abc import Callable
+
 import structlog
 
 from hub import topics
@@ -41,9 +43,12 @@ def drop(files: list[Path], inbox: Path) -> None:
         temporary.replace(inbox / source.name)
 
 
-def collect(settings: Settings, expected: set[str], timeout: float) -> OutcomeTracker:
+def collect(
+    settings: Settings, expected: set[str], timeout: float, alive: Callable[[], bool] = lambda: True
+) -> OutcomeTracker:
+    """Follow the audit log until every expected submission is final, time runs out or the worker dies."""
     tracker = OutcomeTracker()
-    for message in follow(settings, AUDIT, lambda: tracker.all_final(expected), timeout):
+    for message in follow(settings, AUDIT, lambda: tracker.all_final(expected) or not alive(), timeout):
         tracker.add(decode(message.value(), AuditEvent))
     return tracker
 
@@ -116,6 +121,7 @@ def run(settings: Settings, examples: Path = EXAMPLES, workdir: Path | None = No
             inbox_dir=root / "inbox",
             outbox_dir=root / "outbox",
             archive_dir=root / "archive",
+            data_dir=root,
             web_port=free_port(),
         )
         specs = topics.load(settings)
@@ -125,7 +131,7 @@ def run(settings: Settings, examples: Path = EXAMPLES, workdir: Path | None = No
         stack.callback(worker.stop)
         log.info("demo.worker_started", pid=worker.pid, web_port=settings.web_port, workdir=str(root))
         drop(files, settings.inbox_dir)
-        tracker = collect(settings, set(by_id), timeout)
+        tracker = collect(settings, set(by_id), timeout, worker.alive)
         rows = summary_rows(by_id, tracker, settings.outbox_dir)
         print_summary(rows, as_json)
         pending = [r["file"] for r in rows if r["outcome"] == "pending"]

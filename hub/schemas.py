@@ -25,7 +25,11 @@ def build_schema(path: Path) -> Any:
     """A schema from one local file; imports must stay inside its directory."""
     if not path.is_file():
         raise ConfigError(f"schema file missing: {path}")
-    return xmlschema.XMLSchema(str(path.resolve()), allow="sandbox", defuse="always", timeout=1)
+    # use_fallback=False: never load xmlschema's bundled schemas (xmldsig, XHTML, ...) while
+    # validating lax wildcard content; that would let input extend the pinned schema.
+    return xmlschema.XMLSchema(
+        str(path.resolve()), allow="sandbox", defuse="always", timeout=1, use_fallback=False
+    )
 
 
 def load_payloads(schema_dir: Path) -> PayloadRegistry:

@@ -8,6 +8,7 @@ out (topics to create, drift to report, undeclared topics under our prefix).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,6 +205,9 @@ def apply(settings: Settings, specs: tuple[TopicSpec, ...], *, delete_unknown: b
 
 # --- Strimzi KafkaTopic resources ---------------------------------------------------------------
 
+# A Kubernetes object name (RFC 1123 subdomain), as the mapped resource names can contain it.
+_K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,251}[a-z0-9])?$")
+
 
 def strimzi(
     specs: Iterable[TopicSpec],
@@ -215,13 +219,16 @@ def strimzi(
     """KafkaTopic resources (Strimzi 1.x ``kafka.strimzi.io/v1``) as one YAML stream. Pure.
 
     Resource names are the topic names with ``.`` and ``_`` replaced by ``-``;
-    two topics that would get the same resource name are a configuration error.
+    two topics that would get the same resource name, or a name Kubernetes cannot
+    hold (leading or trailing ``-``, over 253 characters), are a configuration error.
     """
     documents = []
     resource_names: set[str] = set()
     for spec in specs:
         full = prefix + spec.name
         resource = full.replace(".", "-").replace("_", "-").lower()
+        if not _K8S_NAME.match(resource):
+            raise ConfigError(f"topic {full} has no valid Strimzi resource name (RFC 1123)")
         if resource in resource_names:
             raise ConfigError(f"topics {full} and another map to the same Strimzi resource name")
         resource_names.add(resource)

@@ -41,7 +41,7 @@ class FileDropInbox:
             for entry in os.scandir(self.inbox)
             if entry.is_file(follow_symlinks=False)
             and not entry.name.startswith(".")
-            and not entry.name.endswith(IGNORED_SUFFIXES)
+            and not entry.name.lower().endswith(IGNORED_SUFFIXES)
         )
         return [self.inbox / name for name in names[:limit]]
 

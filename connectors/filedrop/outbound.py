@@ -83,10 +83,12 @@ class FileDropOutbox:
                 handle.write(body)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(temporary, target)
-        except BaseException:
+            # link() refuses to overwrite, so two writers of one delivery cannot both book it.
+            os.link(temporary, target)
+        except FileExistsError:
+            return False
+        finally:
             Path(temporary).unlink(missing_ok=True)
-            raise
         directory = os.open(target.parent, os.O_RDONLY)
         try:
             os.fsync(directory)

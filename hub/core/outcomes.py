@@ -2,8 +2,8 @@
 
 A submission's outcome is final when it was dead-lettered at any stage, or when
 it was routed and every routed delivery was delivered (or found already
-delivered). Used by the demo, the benchmark and the crash test; audit teams can
-use it the same way.
+delivered) and every delivery seen was also seen routed. Used by the demo, the
+benchmark and the crash test; audit teams can use it the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +23,11 @@ class SubmissionOutcome:
 
     @property
     def final(self) -> bool:
-        return self.rejected is not None or (bool(self.routed) and self.routed.keys() <= self.delivered.keys())
+        # Equal, not just "routed <= delivered": a delivery whose routed event has not arrived
+        # yet (audit events of different producers interleave) means routing is not fully seen.
+        if self.rejected is not None:
+            return True
+        return bool(self.routed) and self.routed.keys() == self.delivered.keys()
 
     @property
     def outcome(self) -> str:

@@ -12,6 +12,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from lxml import etree
+
 from hub.core import xmlsafe
 from hub.core.errors import Reason, Rejection
 from hub.core.mapping import DeliveryContext, mapping_for
@@ -258,16 +260,13 @@ def check(original: bytes, hub: HubContext, now: dt.datetime, *, transport: str 
         "vendor": None,
         "routes": [],
     }
-    try:
-        root = xmlsafe.parse(original, hub.limits)
-        report["payload"] = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
-    except Rejection:
-        pass
     first = intake(received, None, hub, now)
     if first.outcome == "rejected":
+        report["payload"] = _known_namespace(original, hub)
         return _with_reason(report, first)
     submission = first.submission
     assert submission is not None  # noqa: S101 - set on every accepted result
+    report["payload"] = submission.payload_namespace
     report["author"] = submission.author.key
     report["reader"] = submission.reader.key if submission.reader else None
     report["leika"] = list(submission.leika_keys)
@@ -284,6 +283,17 @@ def check(original: bytes, hub: HubContext, now: dt.datetime, *, transport: str 
     report["office"] = second.routes[0][0].office.office_id
     report["vendor"] = second.routes[0][0].vendor.vendor_id
     return report
+
+
+def _known_namespace(original: bytes, hub: HubContext) -> str | None:
+    """The payload namespace of a rejected document, only if the hub knows it (never echo input)."""
+    try:
+        root = xmlsafe.parse(original, hub.limits)
+    except Rejection:
+        return None
+    known = {t.namespace for t in hub.payloads}
+    namespace = etree.QName(root).namespace
+    return namespace if namespace in known else None
 
 
 def _with_reason(report: dict[str, Any], result: StageResult) -> dict[str, Any]:

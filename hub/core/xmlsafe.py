@@ -23,7 +23,7 @@ class Limits:
     """Resource bounds for one document."""
 
     max_bytes: int = 4 * 1024 * 1024
-    max_elements: int = 20_000
+    max_elements: int = 10_000
     max_attributes_per_element: int = 64
     max_name_length: int = 256
     max_namespaces: int = 64  # namespace declarations in the whole document

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import unicodedata
 
 from lxml import etree
@@ -22,11 +23,24 @@ ROOT = "vorgang.transportieren.1000001"
 VERSIONS = frozenset({"2.4.0"})
 
 
+_XML_SPACE = " \t\r\n"
+_IDENTIFIER = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
+
+
 def _text(element: etree._Element | None) -> str | None:
     if element is None or element.text is None:
         return None
-    value = unicodedata.normalize("NFC", element.text.strip())
+    # Strip XML whitespace only: a no-break space or other Unicode space is content.
+    value = unicodedata.normalize("NFC", element.text.strip(_XML_SPACE))
     return value or None
+
+
+def _identifier(parent: etree._Element, path: str, where: str = "") -> str:
+    """An identifier: ASCII letters, digits and ``._:-`` only (no homoglyphs, bidi or spaces)."""
+    value = _required(parent, path)
+    if not _IDENTIFIER.fullmatch(value):
+        raise Rejection(Reason.FIELD_FORMAT, f"{where}/{path}" if where else path)
+    return value
 
 
 def _required(parent: etree._Element, path: str) -> str:
@@ -58,13 +72,13 @@ def _required_code(parent: etree._Element, path: str) -> Code:
     return code
 
 
-def _party(element: etree._Element | None) -> Party | None:
+def _party(element: etree._Element | None, where: str) -> Party | None:
     if element is None:
         return None
     directory = _required_code(element, "verzeichnisdienst")
     return Party(
         directory=directory.code,
-        key=_required(element, "kennung"),
+        key=_identifier(element, "kennung", where),
         name=_text(element.find("name")),
     )
 
@@ -86,7 +100,7 @@ def _person(element: etree._Element) -> Person:
     if general is None:
         raise Rejection(Reason.FIELD_FORMAT, "person/allgemein")
     return Person(
-        person_id=_required(element, "personID"),
+        person_id=_identifier(element, "personID"),
         role=_required_code(element, "typ"),
         applicant=_required(element, "antragsteller") in ("true", "1"),
         given_name=_required(general, "name/vorname"),
@@ -111,7 +125,7 @@ def _document(element: etree._Element) -> Document:
     except (binascii.Error, ValueError):
         raise Rejection(Reason.FIELD_FORMAT, "dokument/dokumentRepraesentation/inhalt") from None
     return Document(
-        document_id=_required(element, "dokumentID"),
+        document_id=_identifier(element, "dokumentID"),
         name=_text(element.find("name")),
         mime_type=_required(representation, "mimeType"),
         file_name=_text(representation.find("dateiname")),
@@ -128,7 +142,7 @@ def extract(root: etree._Element) -> Submission:
     case = root.find("xsozial")
     if head is None or case is None:
         raise Rejection(Reason.FIELD_FORMAT, "/")
-    author = _party(head.find("autor"))
+    author = _party(head.find("autor"), "nachrichtenkopf.g2g/autor")
     if author is None:
         raise Rejection(Reason.FIELD_FORMAT, "nachrichtenkopf.g2g/autor")
     procedure = case.find("vorgang")
@@ -137,11 +151,11 @@ def extract(root: etree._Element) -> Submission:
     return Submission(
         payload_namespace=NAMESPACE,
         payload_version=root.get("version", ""),
-        message_id=_required(head, "identifikation.nachricht/nachrichtenUUID").lower(),
+        message_id=_identifier(head, "identifikation.nachricht/nachrichtenUUID").lower(),
         created=_required(head, "identifikation.nachricht/erstellungszeitpunkt"),
         author=author,
-        reader=_party(head.find("leser")),
-        case_id=_required(case, "identifikationVorgang/vorgangsID").lower(),
+        reader=_party(head.find("leser"), "nachrichtenkopf.g2g/leser"),
+        case_id=_identifier(case, "identifikationVorgang/vorgangsID").lower(),
         case_type=_required_code(procedure, "vorgangsTyp"),
         application_date=_text(procedure.find("antragsDatum")),
         persons=tuple(_person(p) for p in procedure.iterfind("person")),

@@ -119,6 +119,7 @@ def create_app(
 ) -> faust.App:
     if not settings.bootstrap_servers:
         raise ValueError("bootstrap servers are required")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.group_id,
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],

@@ -34,8 +34,17 @@ EXAMPLE_FILES = sorted(p for p in EXAMPLES.iterdir() if p.is_file())
 ACCEPTED_FILES = [EXAMPLES / e["file"] for e in EXPECTED if e["verdict"] == "accepted"]
 REJECTED_FILES = [EXAMPLES / e["file"] for e in EXPECTED if e["verdict"] == "rejected"]
 REPORT_KEYS = {
-    "file", "verdict", "reason", "transport", "payload",
-    "author", "reader", "leika", "ars", "office", "vendor",
+    "file",
+    "verdict",
+    "reason",
+    "transport",
+    "payload",
+    "author",
+    "reader",
+    "leika",
+    "ars",
+    "office",
+    "vendor",
 }
 REASON_CODES = frozenset(r.value for r in Reason)  # documented, stable (docs/reason-codes.md)
 # Elements whose text is personal data in the example submissions.

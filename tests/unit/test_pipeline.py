@@ -432,7 +432,7 @@ class TestCheck:
         ("original", "expected"),
         [
             (b"\x1f\x8b\x08\x00", {"reason": "COMPRESSED", "payload": None}),
-            (b"<x/>", {"reason": "UNKNOWN_PAYLOAD", "payload": ""}),
+            (b"<x/>", {"reason": "UNKNOWN_PAYLOAD", "payload": None}),
             (
                 submission_bytes().replace(BORN.encode(), b"kein Datum"),
                 {"reason": "XSD", "payload": NAMESPACE},

@@ -40,7 +40,11 @@ def minimal(*names: str, **topic_fields: Any) -> dict[str, Any]:
     """A valid topics.yml document with one topic per name."""
     return {
         "schema": "sozialhub.topics/1",
-        "defaults": {"partitions": 3, "replication_factor": 3, "config": {"min.insync.replicas": "2"}},
+        "defaults": {
+            "partitions": 3,
+            "replication_factor": 3,
+            "config": {"min.insync.replicas": "2"},
+        },
         "topics": [
             {
                 "name": name,
@@ -132,7 +136,12 @@ class TestParse:
             },
             ("tests",),
         )
-        assert expected == (parsed.partitions, parsed.replication_factor, dict(parsed.config), parsed.consumers)
+        assert expected == (
+            parsed.partitions,
+            parsed.replication_factor,
+            dict(parsed.config),
+            parsed.consumers,
+        )
 
     def test_duplicate_name_is_rejected(self, schema):
         """A topic declared twice is a ConfigError naming the topic."""
@@ -142,30 +151,48 @@ class TestParse:
     @pytest.mark.parametrize(
         ("change", "hidden"),
         [
-            pytest.param(lambda d: d["topics"][0].update(partitions="canary-7731"), "canary-7731", id="type"),
+            pytest.param(
+                lambda d: d["topics"][0].update(partitions="canary-7731"), "canary-7731", id="type"
+            ),
             pytest.param(lambda d: d["topics"][0].update(partitions=0), None, id="minimum"),
-            pytest.param(lambda d: d["topics"][0].update(name="Canary.Upper"), "Canary", id="name-pattern"),
             pytest.param(
-                lambda d: d["topics"][0].update(config={"max.message.bytes": 99881177}), "99881177", id="config-type"
+                lambda d: d["topics"][0].update(name="Canary.Upper"), "Canary", id="name-pattern"
             ),
             pytest.param(
-                lambda d: d["topics"][0].update(config={"retention.ms": "7"}), None, id="reserved-config-key"
+                lambda d: d["topics"][0].update(config={"max.message.bytes": 99881177}),
+                "99881177",
+                id="config-type",
             ),
-            pytest.param(lambda d: d["topics"][0].update(cleanup_policy="canary-policy"), "canary", id="enum"),
+            pytest.param(
+                lambda d: d["topics"][0].update(config={"retention.ms": "7"}),
+                None,
+                id="reserved-config-key",
+            ),
+            pytest.param(
+                lambda d: d["topics"][0].update(cleanup_policy="canary-policy"), "canary", id="enum"
+            ),
             pytest.param(lambda d: d["topics"][0].pop("consumers"), None, id="missing-field"),
-            pytest.param(lambda d: d["topics"][0].update(extra_canary="x"), "extra_canary", id="unknown-field"),
-            pytest.param(lambda d: d.update(schema="sozialhub.topics/2"), "topics/2", id="schema-version"),
+            pytest.param(
+                lambda d: d["topics"][0].update(extra_canary="x"),
+                "extra_canary",
+                id="unknown-field",
+            ),
+            pytest.param(
+                lambda d: d.update(schema="sozialhub.topics/2"), "topics/2", id="schema-version"
+            ),
             pytest.param(lambda d: d.update(topics=[]), None, id="no-topics"),
         ],
     )
     def test_schema_violation_is_a_config_error_without_values(self, schema, change, hidden):
-        """Anything the schema forbids is a ConfigError whose message carries no value from the file."""
+        """A schema violation is a ConfigError; its message carries no value from the file."""
         document = minimal("a.one")
         change(document)
         error = assert_config_error(document, schema, *([hidden] if hidden else []))
         assert str(error).startswith("topics.yml invalid at ")
 
-    @pytest.mark.parametrize("document", [None, [], "topics", 42], ids=["empty", "list", "string", "number"])
+    @pytest.mark.parametrize(
+        "document", [None, [], "topics", 42], ids=["empty", "list", "string", "number"]
+    )
     def test_not_a_mapping_is_a_config_error(self, schema, document):
         """A file that is not a mapping at all is a ConfigError, not a crash."""
         assert_config_error(document, schema)
@@ -190,21 +217,27 @@ class TestReplication:
         """replication override 1 (single broker) drops min.insync.replicas for every topic."""
         parsed = topics.parse(minimal("a.one", "a.two"), schema, replication_override=1)
         expected = [(1, False), (1, False)]
-        assert expected == [(s.replication_factor, "min.insync.replicas" in s.config) for s in parsed]
+        assert expected == [
+            (s.replication_factor, "min.insync.replicas" in s.config) for s in parsed
+        ]
 
     def test_topic_replication_one_drops_min_insync(self, schema):
-        """A topic that itself declares replication 1 loses min.insync.replicas, the others keep it."""
+        """A topic declaring replication 1 itself loses min.insync.replicas; the others keep it."""
         document = minimal("a.one", "a.two")
         document["topics"][0]["replication_factor"] = 1
         parsed = topics.parse(document, schema)
         expected = [(1, False), (3, True)]
-        assert expected == [(s.replication_factor, "min.insync.replicas" in s.config) for s in parsed]
+        assert expected == [
+            (s.replication_factor, "min.insync.replicas" in s.config) for s in parsed
+        ]
 
     def test_load_applies_the_settings_override(self, settings):
         """Settings.replication_factor=1 reaches every spec loaded from the shipped topics.yml."""
         parsed = topics.load(settings.with_overrides(replication_factor=1))
         expected = {(1, False)}
-        assert expected == {(s.replication_factor, "min.insync.replicas" in s.config) for s in parsed}
+        assert expected == {
+            (s.replication_factor, "min.insync.replicas" in s.config) for s in parsed
+        }
 
     def test_parse_does_not_modify_the_document(self, schema):
         """Dropping min.insync.replicas does not touch the shared defaults of the input document."""
@@ -230,9 +263,11 @@ class TestPlan:
         assert expected == (result.create, result.drift, result.in_sync)
 
     def test_config_drift_is_reported(self):
-        """A config value that differs is drift with declared and actual values; the topic is not in sync."""
+        """A differing config value is drift with declared and actual value; topic not in sync."""
         a = spec("a", **{"max.message.bytes": "8388608"})
-        cluster = {PREFIX + "a": observed(a, **{"max.message.bytes": "1048576", "retention.ms": "1"})}
+        cluster = {
+            PREFIX + "a": observed(a, **{"max.message.bytes": "1048576", "retention.ms": "1"})
+        }
         result = topics.plan([a], cluster, PREFIX)
         expected = (
             (
@@ -252,7 +287,7 @@ class TestPlan:
         assert expected == (result.drift, result.in_sync)
 
     def test_undeclared_topic_under_prefix_is_unknown(self):
-        """A topic under our prefix that topics.yml does not declare is listed (full name), sorted."""
+        """An undeclared topic under our prefix is listed as unknown (full name, sorted)."""
         a = spec("a")
         cluster = {
             PREFIX + "a": observed(a),
@@ -274,10 +309,16 @@ class TestPlan:
         }
         result = topics.plan([a], cluster, PREFIX)
         expected = ((), (), (), ("a",), True)
-        assert expected == (result.create, result.drift, result.unknown, result.in_sync, result.clean)
+        assert expected == (
+            result.create,
+            result.drift,
+            result.unknown,
+            result.in_sync,
+            result.clean,
+        )
 
     def test_everything_in_sync_is_clean(self, specs):
-        """A cluster that matches topics.yml exactly gives a clean plan listing every topic in sync."""
+        """A cluster matching topics.yml exactly gives a clean plan with every topic in sync."""
         cluster = {PREFIX + s.name: observed(s) for s in specs}
         result = topics.plan(specs, cluster, PREFIX)
         expected = (True, tuple(s.name for s in specs))
@@ -292,11 +333,17 @@ class TestPlan:
     def test_plan_as_dict_uses_full_names(self):
         """as_dict() reports full topic names for create, drift, unknown and in_sync."""
         a, b, c = spec("a"), spec("b"), spec("c", partitions=1)
-        cluster = {PREFIX + "b": observed(b), PREFIX + "c": observed(c, partitions=2), PREFIX + "x": ObservedTopic(1, {})}
+        cluster = {
+            PREFIX + "b": observed(b),
+            PREFIX + "c": observed(c, partitions=2),
+            PREFIX + "x": ObservedTopic(1, {}),
+        }
         body = topics.plan([a, b, c], cluster, PREFIX).as_dict(PREFIX)
         expected = {
             "create": [PREFIX + "a"],
-            "drift": [{"topic": PREFIX + "c", "setting": "partitions", "declared": "1", "actual": "2"}],
+            "drift": [
+                {"topic": PREFIX + "c", "setting": "partitions", "declared": "1", "actual": "2"}
+            ],
             "unknown": [PREFIX + "x"],
             "in_sync": [PREFIX + "b"],
         }
@@ -312,12 +359,19 @@ class TestPlan:
         assert expected == (cluster, second)
 
 
-class TestStrimzi:
-    @pytest.fixture(scope="class")
-    def resources(self, specs) -> list[dict[str, Any]]:
-        text = topics.strimzi(specs, PREFIX)
-        return [d for d in yaml.safe_load_all(text) if d is not None]
+def rendered(specs: Any, prefix: str = PREFIX, **options: str) -> list[dict[str, Any]]:
+    """strimzi() output parsed back into its YAML documents."""
+    return [
+        d for d in yaml.safe_load_all(topics.strimzi(specs, prefix, **options)) if d is not None
+    ]
 
+
+@pytest.fixture(scope="module")
+def resources(specs) -> list[dict[str, Any]]:
+    return rendered(specs)
+
+
+class TestStrimzi:
     def test_output_is_yaml_with_one_kafka_topic_per_topic(self, specs, resources):
         """strimzi() renders one KafkaTopic document per declared topic."""
         expected = [("KafkaTopic", PREFIX + s.name) for s in specs]
@@ -337,21 +391,28 @@ class TestStrimzi:
     def test_spec_carries_partitions_replicas_and_config(self, specs, resources):
         """Partitions, replicas and the full config come from the spec."""
         expected = [(s.partitions, s.replication_factor, dict(s.config)) for s in specs]
-        actual = [(r["spec"]["partitions"], r["spec"]["replicas"], r["spec"]["config"]) for r in resources]
+        actual = [
+            (r["spec"]["partitions"], r["spec"]["replicas"], r["spec"]["config"]) for r in resources
+        ]
         assert expected == actual
 
     def test_cluster_and_namespace(self, specs):
         """The cluster label and namespace are the ones asked for."""
-        text = topics.strimzi(specs, PREFIX, cluster="c1", namespace="ns1")
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        documents = rendered(specs, cluster="c1", namespace="ns1")
         expected = {("c1", "ns1")}
-        assert expected == {(d["metadata"]["labels"]["strimzi.io/cluster"], d["metadata"]["namespace"]) for d in documents}
+        actual = {
+            (d["metadata"]["labels"]["strimzi.io/cluster"], d["metadata"]["namespace"])
+            for d in documents
+        }
+        assert expected == actual
 
     def test_output_is_marked_generated(self, specs):
         """The stream starts with a do-not-edit header."""
         assert topics.strimzi(specs, PREFIX).startswith("# GENERATED by `sozialhub topics strimzi`")
 
-    @pytest.mark.parametrize(("first", "second"), [("a.b", "a_b"), ("a.b", "a-b"), ("x_y.z", "x.y-z")])
+    @pytest.mark.parametrize(
+        ("first", "second"), [("a.b", "a_b"), ("a.b", "a-b"), ("x_y.z", "x.y-z")]
+    )
     def test_colliding_resource_names_are_a_config_error(self, first, second):
         """Two topics that map to the same resource name after '.'/'_' -> '-' are a ConfigError."""
         with pytest.raises(ConfigError):
@@ -359,15 +420,35 @@ class TestStrimzi:
 
     def test_names_that_differ_after_mapping_are_fine(self):
         """Distinct names that stay distinct after the mapping render without error."""
-        documents = [d for d in yaml.safe_load_all(topics.strimzi([spec("a.b"), spec("a.c")], PREFIX)) if d]
+        documents = rendered([spec("a.b"), spec("a.c")])
         expected = ["sozialhub-a-b", "sozialhub-a-c"]
         assert expected == [d["metadata"]["name"] for d in documents]
 
     def test_uppercase_prefix_keeps_topic_name(self):
         """topicName keeps the configured prefix as is; only the resource name is lowercased."""
-        (document,) = [d for d in yaml.safe_load_all(topics.strimzi([spec("a")], "Hub_X.")) if d]
+        (document,) = rendered([spec("a")], "Hub_X.")
         expected = ("hub-x-a", "Hub_X.a")
         assert expected == (document["metadata"]["name"], document["spec"]["topicName"])
+
+    @pytest.mark.parametrize(
+        ("prefix", "name"),
+        [
+            ("sozialhub.", "a."),
+            ("sozialhub.", "a_"),
+            ("sozialhub.", "a-"),
+            ("_hub.", "a"),
+            ("-hub.", "a"),
+        ],
+    )
+    def test_names_kubernetes_cannot_hold_are_a_config_error(self, prefix, name):
+        """A prefix or name whose resource name would start or end with '-' is a ConfigError."""
+        with pytest.raises(ConfigError):
+            topics.strimzi([spec(name)], prefix)
+
+    def test_overlong_resource_name_is_a_config_error(self):
+        """A resource name over 253 characters is a ConfigError, not a broken manifest."""
+        with pytest.raises(ConfigError):
+            topics.strimzi([spec("a" * 150)], "p" * 120 + ".")
 
     def test_spec_is_unchanged_by_rendering(self):
         """Rendering does not modify the specs."""

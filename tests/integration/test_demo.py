@@ -1,0 +1,94 @@
+"""The demo as users run it, and clean shutdown of the embedded broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hub.config import PROJECT_ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+EXPECTED = json.loads((PROJECT_ROOT / "examples" / "expected.json").read_text("utf-8"))
+
+
+def _environment() -> dict[str, str]:
+    """A user's shell: no cluster configured, so the embedded broker is used."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SOZIALHUB_"))}
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_demo_delivers_or_dead_letters_every_example(tmp_path):
+    """`sozialhub demo` on a fresh machine ends with every example's expected outcome and exit 0."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "hub", "demo", "--json", "--workdir", str(tmp_path / "demo")],
+        env=_environment(),
+        capture_output=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert 0 == completed.returncode, completed.stderr.decode()[-2000:]
+    rows = [json.loads(line) for line in completed.stdout.decode().splitlines() if line.startswith("{")]
+    actual = {r["file"]: (r["outcome"], r["reason"], sorted(r["offices"])) for r in rows}
+    expected = {
+        e["file"]: ("delivered" if e["verdict"] == "accepted" else "dead-lettered", e["reason"], sorted(e["offices"]))
+        for e in EXPECTED
+    }
+    assert expected == actual
+    for row in rows:
+        for output in row["outputs"]:
+            assert (tmp_path / "demo" / output).is_file()
+    assert b"memory only" in completed.stderr + completed.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_demo_stops_broker_and_worker_on_signal(tmp_path, signum):
+    """A signal during the demo stops it promptly and leaves no broker or worker process behind."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hub", "demo", "--workdir", str(tmp_path / "demo")],
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    # Wait until the broker and the worker both run (the worker is in its group join).
+    deadline = time.monotonic() + 60
+    children: list[int] = []
+    while time.monotonic() < deadline and len(children) < 2:
+        time.sleep(0.2)
+        children = _children(process.pid)
+    assert len(children) >= 2, "broker and worker should be running"
+    process.send_signal(signum)
+    started = time.monotonic()
+    process.wait(timeout=60)
+    assert time.monotonic() - started < 40
+    time.sleep(0.5)
+    assert [] == [pid for pid in children if os.path.exists(f"/proc/{pid}") and _state(pid) != "Z"]
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
