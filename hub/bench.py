@@ -62,15 +62,19 @@ def _produce(settings: Settings, topic: str, payloads: list[bytes]) -> list[Rece
 def _wait_ready(port: int, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:  # noqa: S310 - loopback
-                if response.status == 200:
-                    return
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response,
+        ):
+            if response.status == 200:
+                return
         time.sleep(0.2)
     raise TimeoutError("worker did not become ready")
 
 
-def _deliver_all(settings: Settings, records: list[Received], timeout: float) -> tuple[float, OutcomeTracker]:
+def _deliver_all(
+    settings: Settings, records: list[Received], timeout: float
+) -> tuple[float, OutcomeTracker]:
     expected = {r.submission_id for r in records}
     tracker = OutcomeTracker()
     for message in follow(settings, AUDIT, lambda: tracker.all_final(expected), timeout):
@@ -79,7 +83,9 @@ def _deliver_all(settings: Settings, records: list[Received], timeout: float) ->
 
 
 def measure_hub(settings: Settings, n: int, timeout: float) -> dict[str, Any]:
-    worker = WorkerProcess(settings, args=("--no-inbound",), log_file=settings.data_dir / "worker.log").start()
+    worker = WorkerProcess(
+        settings, args=("--no-inbound",), log_file=settings.data_dir / "worker.log"
+    ).start()
     try:
         _wait_ready(settings.web_port)
         warmup = _produce(settings, settings.topic(RECEIVED), _payloads(1))
@@ -152,7 +158,9 @@ def run(settings: Settings, n: int, *, as_json: bool = False, timeout: float = 6
         broker_kind = "external"
         if settings.embedded:
             broker = stack.enter_context(EmbeddedBroker())
-            settings = settings.with_overrides(bootstrap_servers=broker.bootstrap_servers, replication_factor=1)
+            settings = settings.with_overrides(
+                bootstrap_servers=broker.bootstrap_servers, replication_factor=1
+            )
             broker_kind = "embedded Tansu (memory)"
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sozialhub-bench-")))
         stack.callback(_keep_log_on_failure, scratch)
@@ -166,8 +174,17 @@ def run(settings: Settings, n: int, *, as_json: bool = False, timeout: float = 6
         )
         specs = topics.load(settings)
         passthrough_specs = tuple(
-            topics.TopicSpec(name, 3, settings.replication_factor or 1, {"retention.ms": "3600000", "cleanup.policy": "delete"},
-                             "benchmark passthrough topic", {}, {}, "bench", ("bench",))
+            topics.TopicSpec(
+                name,
+                3,
+                settings.replication_factor or 1,
+                {"retention.ms": "3600000", "cleanup.policy": "delete"},
+                "benchmark passthrough topic",
+                {},
+                {},
+                "bench",
+                ("bench",),
+            )
             for name in ("bench.passthrough.in", "bench.passthrough.out")
         )
         topics.apply(settings, specs + passthrough_specs)
@@ -188,8 +205,12 @@ def run(settings: Settings, n: int, *, as_json: bool = False, timeout: float = 6
         print(json.dumps(result))
     else:
         print(f"submissions        {n} ({result['broker']})")
-        print(f"hub                {result['hub_per_s']:>10} submissions/s  (intake, sign, route, map, file delivery)")
-        print(f"passthrough        {result['passthrough_per_s']:>10} records/s      (confluent-kafka consume -> produce)")
+        print(
+            f"hub                {result['hub_per_s']:>10} submissions/s  (intake, sign, route, map, file delivery)"
+        )
+        print(
+            f"passthrough        {result['passthrough_per_s']:>10} records/s      (confluent-kafka consume -> produce)"
+        )
         print(f"ratio hub/pass     {result['ratio']:>10}")
         print(f"end-to-end latency p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
     return 0

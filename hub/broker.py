@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Self
 
 import structlog
 
@@ -71,14 +72,18 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> EmbeddedBroker:
+    def start(self) -> Self:
         url = f"tcp://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(
             [
-                broker_binary(), "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
+                broker_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
                 "--silent",
             ],
             stdin=subprocess.DEVNULL,
@@ -114,10 +119,12 @@ class EmbeddedBroker:
             process.wait(timeout=grace)
         log.info("broker.embedded_stopped", bootstrap=self.bootstrap_servers)
 
-    def __enter__(self) -> EmbeddedBroker:
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -133,7 +140,7 @@ class Terminated(BaseException):  # mirrors KeyboardInterrupt
 def sigterm_unwinds() -> Iterator[None]:
     """Turn SIGTERM into an exception for the duration, so ``with`` blocks clean up."""
 
-    def _raise(signum: int, frame: object) -> None:
+    def _raise(_signum: int, _frame: object) -> None:
         raise Terminated
 
     previous = signal.signal(signal.SIGTERM, _raise)

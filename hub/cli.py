@@ -33,31 +33,53 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sozialhub", description="Kafka integration hub for municipal social administration")
+    parser = _Parser(
+        prog="sozialhub", description="Kafka integration hub for municipal social administration"
+    )
     parser.add_argument("--version", action="version", version=f"sozialhub {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    demo = commands.add_parser("demo", help="run the whole hub on the example submissions and print a summary")
-    demo.add_argument("--examples", type=Path, default=None, help="directory of submissions (default: examples/submissions)")
-    demo.add_argument("--workdir", type=Path, default=None, help="where inbox/outbox go (default: var/demo-<time>)")
-    demo.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for all outcomes")
+    demo = commands.add_parser(
+        "demo", help="run the whole hub on the example submissions and print a summary"
+    )
+    demo.add_argument(
+        "--examples",
+        type=Path,
+        default=None,
+        help="directory of submissions (default: examples/submissions)",
+    )
+    demo.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where inbox/outbox go (default: var/demo-<time>)",
+    )
+    demo.add_argument(
+        "--timeout", type=float, default=240.0, help="seconds to wait for all outcomes"
+    )
     demo.add_argument("--json", action="store_true", help="one JSON object per submission")
 
     run = commands.add_parser("run", help="run a worker against KAFKA_BOOTSTRAP_SERVERS")
     run.add_argument("--no-inbound", action="store_true", help="do not watch the inbox directory")
-    run.add_argument("--no-outbound", action="store_true", help="do not write deliveries to the outbox")
+    run.add_argument(
+        "--no-outbound", action="store_true", help="do not write deliveries to the outbox"
+    )
 
     check = commands.add_parser("check", help="the whole pure pipeline on files, offline")
     check.add_argument("--json", action="store_true", help="one JSON object per line per file")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
     topic = commands.add_parser("topics", help="topics as code: plan, apply, strimzi")
-    topic_commands = topic.add_subparsers(dest="topics_command", required=True, parser_class=_Parser)
+    topic_commands = topic.add_subparsers(
+        dest="topics_command", required=True, parser_class=_Parser
+    )
     plan = topic_commands.add_parser("plan", help="show what apply would change")
     plan.add_argument("--json", action="store_true")
     apply = topic_commands.add_parser("apply", help="create missing topics, report drift")
     apply.add_argument("--json", action="store_true")
-    apply.add_argument("--delete-unknown", action="store_true", help="delete undeclared topics under the prefix")
+    apply.add_argument(
+        "--delete-unknown", action="store_true", help="delete undeclared topics under the prefix"
+    )
     strimzi = topic_commands.add_parser("strimzi", help="write Strimzi KafkaTopic resources")
     strimzi.add_argument("--cluster", default="sozialhub")
     strimzi.add_argument("--namespace", default="sozialhub")
@@ -78,10 +100,12 @@ def _cluster(settings: Settings) -> Iterator[Settings]:
     from hub.broker import EmbeddedBroker, sigterm_unwinds  # noqa: PLC0415
 
     with sigterm_unwinds(), EmbeddedBroker() as broker:
-        yield settings.with_overrides(bootstrap_servers=broker.bootstrap_servers, replication_factor=1)
+        yield settings.with_overrides(
+            bootstrap_servers=broker.bootstrap_servers, replication_factor=1
+        )
 
 
-def _check(settings: Settings, files: Sequence[Path], as_json: bool) -> int:
+def _check(settings: Settings, files: Sequence[Path], *, as_json: bool) -> int:
     from hub import context  # noqa: PLC0415
     from hub.core.pipeline import check  # noqa: PLC0415
 
@@ -135,7 +159,9 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
         for name in body["create"]:
             print(f"{verb}: {name}")
         for drift in body["drift"]:
-            print(f"drift: {drift['topic']} {drift['setting']}: declared {drift['declared']}, actual {drift['actual']}")
+            print(
+                f"drift: {drift['topic']} {drift['setting']}: declared {drift['declared']}, actual {drift['actual']}"
+            )
         for name in body["unknown"]:
             deleted = args.topics_command == "apply" and args.delete_unknown
             print(f"{'deleted' if deleted else 'undeclared'}: {name}")
@@ -143,7 +169,7 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_DRIFT if body["drift"] else EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
     args = build_parser().parse_args(argv)
     try:
         settings = config.load()
@@ -154,27 +180,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = structlog.get_logger("hub.cli")
     try:
         if args.command == "check":
-            return _check(settings, args.files, args.json)
+            return _check(settings, args.files, as_json=args.json)
         if args.command == "topics":
             return _topics(settings, args)
         if args.command == "demo":
             from hub import demo  # noqa: PLC0415
 
-            return demo.run(settings, args.examples or demo.EXAMPLES, args.workdir, args.timeout, as_json=args.json)
+            return demo.run(
+                settings,
+                args.examples or demo.EXAMPLES,
+                args.workdir,
+                args.timeout,
+                as_json=args.json,
+            )
         if args.command == "run":
             if settings.embedded:
-                print("sozialhub run: KAFKA_BOOTSTRAP_SERVERS is not set (use `sozialhub demo` for the embedded broker)", file=sys.stderr)
+                print(
+                    "sozialhub run: KAFKA_BOOTSTRAP_SERVERS is not set (use `sozialhub demo` for the embedded broker)",
+                    file=sys.stderr,
+                )
                 return EXIT_USAGE
             from hub.stream import worker  # noqa: PLC0415
             from hub.stream.app import WorkerOptions  # noqa: PLC0415
 
-            return worker.run(settings, WorkerOptions(inbound=not args.no_inbound, outbound=not args.no_outbound))
+            return worker.run(
+                settings, WorkerOptions(inbound=not args.no_inbound, outbound=not args.no_outbound)
+            )
         if args.command == "bench":
             from hub import bench  # noqa: PLC0415
 
             return bench.run(settings, args.n, as_json=args.json)
     except ConfigError as exc:
-        log.error("config.invalid", error=str(exc))
+        log.error("config.invalid", error=str(exc))  # noqa: TRY400 - the message names settings, not values
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

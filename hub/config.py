@@ -108,7 +108,9 @@ class Settings:
             raise ConfigError("security_protocol must be one of " + ", ".join(_PROTOCOLS))
         if self.sasl_mechanism not in _SASL:
             raise ConfigError("sasl_mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
-        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_username and self.sasl_password
+        ):
             raise ConfigError("SASL needs sasl_username and sasl_password")
         if self.log_format not in ("auto", "json", "console"):
             raise ConfigError("log_format must be auto, json or console")
@@ -130,11 +132,11 @@ class Settings:
     def with_overrides(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
-    def kafka_config(self) -> dict[str, str]:
+    def kafka_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka (confluent-kafka) client settings, secrets included: pass to clients only."""
         if not self.bootstrap_servers:
             raise ConfigError("bootstrap_servers is not set")
-        conf = {
+        conf: dict[str, str | int | float | bool] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
         }

@@ -13,10 +13,9 @@ import datetime as dt
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from collections.abc import Callable
 
 import structlog
 
@@ -48,12 +47,16 @@ def collect(
 ) -> OutcomeTracker:
     """Follow the audit log until every expected submission is final, time runs out or the worker dies."""
     tracker = OutcomeTracker()
-    for message in follow(settings, AUDIT, lambda: tracker.all_final(expected) or not alive(), timeout):
+    for message in follow(
+        settings, AUDIT, lambda: tracker.all_final(expected) or not alive(), timeout
+    ):
         tracker.add(decode(message.value(), AuditEvent))
     return tracker
 
 
-def dead_letters(settings: Settings, expected: set[str], timeout: float = 10.0) -> dict[str, DeadLetter]:
+def dead_letters(
+    settings: Settings, expected: set[str], timeout: float = 10.0
+) -> dict[str, DeadLetter]:
     found: dict[str, DeadLetter] = {}
     for message in follow(settings, DEAD_LETTER, lambda: expected <= found.keys(), timeout):
         letter = decode(message.value(), DeadLetter)
@@ -61,12 +64,16 @@ def dead_letters(settings: Settings, expected: set[str], timeout: float = 10.0) 
     return found
 
 
-def summary_rows(files: dict[str, Path], tracker: OutcomeTracker, outbox: Path) -> list[dict[str, Any]]:
+def summary_rows(
+    files: dict[str, Path], tracker: OutcomeTracker, outbox: Path
+) -> list[dict[str, Any]]:
     rows = []
     for sid, path in files.items():
         outcome = tracker.get(sid)
         outputs = sorted(
-            str(p.relative_to(outbox.parent)) for did in outcome.delivered for p in outbox.glob(f"*/*/{did}.*")
+            str(p.relative_to(outbox.parent))
+            for did in outcome.delivered
+            for p in outbox.glob(f"*/*/{did}.*")
         )
         rows.append(
             {
@@ -82,7 +89,7 @@ def summary_rows(files: dict[str, Path], tracker: OutcomeTracker, outbox: Path) 
     return rows
 
 
-def print_summary(rows: list[dict[str, Any]], as_json: bool) -> None:
+def print_summary(rows: list[dict[str, Any]], *, as_json: bool) -> None:
     if as_json:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
@@ -103,7 +110,14 @@ def print_summary(rows: list[dict[str, Any]], as_json: bool) -> None:
             )
 
 
-def run(settings: Settings, examples: Path = EXAMPLES, workdir: Path | None = None, timeout: float = 240.0, *, as_json: bool = False) -> int:
+def run(
+    settings: Settings,
+    examples: Path = EXAMPLES,
+    workdir: Path | None = None,
+    timeout: float = 240.0,
+    *,
+    as_json: bool = False,
+) -> int:
     started = time.monotonic()
     files = sorted(p for p in examples.iterdir() if p.is_file() and p.suffix == ".xml")
     if not files:
@@ -116,7 +130,9 @@ def run(settings: Settings, examples: Path = EXAMPLES, workdir: Path | None = No
     with sigterm_unwinds(), contextlib.ExitStack() as stack:
         if embedded:
             broker = stack.enter_context(EmbeddedBroker())
-            settings = settings.with_overrides(bootstrap_servers=broker.bootstrap_servers, replication_factor=1)
+            settings = settings.with_overrides(
+                bootstrap_servers=broker.bootstrap_servers, replication_factor=1
+            )
         settings = settings.with_overrides(
             inbox_dir=root / "inbox",
             outbox_dir=root / "outbox",
@@ -129,15 +145,19 @@ def run(settings: Settings, examples: Path = EXAMPLES, workdir: Path | None = No
         log.info("demo.topics_applied", created=len(plan.create), drift=len(plan.drift))
         worker = WorkerProcess(settings, log_file=root / "worker.log").start()
         stack.callback(worker.stop)
-        log.info("demo.worker_started", pid=worker.pid, web_port=settings.web_port, workdir=str(root))
+        log.info(
+            "demo.worker_started", pid=worker.pid, web_port=settings.web_port, workdir=str(root)
+        )
         drop(files, settings.inbox_dir)
         tracker = collect(settings, set(by_id), timeout, worker.alive)
         rows = summary_rows(by_id, tracker, settings.outbox_dir)
-        print_summary(rows, as_json)
+        print_summary(rows, as_json=as_json)
         pending = [r["file"] for r in rows if r["outcome"] == "pending"]
         elapsed = time.monotonic() - started
         if pending:
-            print(f"\n{len(pending)} submission(s) without an outcome after {elapsed:.0f} s: {', '.join(pending)}")
+            print(
+                f"\n{len(pending)} submission(s) without an outcome after {elapsed:.0f} s: {', '.join(pending)}"
+            )
             print(f"worker log: {root / 'worker.log'}")
             return 1
         delivered = sum(r["outcome"] == "delivered" for r in rows)

@@ -13,7 +13,15 @@ from hub.config import Settings
 def producer(settings: Settings, **extra: Any) -> Any:
     from confluent_kafka import Producer  # noqa: PLC0415
 
-    return Producer({**settings.kafka_config(), "acks": "all", "linger.ms": 5, "message.max.bytes": 9_000_000, **extra})
+    return Producer(
+        {
+            **settings.kafka_config(),
+            "acks": "all",
+            "linger.ms": 5,
+            "message.max.bytes": 9_000_000,
+            **extra,
+        }
+    )
 
 
 def consumer(settings: Settings, group: str | None = None, **extra: Any) -> Any:
@@ -33,7 +41,9 @@ def consumer(settings: Settings, group: str | None = None, **extra: Any) -> Any:
     )
 
 
-def follow(settings: Settings, topic: str, stop: Callable[[], bool], timeout: float) -> Iterator[Any]:
+def follow(
+    settings: Settings, topic: str, stop: Callable[[], bool], timeout: float
+) -> Iterator[Any]:
     """Yield records of ``topic`` from the beginning until ``stop()`` is true or time runs out."""
     from confluent_kafka import KafkaError  # noqa: PLC0415
 

@@ -32,9 +32,15 @@ def ephemeral_certificate(
         .not_valid_after(moment + dt.timedelta(days=days))
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=True, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -50,15 +56,20 @@ def load_signer(settings: Settings) -> ReceiptSigner:
             detail="no signing key configured; receipts are signed with a throw-away key",
         )
         return ReceiptSigner(key, ephemeral_certificate(key, settings.hub_identity), "ecdsa-sha256")
-    password = settings.signing_key_password.reveal().encode() if settings.signing_key_password else None
+    password = (
+        settings.signing_key_password.reveal().encode() if settings.signing_key_password else None
+    )
     try:
-        loaded = serialization.load_pem_private_key(settings.signing_key_file.read_bytes(), password)
+        loaded = serialization.load_pem_private_key(
+            settings.signing_key_file.read_bytes(), password
+        )
         certificate = x509.load_pem_x509_certificate(settings.signing_cert_file.read_bytes())
     except (OSError, ValueError, TypeError):
         raise ConfigError("signing key or certificate cannot be loaded") from None
     if not isinstance(loaded, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise ConfigError("signing key must be RSA or EC")
-    if certificate.public_key().public_numbers() != loaded.public_key().public_numbers():
+    public, own = certificate.public_key(), loaded.public_key()
+    if not isinstance(public, type(own)) or public.public_numbers() != own.public_numbers():
         raise ConfigError("signing certificate does not belong to the signing key")
     return ReceiptSigner(loaded, certificate, settings.signing_algorithm)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
 
-def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Last line of defence: mask any key that looks like a secret."""
     for key in list(event):
         lowered = key.lower()
@@ -21,7 +22,9 @@ def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None) -> None:
     out = stream or sys.stderr
     console = fmt == "console" or (fmt == "auto" and out.isatty())
-    renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -37,4 +40,6 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None) -> Non
     )
     # Third-party libraries (Faust, aiokafka) log through the standard library: keep them quiet
     # and on the same stream.
-    logging.basicConfig(level=logging.WARNING, stream=out, format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=out, format="%(levelname)s %(name)s %(message)s"
+    )

@@ -13,7 +13,6 @@ from hub.broker import die_with_parent
 from hub.config import Settings, to_environment
 
 
-
 def worker_environment(settings: Settings) -> dict[str, str]:
     """This process's environment plus the settings a parent chose for its worker."""
     env = {**os.environ, **to_environment(settings), "SOZIALHUB_LOG_FORMAT": "json"}
@@ -22,7 +21,9 @@ def worker_environment(settings: Settings) -> dict[str, str]:
 
 
 class WorkerProcess:
-    def __init__(self, settings: Settings, *, log_file: Path | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, settings: Settings, *, log_file: Path | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.settings = settings
         self.log_file = log_file
         self.args = args

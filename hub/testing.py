@@ -65,7 +65,14 @@ def _el(parent: etree._Element, tag: str, text: str | None = None, **attrib: str
     return element
 
 
-def _code(parent: etree._Element, tag: str, list_uri: str, version: str, code: str, name: str | None = None) -> None:
+def _code(
+    parent: etree._Element,
+    tag: str,
+    list_uri: str,
+    version: str,
+    code: str,
+    name: str | None = None,
+) -> None:
     element = _el(parent, tag, listURI=list_uri, listVersionID=version)
     _el(element, "code", code)
     if name:
@@ -130,7 +137,14 @@ def make_submission(spec: SubmissionSpec | None = None) -> bytes:
     case = _el(root, "xsozial")
     _el(_el(case, "identifikationVorgang"), "vorgangsID", s.case_uuid)
     procedure = _el(case, "vorgang")
-    _code(procedure, "vorgangsTyp", "urn:xoev-de:xsozial:codeliste:vorgangstyp", "1.0", "antrag", "Antrag")
+    _code(
+        procedure,
+        "vorgangsTyp",
+        "urn:xoev-de:xsozial:codeliste:vorgangstyp",
+        "1.0",
+        "antrag",
+        "Antrag",
+    )
     _el(procedure, "antragsDatum", s.application_date)
     for index, person in enumerate(s.persons, start=1):
         _person(procedure, index, person)

@@ -131,9 +131,7 @@ def from_json(data: dict[str, Any]) -> Submission:
         )
         for p in data["persons"]
     )
-    documents = tuple(
-        Document(**{**d, "kind": _code(d["kind"])}) for d in data["documents"]
-    )
+    documents = tuple(Document(**{**d, "kind": _code(d["kind"])}) for d in data["documents"])
     return Submission(
         payload_namespace=data["payload_namespace"],
         payload_version=data["payload_version"],

@@ -18,7 +18,9 @@ class SubmissionOutcome:
     submission_id: str
     rejected: AuditEvent | None = None
     routed: dict[str, AuditEvent] = field(default_factory=dict)  # delivery id -> routed event
-    delivered: dict[str, AuditEvent] = field(default_factory=dict)  # delivery id -> first delivery event
+    delivered: dict[str, AuditEvent] = field(
+        default_factory=dict
+    )  # delivery id -> first delivery event
     duplicates: int = 0
 
     @property
@@ -51,7 +53,9 @@ class OutcomeTracker:
         self.by_submission: dict[str, SubmissionOutcome] = {}
 
     def add(self, event: AuditEvent) -> None:
-        outcome = self.by_submission.setdefault(event.submission_id, SubmissionOutcome(event.submission_id))
+        outcome = self.by_submission.setdefault(
+            event.submission_id, SubmissionOutcome(event.submission_id)
+        )
         if event.decision == "rejected" and outcome.rejected is None:
             outcome.rejected = event
         elif event.decision == "routed" and event.delivery_id:

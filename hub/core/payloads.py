@@ -18,7 +18,7 @@ from lxml import etree
 from hub.core.errors import Reason, Rejection
 from hub.core.model import Submission
 
-Extractor = Callable[[etree._Element], Submission]
+Extractor = Callable[[etree._Element], Submission]  # noqa: SLF001 - lxml types its element class privately
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,9 +29,9 @@ from hub.core.records import (
     RecordT,
     SourceRef,
     audit_event_id,
-    decode,
     b64,
     dead_letter_id,
+    decode,
     delivery_id,
     encode,
     timestamp,
@@ -135,7 +135,9 @@ def accept(original: bytes, hub: HubContext) -> tuple[str, Submission]:
     return payload_type.name, payload_type.extract(root)
 
 
-def intake(received: Received, source: SourceRef | None, hub: HubContext, now: dt.datetime) -> StageResult:
+def intake(
+    received: Received, source: SourceRef | None, hub: HubContext, now: dt.datetime
+) -> StageResult:
     """``submissions.received`` -> ``submissions.accepted`` or the dead-letter topic."""
     sid = received.submission_id
     try:
@@ -177,13 +179,22 @@ def intake(received: Received, source: SourceRef | None, hub: HubContext, now: d
     )
 
 
-def dispatch(accepted: Accepted, source: SourceRef | None, hub: HubContext, now: dt.datetime) -> StageResult:
+def dispatch(
+    accepted: Accepted, source: SourceRef | None, hub: HubContext, now: dt.datetime
+) -> StageResult:
     """``submissions.accepted`` -> one delivery per responsible office, or a dead letter."""
     sid = accepted.submission_id
     try:
         submission = from_json(accepted.submission)
     except (KeyError, TypeError):
-        return _reject(sid, "route", Rejection(Reason.ENVELOPE, "submission"), accepted.payload_sha256, source, now)
+        return _reject(
+            sid,
+            "route",
+            Rejection(Reason.ENVELOPE, "submission"),
+            accepted.payload_sha256,
+            source,
+            now,
+        )
     try:
         routes = route(submission, hub.offices)
     except Rejection as rejection:
@@ -217,12 +228,27 @@ def dispatch(accepted: Accepted, source: SourceRef | None, hub: HubContext, now:
         emits.append(Emit.of(vendor_topic(r.vendor.vendor_id), did, delivery))
         planned.append((r, did))
     for r, did in planned:
-        emits.append(_audit(sid, "route", "routed", now, office=r.office.office_id, vendor=r.vendor.vendor_id, delivery_id=did))
         emits.append(
             _audit(
-                sid, "map", "mapped", now,
-                office=r.office.office_id, vendor=r.vendor.vendor_id,
-                delivery_id=did, mapping_version=mapping_for(r.vendor.format).version,
+                sid,
+                "route",
+                "routed",
+                now,
+                office=r.office.office_id,
+                vendor=r.vendor.vendor_id,
+                delivery_id=did,
+            )
+        )
+        emits.append(
+            _audit(
+                sid,
+                "map",
+                "mapped",
+                now,
+                office=r.office.office_id,
+                vendor=r.vendor.vendor_id,
+                delivery_id=did,
+                mapping_version=mapping_for(r.vendor.format).version,
             )
         )
     return StageResult(tuple(emits), "routed", submission=submission, routes=tuple(planned))
@@ -242,7 +268,9 @@ def delivered(delivery: Delivery, now: dt.datetime, *, duplicate: bool) -> Emit:
     )
 
 
-def check(original: bytes, hub: HubContext, now: dt.datetime, *, transport: str = "filedrop") -> dict[str, Any]:
+def check(
+    original: bytes, hub: HubContext, now: dt.datetime, *, transport: str = "filedrop"
+) -> dict[str, Any]:
     """The whole pipeline offline on one document: the ``sozialhub check`` report."""
     received = Received.of(original, "check", transport, now)
     report: dict[str, Any] = {
@@ -277,7 +305,13 @@ def check(original: bytes, hub: HubContext, now: dt.datetime, *, transport: str 
         return _with_reason(report, second)
     report["verdict"] = "accepted"
     report["routes"] = [
-        {"leika": r.leika, "office": r.office.office_id, "vendor": r.vendor.vendor_id, "rule": r.rule, "delivery_id": did}
+        {
+            "leika": r.leika,
+            "office": r.office.office_id,
+            "vendor": r.vendor.vendor_id,
+            "rule": r.rule,
+            "delivery_id": did,
+        }
         for r, did in second.routes
     ]
     report["office"] = second.routes[0][0].office.office_id
@@ -306,7 +340,9 @@ def _with_reason(report: dict[str, Any], result: StageResult) -> dict[str, Any]:
 def received(record: Received) -> StageResult:
     """The audit event an inbound connector emits with the record it received."""
     now = dt.datetime.fromisoformat(record.received_at)
-    audit = _audit(record.submission_id, "ingest", "received", now, payload_sha256=record.payload_sha256)
+    audit = _audit(
+        record.submission_id, "ingest", "received", now, payload_sha256=record.payload_sha256
+    )
     return StageResult((audit,), "received")
 
 
@@ -316,7 +352,9 @@ def reject_unread(payload_sha256: str, reason: Reason, now: dt.datetime) -> Stag
     return _reject(sid, "ingest", Rejection(reason), payload_sha256, None, now)
 
 
-def reject_record(key: bytes | None, stage: str, rejection: Rejection, source: SourceRef, now: dt.datetime) -> StageResult:
+def reject_record(
+    key: bytes | None, stage: str, rejection: Rejection, source: SourceRef, now: dt.datetime
+) -> StageResult:
     """A record on an internal topic that is not a valid envelope (e.g. written by a foreign producer)."""
     text = (key or b"").decode("ascii", "replace")
     sid = text if text.startswith(("sub-", "dlv-")) and len(text) == 36 else "sub-unknown"

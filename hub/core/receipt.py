@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
-from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLSigner, XMLVerifier
+from signxml import (  # type: ignore[attr-defined] # signxml re-exports without __all__
+    DigestAlgorithm,
+    SignatureConfiguration,
+    SignatureMethod,
+    XMLSigner,
+    XMLVerifier,
+)
 from signxml.algorithms import CanonicalizationMethod
 
 from hub.core import xmlsafe
@@ -102,10 +108,12 @@ def verify(receipt: bytes, certificate: x509.Certificate) -> dict[str, str]:
     try:
         result = XMLVerifier().verify(root, x509_cert=certificate, expect_config=config)
     except Exception:  # noqa: BLE001 - signxml raises many types; all mean "not valid"
-        raise Rejection(Reason.XSD, "receipt/Signature") from None
+        raise Rejection(Reason.SIG_INVALID, "receipt/Signature") from None
+    if isinstance(result, list):  # only with expect_references > 1
+        raise Rejection(Reason.SIG_INVALID, "receipt/Signature")
     signed = result.signed_xml
     if signed is None or signed.tag != f"{_R}receipt":
-        raise Rejection(Reason.XSD, "receipt")
+        raise Rejection(Reason.SIG_INVALID, "receipt")
     return {
         etree.QName(child).localname: child.text or ""
         for child in signed

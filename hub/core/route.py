@@ -142,7 +142,8 @@ def route(submission: Submission, table: OfficeTable) -> tuple[Route, ...]:
                 raise Rejection(Reason.ROUTE_UNRESOLVED, "anschrift")
             ags = ars_to_ags(ars)
             candidates = [
-                o for o in table.offices
+                o
+                for o in table.offices
                 if benefit.code in o.leika and any(ags.startswith(a) for a in o.areas)
             ]
             office, rule = _most_specific(candidates, ags), "area"

@@ -72,7 +72,9 @@ def gate(data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
     if match and match.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
         raise Rejection(Reason.ENCODING)
     if b"\x00" in body:
-        raise Rejection(Reason.ENCODING if body[:1] == b"\x00" or body[1:2] == b"\x00" else Reason.WELLFORMED)
+        raise Rejection(
+            Reason.ENCODING if body[:1] == b"\x00" or body[1:2] == b"\x00" else Reason.WELLFORMED
+        )
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:
@@ -90,8 +92,10 @@ def parse(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
     except etree.XMLSyntaxError:
         # The message of a syntax error can quote the document; never surface it.
         raise Rejection(Reason.WELLFORMED) from None
-    tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    # Belt and braces after the byte gate. getattr: lxml-stubs lack ``doctype`` and type
+    # ``internalDTD`` as never None.
+    docinfo = root.getroottree().docinfo
+    if getattr(docinfo, "doctype", "") or getattr(docinfo, "internalDTD", None) is not None:
         raise Rejection(Reason.DOCTYPE)
     _bound(root, limits)
     return root

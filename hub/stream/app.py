@@ -26,11 +26,13 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import faust
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from connectors.filedrop.inbound import FileDropInbox
 from connectors.filedrop.outbound import FileDropOutbox, UnsafeName
@@ -99,8 +101,10 @@ def run_stage(
             result = pipeline.reject_record(message.key, stage, rejection, source, utcnow())
         except Exception as exc:  # noqa: BLE001 - a bug must dead-letter, not stall the partition
             # Only the type: messages of library errors can quote payload data.
-            log.error("stage.internal_error", error=type(exc).__name__)
-            result = pipeline.reject_record(message.key, stage, Rejection(Reason.INTERNAL), source, utcnow())
+            log.error("stage.internal_error", error=type(exc).__name__)  # noqa: TRY400 - no traceback: it may quote payload
+            result = pipeline.reject_record(
+                message.key, stage, Rejection(Reason.INTERNAL), source, utcnow()
+            )
         metrics.STAGE_SECONDS.labels(stage).observe(time.perf_counter() - started)
         metrics.RECORDS.labels(stage, result.outcome).inc()
         if result.outcome == "rejected":
@@ -111,16 +115,14 @@ def run_stage(
     return result.emits
 
 
-def create_app(
-    settings: Settings,
-    hub: HubContext,
-    vendor_topics: Sequence[str],
-    options: WorkerOptions = WorkerOptions(),  # noqa: B008 - immutable default
-) -> faust.App:
+StageFunction = Callable[[Any, SourceRef], StageResult]
+
+
+def _faust_app(settings: Settings) -> faust.App:
     if not settings.bootstrap_servers:
         raise ValueError("bootstrap servers are required")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    return faust.App(
         settings.group_id,
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")],
         broker_credentials=_credentials(settings),
@@ -128,6 +130,7 @@ def create_app(
         value_serializer="raw",
         topic_allow_declare=False,  # topics come from topics.yml, never from the worker
         topic_disable_leader=True,
+        # Tansu holds the first group join for the session timeout; keep both short.
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_session_timeout=max(6.0, settings.rebalance_timeout),
         broker_heartbeat_interval=1.0,
@@ -144,136 +147,184 @@ def create_app(
         web_port=settings.web_port,
         web_host=settings.web_host,
     )
-    names = [pipeline.ACCEPTED, pipeline.DEAD_LETTER, pipeline.AUDIT, RECEIVED, *vendor_topics]
-    topics = {name: app.topic(settings.topic(name), internal=False) for name in names}
 
-    async def send_all(emits: Iterable[Emit]) -> None:
-        """Send and wait for every acknowledgement; on failure exit without committing."""
+
+class Sender:
+    """Sends emits to their topics and waits for every acknowledgement."""
+
+    def __init__(self, app: faust.App, settings: Settings, logical_names: Iterable[str]) -> None:
+        self._topics = {
+            name: app.topic(settings.topic(name), internal=False) for name in logical_names
+        }
+
+    def channel(self, name: str) -> Any:
+        return self._topics[name]
+
+    async def send_all(self, emits: Iterable[Emit]) -> None:
+        """On any failure exit at once: nothing of this batch gets committed."""
         try:
             pending: list[Awaitable[Any]] = [
-                await topics[e.topic].send(key=e.key.encode("ascii"), value=e.value) for e in emits
+                await self._topics[e.topic].send(key=e.key.encode("ascii"), value=e.value)
+                for e in emits
             ]
             await asyncio.gather(*pending)
         except Exception as exc:  # noqa: BLE001
-            log.critical("kafka.send_failed", error=type(exc).__name__, action="exit without commit")
+            log.critical(
+                "kafka.send_failed", error=type(exc).__name__, action="exit without commit"
+            )
             os._exit(EXIT_SEND_FAILED)
 
-    @app.agent(topics[RECEIVED], name="intake")
-    async def intake(stream: Any) -> None:
+
+def stage_agent(
+    app: faust.App, channel: Any, stage: str, compute: StageFunction, sender: Sender
+) -> None:
+    """Register an agent: per batch, run the pure stage per event, send, await acks, then ack."""
+
+    async def agent(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):
             emits: list[Emit] = []
             for event in events:
-                emits.extend(
-                    run_stage(
-                        "intake",
-                        event,
-                        lambda source, e=event: pipeline.intake(decode(e.value, Received), source, hub, utcnow()),
-                    )
-                )
-            await send_all(emits)
+                emits.extend(run_stage(stage, event, partial(compute, event)))
+            await sender.send_all(emits)
 
-    @app.agent(topics[pipeline.ACCEPTED], name="dispatch")
-    async def dispatch(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):
-            emits: list[Emit] = []
-            for event in events:
-                emits.extend(
-                    run_stage(
-                        "dispatch",
-                        event,
-                        lambda source, e=event: pipeline.dispatch(decode(e.value, Accepted), source, hub, utcnow()),
-                    )
-                )
-            await send_all(emits)
+    agent.__name__ = agent.__qualname__ = stage
+    app.agent(channel, name=stage)(agent)
 
-    if options.outbound and vendor_topics:
-        outbox = FileDropOutbox(settings.outbox_dir)
-        swept = outbox.sweep()
-        if swept:
-            log.warning("filedrop.swept_temporaries", count=swept)
-        vendor_channel = app.topic(*[settings.topic(name) for name in vendor_topics], internal=False)
 
-        def deliver_one(event: Any, source: SourceRef) -> StageResult:
-            delivery = decode(event.value, Delivery)
-            try:
-                target = outbox.target(delivery.vendor, delivery.office, delivery.delivery_id, delivery.file_suffix)
-            except UnsafeName:
-                return pipeline.reject_record(event.message.key, "deliver", Rejection(Reason.DELIVERY, "target"), source, utcnow())
-            fresh = outbox.write(target, unb64(delivery.body_b64))
-            received = dt.datetime.fromisoformat(delivery.received_at)
-            metrics.END_TO_END_SECONDS.observe((utcnow() - received).total_seconds())
-            return StageResult((pipeline.delivered(delivery, utcnow(), duplicate=not fresh),), "delivered" if fresh else "duplicate")
+def deliverer(outbox: FileDropOutbox) -> StageFunction:
+    """The outbound file-drop connector as a stage: write the file, report delivered or duplicate."""
 
-        @app.agent(vendor_channel, name="deliver")
-        async def deliver(stream: Any) -> None:
-            async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):
-                emits: list[Emit] = []
-                for event in events:
-                    emits.extend(run_stage("deliver", event, lambda source, e=event: deliver_one(e, source)))
-                await send_all(emits)
+    def deliver(event: Any, source: SourceRef) -> StageResult:
+        delivery = decode(event.value, Delivery)
+        try:
+            target = outbox.target(
+                delivery.vendor, delivery.office, delivery.delivery_id, delivery.file_suffix
+            )
+        except UnsafeName:
+            rejection = Rejection(Reason.DELIVERY, "target")
+            return pipeline.reject_record(event.message.key, "deliver", rejection, source, utcnow())
+        fresh = outbox.write(target, unb64(delivery.body_b64))
+        received = dt.datetime.fromisoformat(delivery.received_at)
+        metrics.END_TO_END_SECONDS.observe((utcnow() - received).total_seconds())
+        emit = pipeline.delivered(delivery, utcnow(), duplicate=not fresh)
+        return StageResult((emit,), "delivered" if fresh else "duplicate")
 
-    if options.inbound:
-        inbox = FileDropInbox(settings.inbox_dir, settings.archive_dir, settings.max_submission_bytes)
+    return deliver
 
-        @app.task
-        async def file_drop() -> None:
-            while True:
-                files = inbox.pending()
-                metrics.INBOX_FILES.set(len(files))
-                if not files:
-                    await asyncio.sleep(settings.inbox_poll_seconds)
-                    continue
-                emits: list[Emit] = []
-                taken: list[tuple[Any, str]] = []
-                oversize: list[tuple[Any, str]] = []
-                for path in files[:BATCH_SIZE]:
-                    item = inbox.read(path)
-                    if item is None:
-                        continue
-                    if item.data is None:
-                        emits.extend(pipeline.reject_unread(item.sha256, Reason.SIZE, utcnow()).emits)
-                        oversize.append((path, item.sha256))
-                        continue
-                    record = Received.of(item.data, "filedrop", "filedrop", utcnow())
-                    emits.append(Emit.of(RECEIVED, record.submission_id, record))
-                    emits.extend(pipeline.received(record).emits)
-                    taken.append((path, record.submission_id))
-                await send_all(emits)  # the files stay in the inbox until Kafka has them
-                for path, sid in taken:
-                    inbox.release(path, sid)
-                for path, digest in oversize:
-                    inbox.set_aside(path, digest)
-                log.info("filedrop.taken", files=len(taken), oversize=len(oversize))
 
-    @app.timer(interval=10.0)
+def _inbox_batch(
+    inbox: FileDropInbox, files: list[Path]
+) -> tuple[list[Emit], list[tuple[Path, str]], list[tuple[Path, str]]]:
+    """Records for up to one batch of inbox files: (emits, taken files, oversize files)."""
+    emits: list[Emit] = []
+    taken: list[tuple[Path, str]] = []
+    oversize: list[tuple[Path, str]] = []
+    for path in files[:BATCH_SIZE]:
+        item = inbox.read(path)
+        if item is None:
+            continue
+        if item.data is None:
+            emits.extend(pipeline.reject_unread(item.sha256, Reason.SIZE, utcnow()).emits)
+            oversize.append((path, item.sha256))
+            continue
+        record = Received.of(item.data, "filedrop", "filedrop", utcnow())
+        emits.append(Emit.of(RECEIVED, record.submission_id, record))
+        emits.extend(pipeline.received(record).emits)
+        taken.append((path, record.submission_id))
+    return emits, taken, oversize
+
+
+def file_drop_task(app: faust.App, settings: Settings, sender: Sender) -> None:
+    """The inbound file-drop connector: inbox files become ``submissions.received`` records."""
+    inbox = FileDropInbox(settings.inbox_dir, settings.archive_dir, settings.max_submission_bytes)
+
+    async def file_drop() -> None:
+        while True:
+            files = inbox.pending()
+            metrics.INBOX_FILES.set(len(files))
+            if not files:
+                await asyncio.sleep(settings.inbox_poll_seconds)
+                continue
+            emits, taken, oversize = _inbox_batch(inbox, files)
+            if emits:
+                await sender.send_all(emits)  # the files stay in the inbox until Kafka has them
+            for path, sid in taken:
+                inbox.release(path, sid)
+            for path, digest in oversize:
+                inbox.set_aside(path, digest)
+            log.info("filedrop.taken", files=len(taken), oversize=len(oversize))
+
+    app.task(file_drop)
+
+
+def observability(app: faust.App, settings: Settings, hub: HubContext) -> None:
+    """Timers for certificate and lag gauges; /healthz, /readyz and /metrics on the web port."""
+
     async def certificate_check() -> None:
         left = keys.days_left(hub.signer)
         metrics.CERT_DAYS_LEFT.set(left)
         if left < settings.cert_warn_days:
             log.warning("signing.certificate_expires_soon", days_left=round(left, 1))
 
-    @app.timer(interval=5.0)
     async def consumer_lag() -> None:
         consumer = app.consumer
         for tp in consumer.assignment():
             position = await consumer.position(tp)
             highwater = consumer.highwater(tp)
             if position is not None and highwater is not None:
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+                lag = max(0, highwater - position)
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
 
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
+    async def healthz(web: Any, _request: Any) -> Any:
         return web.json({"status": "ok"})
 
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        consumer = app.consumer
-        ready = bool(consumer.assignment()) and not app.rebalancing
+    async def readyz(web: Any, _request: Any) -> Any:
+        ready = bool(app.consumer.assignment()) and not app.rebalancing
         return web.json({"ready": ready}, status=200 if ready else 503)
 
-    @app.page("/metrics")
-    async def prometheus(web: Any, request: Any) -> Any:
-        # aiohttp refuses a charset inside content_type; Prometheus text is ASCII anyway.
-        return web.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4")
+    async def prometheus(web: Any, _request: Any) -> Any:
+        # aiohttp refuses a charset inside content_type; the exposition format is ASCII.
+        return web.bytes(
+            generate_latest(metrics.REGISTRY), content_type="text/plain; version=0.0.4"
+        )
 
+    metrics.CERT_DAYS_LEFT.set(keys.days_left(hub.signer))  # known before the first timer tick
+    app.timer(interval=3600.0)(certificate_check)
+    app.timer(interval=5.0)(consumer_lag)
+    app.page("/healthz")(healthz)
+    app.page("/readyz")(readyz)
+    app.page("/metrics")(prometheus)
+
+
+def create_app(
+    settings: Settings,
+    hub: HubContext,
+    vendor_topics: Sequence[str],
+    options: WorkerOptions = WorkerOptions(),
+) -> faust.App:
+    app = _faust_app(settings)
+    sender = Sender(
+        app,
+        settings,
+        [RECEIVED, pipeline.ACCEPTED, pipeline.DEAD_LETTER, pipeline.AUDIT, *vendor_topics],
+    )
+
+    def intake(event: Any, source: SourceRef) -> StageResult:
+        return pipeline.intake(decode(event.value, Received), source, hub, utcnow())
+
+    def dispatch(event: Any, source: SourceRef) -> StageResult:
+        return pipeline.dispatch(decode(event.value, Accepted), source, hub, utcnow())
+
+    stage_agent(app, sender.channel(RECEIVED), "intake", intake, sender)
+    stage_agent(app, sender.channel(pipeline.ACCEPTED), "dispatch", dispatch, sender)
+    if options.outbound and vendor_topics:
+        outbox = FileDropOutbox(settings.outbox_dir)
+        swept = outbox.sweep()
+        if swept:
+            log.warning("filedrop.swept_temporaries", count=swept)
+        vendors = app.topic(*[settings.topic(name) for name in vendor_topics], internal=False)
+        stage_agent(app, vendors, "deliver", deliverer(outbox), sender)
+    if options.inbound:
+        file_drop_task(app, settings, sender)
+    observability(app, settings, hub)
     return app

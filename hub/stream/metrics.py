@@ -7,7 +7,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REGISTRY = CollectorRegistry()
 
 RECORDS = Counter(
-    "sozialhub_stage_records", "Records processed per stage and outcome", ["stage", "outcome"], registry=REGISTRY
+    "sozialhub_stage_records",
+    "Records processed per stage and outcome",
+    ["stage", "outcome"],
+    registry=REGISTRY,
 )
 STAGE_SECONDS = Histogram(
     "sozialhub_stage_seconds",
@@ -23,12 +26,22 @@ END_TO_END_SECONDS = Histogram(
     registry=REGISTRY,
 )
 DEAD_LETTERS = Counter(
-    "sozialhub_dead_letters", "Dead letters written, by stage and reason", ["stage", "reason"], registry=REGISTRY
+    "sozialhub_dead_letters",
+    "Dead letters written, by stage and reason",
+    ["stage", "reason"],
+    registry=REGISTRY,
 )
 CONSUMER_LAG = Gauge(
-    "sozialhub_consumer_lag", "High watermark minus committed offset", ["topic", "partition"], registry=REGISTRY
+    "sozialhub_consumer_lag",
+    "High watermark minus committed offset",
+    ["topic", "partition"],
+    registry=REGISTRY,
 )
 CERT_DAYS_LEFT = Gauge(
-    "sozialhub_signing_certificate_days_left", "Days until the hub signing certificate expires", registry=REGISTRY
+    "sozialhub_signing_certificate_days_left",
+    "Days until the hub signing certificate expires",
+    registry=REGISTRY,
 )
-INBOX_FILES = Gauge("sozialhub_inbox_files", "Files waiting in the file-drop inbox", registry=REGISTRY)
+INBOX_FILES = Gauge(
+    "sozialhub_inbox_files", "Files waiting in the file-drop inbox", registry=REGISTRY
+)

@@ -18,7 +18,7 @@ log = structlog.get_logger(__name__)
 STOP_GRACE_SECONDS = 15.0
 
 
-class _Worker(faust.Worker):  # type: ignore[misc]
+class _Worker(faust.Worker):
     """Faust's worker with a deadline on shutdown.
 
     A SIGTERM during the initial consumer-group join can hang Faust for minutes
@@ -54,6 +54,11 @@ def run(settings: Settings, options: WorkerOptions) -> int:
         outbound=options.outbound,
         web=f"http://{settings.web_host}:{settings.web_port}",
     )
-    worker: Any = _Worker(app, loglevel=os.environ.get("SOZIALHUB_FAUST_LOGLEVEL", "WARNING"), quiet=True, redirect_stdouts=False)
+    worker: Any = _Worker(
+        app,
+        loglevel=os.environ.get("SOZIALHUB_FAUST_LOGLEVEL", "WARNING"),
+        quiet=True,
+        redirect_stdouts=False,
+    )
     worker.execute_from_commandline()  # returns only via SystemExit
     return 0

@@ -44,7 +44,9 @@ def bootstrap_servers() -> Iterator[str]:
 @pytest.fixture
 def hub_settings(bootstrap_servers: str, tmp_path: Path) -> Settings:
     """Settings for one test: fresh prefix, own directories, free web port, topics applied."""
-    base = load({k: v for k, v in os.environ.items() if k.startswith(("KAFKA_", "SOZIALHUB_SIGNING"))})
+    base = load(
+        {k: v for k, v in os.environ.items() if k.startswith(("KAFKA_", "SOZIALHUB_SIGNING"))}
+    )
     settings = base.with_overrides(
         bootstrap_servers=bootstrap_servers,
         topic_prefix=f"t{uuid.uuid4().hex[:10]}.",

@@ -17,7 +17,10 @@ from hub.kafka import follow
 def wait_ready(port: int, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r,
+        ):
             if r.status == 200:
                 return
         time.sleep(0.2)
@@ -32,7 +35,9 @@ def get(port: int, path: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def outcomes(settings: Settings, expected: set[str], timeout: float, at_least: int | None = None) -> OutcomeTracker:
+def outcomes(
+    settings: Settings, expected: set[str], timeout: float, at_least: int | None = None
+) -> OutcomeTracker:
     """Follow the audit log until every expected submission is final (or ``at_least`` are)."""
     tracker = OutcomeTracker()
 
@@ -48,8 +53,10 @@ def outcomes(settings: Settings, expected: set[str], timeout: float, at_least: i
 
 def dead_letters(settings: Settings, expected: set[str], timeout: float = 30.0) -> list[DeadLetter]:
     found: list[DeadLetter] = []
-    for message in follow(settings, DEAD_LETTER, lambda: expected <= {d.submission_id for d in found}, timeout):
-        found.append(decode(message.value(), DeadLetter))
+    seen = lambda: expected <= {d.submission_id for d in found}  # noqa: E731
+    found.extend(
+        decode(m.value(), DeadLetter) for m in follow(settings, DEAD_LETTER, seen, timeout)
+    )
     return found
 
 

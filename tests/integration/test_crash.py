@@ -30,18 +30,27 @@ TOTAL = 1000
 def _stream(seed: int) -> tuple[dict[str, bytes], set[str]]:
     """1,000 distinct submissions, about one in ten invalid (bad date or unroutable town)."""
     rng = random.Random(seed)
-    towns = [("45657", "Recklinghausen"), ("45768", "Marl"), ("46282", "Dorsten"), ("45964", "Gladbeck")]
+    towns = [
+        ("45657", "Recklinghausen"),
+        ("45768", "Marl"),
+        ("46282", "Dorsten"),
+        ("45964", "Gladbeck"),
+    ]
     files: dict[str, bytes] = {}
     invalid: set[str] = set()
     for index in range(TOTAL):
         postcode, town = rng.choice(towns)
         kind = rng.random()
         if kind < 0.05:
-            data = make_submission(SubmissionSpec(persons=(PersonSpec(postcode="44787", town="Bochum"),)))
+            data = make_submission(
+                SubmissionSpec(persons=(PersonSpec(postcode="44787", town="Bochum"),))
+            )
         elif kind < 0.10:
             data = make_submission(SubmissionSpec()).replace(b"1985-04-12", b"1985-13-45")
         else:
-            data = make_submission(SubmissionSpec(persons=(PersonSpec(postcode=postcode, town=town),)))
+            data = make_submission(
+                SubmissionSpec(persons=(PersonSpec(postcode=postcode, town=town),))
+            )
         name = f"s{index:04d}.xml"
         files[name] = data
         if kind < 0.10:
@@ -88,7 +97,9 @@ def test_worker_killed_mid_stream_loses_and_duplicates_nothing(hub_settings):
 
     vendor_schema = schemas.load_vendor_schema(hub_settings.schema_dir, "fv-xml")
     for path in (p for p in written if p.is_file()):
-        vendor_schema.validate(xmlschema.XMLResource(xmlsafe.parse(path.read_bytes()), allow="none"))
+        vendor_schema.validate(
+            xmlschema.XMLResource(xmlsafe.parse(path.read_bytes()), allow="none")
+        )
 
     # Every invalid submission has a dead letter; the inbox is empty and the archive complete.
     letters = dead_letters(hub_settings, invalid, timeout=60)
@@ -99,4 +110,7 @@ def test_worker_killed_mid_stream_loses_and_duplicates_nothing(hub_settings):
     # The archive holds the original bytes, unchanged.
     sample = next(iter(ids))
     original = files[ids[sample]]
-    assert hashlib.sha256(original).hexdigest() == hashlib.sha256((hub_settings.archive_dir / f"{sample}.xml").read_bytes()).hexdigest()
+    assert (
+        hashlib.sha256(original).hexdigest()
+        == hashlib.sha256((hub_settings.archive_dir / f"{sample}.xml").read_bytes()).hexdigest()
+    )

@@ -48,10 +48,16 @@ def test_demo_delivers_or_dead_letters_every_example(tmp_path):
         cwd=tmp_path,
     )
     assert 0 == completed.returncode, completed.stderr.decode()[-2000:]
-    rows = [json.loads(line) for line in completed.stdout.decode().splitlines() if line.startswith("{")]
+    rows = [
+        json.loads(line) for line in completed.stdout.decode().splitlines() if line.startswith("{")
+    ]
     actual = {r["file"]: (r["outcome"], r["reason"], sorted(r["offices"])) for r in rows}
     expected = {
-        e["file"]: ("delivered" if e["verdict"] == "accepted" else "dead-lettered", e["reason"], sorted(e["offices"]))
+        e["file"]: (
+            "delivered" if e["verdict"] == "accepted" else "dead-lettered",
+            e["reason"],
+            sorted(e["offices"]),
+        )
         for e in EXPECTED
     }
     assert expected == actual

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 import xmlschema
-from lxml import etree
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from hub import schemas, topics
-from hub.core import xmlsafe
 from hub.config import PROJECT_ROOT
+from hub.core import receipt, xmlsafe
 from hub.core.records import submission_id
+from hub.keys import ephemeral_certificate
 from hub.supervise import WorkerProcess
 
 from .helpers import dead_letters, drop, get, outcomes, wait_ready
@@ -22,8 +24,18 @@ from .helpers import dead_letters, drop, get, outcomes, wait_ready
 pytestmark = pytest.mark.integration
 
 EXAMPLES = sorted((PROJECT_ROOT / "examples" / "submissions").glob("*.xml"))
-EXPECTED = {row["file"]: row for row in json.loads((PROJECT_ROOT / "examples" / "expected.json").read_text("utf-8"))}
-PERSONAL = (b"Mustermann", b"Demir", b"Kowalski", b"1985-04-12", b"Kurf\xc3\xbcrstenwall", b"Bergstra")
+EXPECTED = {
+    row["file"]: row
+    for row in json.loads((PROJECT_ROOT / "examples" / "expected.json").read_text("utf-8"))
+}
+PERSONAL = (
+    b"Mustermann",
+    b"Demir",
+    b"Kowalski",
+    b"1985-04-12",
+    b"Kurf\xc3\xbcrstenwall",
+    b"Bergstra",
+)
 
 
 @pytest.fixture
@@ -58,32 +70,58 @@ class TestExamplesThroughTheBroker:
         assert expected == actual
         # The inbox is empty: every file was taken only after Kafka acknowledged it.
         assert [] == sorted(p.name for p in hub_settings.inbox_dir.iterdir())
-        assert sorted(f"{sid}.xml" for sid in ids) == sorted(p.name for p in hub_settings.archive_dir.iterdir())
+        assert sorted(f"{sid}.xml" for sid in ids) == sorted(
+            p.name for p in hub_settings.archive_dir.iterdir()
+        )
 
-    def test_outputs_validate_and_carry_a_verifiable_receipt(self, hub_settings, worker):
-        """Every delivered file validates against the vendor XSD and its receipt digest matches the original bytes."""
-        from hub.core import receipt
-
+    def test_outputs_validate_and_carry_a_receipt_signed_by_the_configured_key(
+        self, hub_settings, tmp_path
+    ):
+        """Delivered files validate against the vendor XSD; the receipt verifies with the pinned hub certificate."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        certificate = ephemeral_certificate(key, "sozialhub-test", days=10)
+        key_file, cert_file = tmp_path / "hub.key", tmp_path / "hub.crt"
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        settings = hub_settings.with_overrides(
+            signing_key_file=key_file, signing_cert_file=cert_file
+        )
         data = EXAMPLES[1].read_bytes()  # household with a document, two offices
         sid = submission_id(data)
-        drop(hub_settings.inbox_dir, EXAMPLES[1].name, data)
-        tracker = outcomes(hub_settings, {sid}, timeout=90)
+        process = WorkerProcess(settings, log_file=tmp_path / "signed-worker.log").start()
+        try:
+            wait_ready(settings.web_port)
+            drop(settings.inbox_dir, EXAMPLES[1].name, data)
+            tracker = outcomes(settings, {sid}, timeout=90)
+            _, metrics_text = get(settings.web_port, "/metrics")
+        finally:
+            process.stop()
         assert "delivered" == tracker.get(sid).outcome
-        files = sorted(hub_settings.outbox_dir.glob("*/*/*.xml"))
+        files = sorted(settings.outbox_dir.glob("*/*/*.xml"))
         assert 2 == len(files)
-        vendor_schema = schemas.load_vendor_schema(hub_settings.schema_dir, "fv-xml")
+        vendor_schema = schemas.load_vendor_schema(settings.schema_dir, "fv-xml")
         for path in files:
             tree = xmlsafe.parse(path.read_bytes())
             vendor_schema.validate(xmlschema.XMLResource(tree, allow="none"))
             signed = base64.b64decode(tree.findtext("{urn:sozialhub:vendor:fv-xml:1}hubQuittung"))
-            certificate = x509.load_der_x509_certificate(
-                base64.b64decode(etree.fromstring(signed).findtext(".//{http://www.w3.org/2000/09/xmldsig#}X509Certificate"))  # noqa: TID251
-            )
             attested = receipt.verify(signed, certificate)
-            assert sid == attested["submissionId"]
-            import hashlib
-
-            assert hashlib.sha256(data).hexdigest() == attested["payloadDigest"]
+            assert (sid, hashlib.sha256(data).hexdigest()) == (
+                attested["submissionId"],
+                attested["payloadDigest"],
+            )
+        # The certificate gauge reports the configured certificate (10 days), not an ephemeral one.
+        gauge = next(
+            line
+            for line in metrics_text.decode().splitlines()
+            if line.startswith("sozialhub_signing_certificate_days_left ")
+        )
+        assert 9.0 < float(gauge.split()[1]) <= 10.0
 
     def test_dead_letters_carry_reason_and_reference_but_no_payload(self, hub_settings, worker):
         """A rejected submission's dead letter names reason and source record and holds no personal data."""
@@ -127,7 +165,9 @@ class TestExamplesThroughTheBroker:
         drop(hub_settings.inbox_dir, EXAMPLES[0].name, data)
         outcomes(hub_settings, {submission_id(data)}, timeout=90)
         assert 200 == get(hub_settings.web_port, "/healthz")[0]
-        assert (200, {"ready": True}) == (lambda r: (r[0], json.loads(r[1])))(get(hub_settings.web_port, "/readyz"))
+        assert (200, {"ready": True}) == (lambda r: (r[0], json.loads(r[1])))(
+            get(hub_settings.web_port, "/readyz")
+        )
         status, body = get(hub_settings.web_port, "/metrics")
         assert 200 == status
         text = body.decode()

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001
 """Shared fixtures for the unit tests: settings, office table, payloads, signer, hub context.
 
 Everything expensive (schemas, keys) is built once per session; every fixture is

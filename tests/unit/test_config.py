@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001
 """Settings: environment over TOML file over defaults; secrets never printed."""
 
 from __future__ import annotations

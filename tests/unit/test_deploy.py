@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001
 """The deployment files under deploy/: in step with topics.yml, parseable, least privilege.
 
 Nothing under deploy/ can run here (no container engine, no Kubernetes); these tests

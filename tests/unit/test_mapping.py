@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001
 """fv-xml mapping: schema-valid output, faithful values, control characters refused, goldens."""
 
 from __future__ import annotations
@@ -172,9 +171,7 @@ class TestGeneratedSubmissions:
         )
     )  # NFC expands U+FB2C to 3 code points: 600 do not fit fv:Text
     @example(
-        spec=SubmissionSpec(
-            persons=(PersonSpec(given_name="Ma\u0958", family_name="<&>\"']]>"),)
-        )
+        spec=SubmissionSpec(persons=(PersonSpec(given_name="Ma\u0958", family_name="<&>\"']]>"),))
     )  # NFC expansion that still fits
     def test_output_is_schema_valid_and_values_round_trip(
         self, hub_context, vendor_schema, now, spec

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001
 """The office table: the shipped config loads; schema and consistency violations are refused."""
 
 from __future__ import annotations
@@ -83,7 +82,7 @@ class TestShippedTable:
 
     def test_every_vendor_has_a_known_mapping(self, office_table):
         """Every vendor's format is one the hub can map to."""
-        from hub.core.mapping import MAPPINGS  # noqa: PLC0415 - only this test needs it
+        from hub.core.mapping import MAPPINGS
 
         expected: dict[str, str] = {}
         vendors = office_table.vendors.values()

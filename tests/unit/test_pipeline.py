@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001
 """Pipeline stages as pure functions: intake, dispatch, delivered and the offline check()."""
 
 from __future__ import annotations
@@ -127,7 +126,9 @@ class TestIntake:
         accepted = decode(result.emits[0].value, Accepted)
         expected = (original, "xsozial-basis-2.4.0", result.submission)
         actual = (
-            unb64(accepted.payload_b64), accepted.payload_type, from_json(accepted.submission)
+            unb64(accepted.payload_b64),
+            accepted.payload_type,
+            from_json(accepted.submission),
         )
         assert expected == actual
         attested = verify(unb64(accepted.receipt_b64), hub_context.signer.certificate)
@@ -163,10 +164,18 @@ class TestIntake:
         assert expected == (result.outcome, topics(result), result.reason)
         letter = letter_of(result)
         expected_letter = (
-            received.submission_id, "intake", reason, received.payload_sha256, SOURCE
+            received.submission_id,
+            "intake",
+            reason,
+            received.payload_sha256,
+            SOURCE,
         )
         actual = (
-            letter.submission_id, letter.stage, letter.reason, letter.payload_sha256, letter.source
+            letter.submission_id,
+            letter.stage,
+            letter.reason,
+            letter.payload_sha256,
+            letter.source,
         )
         assert expected_letter == actual
         (audit,) = audits(result)
@@ -208,10 +217,13 @@ class TestNoPersonalData:
         """(name, stage results) for accepted, rejected at intake, at routing and at mapping."""
         valid = submission_bytes(*HOUSEHOLD, documents=(DocumentSpec(name=f"Ausweis {FAMILY}"),))
         accepted = accepted_of(valid, hub, now)
-        yield "accepted", [
-            intake(received_of(valid, now), SOURCE, hub, now),
-            dispatch(accepted, SOURCE, hub, now),
-        ]
+        yield (
+            "accepted",
+            [
+                intake(received_of(valid, now), SOURCE, hub, now),
+                dispatch(accepted, SOURCE, hub, now),
+            ],
+        )
         for label, broken in (
             ("xsd", valid.replace(BORN.encode(), DIAGNOSIS.encode())),
             ("wellformed", valid[: len(valid) // 2]),
@@ -504,7 +516,7 @@ class TestCheck:
 class TestReceivedAudit:
     def test_received_stage_emits_one_audit_event(self, now):
         """The inbound connector's received event carries the digest, not the payload."""
-        from hub.core.pipeline import received as received_stage  # noqa: PLC0415 - newer API
+        from hub.core.pipeline import received as received_stage
 
         record = received_of(submission_bytes(), now)
         result = received_stage(record)

@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001
 """Internal topic records: JSON envelopes that round-trip, and deterministic opaque ids."""
 
 from __future__ import annotations
@@ -40,8 +39,9 @@ ID = re.compile(r"[a-z]{3}-[0-9a-f]{32}")  # the fv-xml Id pattern, also used as
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 SOURCE_REFS = st.builds(

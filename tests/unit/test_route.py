@@ -1,4 +1,3 @@
-# ruff: noqa: CPY001
 """Routing: (LeiKa key, applicant area, reader) -> exactly one office per benefit."""
 
 from __future__ import annotations

@@ -110,5 +110,9 @@ def render(submission: Submission, route: Route, context: DeliveryContext) -> by
 
 
 MAPPING = Mapping(
-    format="fv-xml", version=VERSION, media_type="application/xml", file_suffix=".xml", render=render
+    format="fv-xml",
+    version=VERSION,
+    media_type="application/xml",
+    file_suffix=".xml",
+    render=render,
 )
