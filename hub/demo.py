@@ -70,11 +70,11 @@ def summary_rows(
     rows = []
     for sid, path in files.items():
         outcome = tracker.get(sid)
-        outputs = sorted(
-            str(p.relative_to(outbox.parent))
-            for did in outcome.delivered
-            for p in outbox.glob(f"*/*/{did}.*")
-        )
+        deliveries = []
+        for did, routed in sorted(outcome.routed.items(), key=lambda item: item[1].office or ""):
+            written = sorted(outbox.glob(f"*/*/{did}.*")) if did in outcome.delivered else []
+            output = str(written[0].relative_to(outbox.parent)) if written else None
+            deliveries.append({"office": routed.office, "vendor": routed.vendor, "output": output})
         rows.append(
             {
                 "file": path.name,
@@ -82,8 +82,9 @@ def summary_rows(
                 "outcome": outcome.outcome,
                 "reason": outcome.reason,
                 "stage": outcome.rejected.stage if outcome.rejected else None,
-                "offices": outcome.offices,
-                "outputs": outputs,
+                "offices": [d["office"] for d in deliveries],
+                "outputs": [d["output"] for d in deliveries if d["output"]],
+                "deliveries": deliveries,
             }
         )
     return rows
@@ -98,15 +99,13 @@ def print_summary(rows: list[dict[str, Any]], *, as_json: bool) -> None:
     print(f"{'submission':38} {'outcome':14} {'reason':18} {'office':24} output")
     print("-" * 130)
     for row in rows:
-        offices = row["offices"] or ["-"]
-        outputs = row["outputs"] or ["-"]
-        for index in range(max(len(offices), len(outputs))):
-            first = index == 0
+        lines = row["deliveries"] or [{"office": "-", "output": "-"}]
+        for index, delivery in enumerate(lines):
+            head = (
+                (row["file"], row["outcome"], row["reason"] or "-") if index == 0 else ("", "", "")
+            )
             print(
-                f"{row['file'] if first else '':38} {row['outcome'] if first else '':14} "
-                f"{(row['reason'] or '-') if first else '':18} "
-                f"{offices[index] if index < len(offices) else '':24} "
-                f"{outputs[index] if index < len(outputs) else ''}"
+                f"{head[0]:38} {head[1]:14} {head[2]:18} {delivery['office']:24} {delivery['output'] or '-'}"
             )
 
 
