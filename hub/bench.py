@@ -24,13 +24,12 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 from hub import topics
-from hub.broker import EmbeddedBroker, free_port, sigterm_unwinds
+from hub.broker import cluster, free_port
 from hub.config import Settings
 from hub.core.outcomes import OutcomeTracker
 from hub.core.pipeline import AUDIT
@@ -59,19 +58,6 @@ def _produce(settings: Settings, topic: str, payloads: list[bytes]) -> list[Rece
     return records
 
 
-def _wait_ready(port: int, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response,
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError("worker did not become ready")
-
-
 def _deliver_all(
     settings: Settings, records: list[Received], timeout: float
 ) -> tuple[float, OutcomeTracker]:
@@ -87,7 +73,7 @@ def measure_hub(settings: Settings, n: int, timeout: float) -> dict[str, Any]:
         settings, args=("--no-inbound",), log_file=settings.data_dir / "worker.log"
     ).start()
     try:
-        _wait_ready(settings.web_port)
+        worker.wait_ready()
         warmup = _produce(settings, settings.topic(RECEIVED), _payloads(1))
         _deliver_all(settings, warmup, timeout)
         payloads = _payloads(n)
@@ -154,23 +140,12 @@ def run(settings: Settings, n: int, *, as_json: bool = False, timeout: float = 6
     if n < 1:
         print("--n must be positive")
         return 2
-    with sigterm_unwinds(), contextlib.ExitStack() as stack:
-        broker_kind = "external"
-        if settings.embedded:
-            broker = stack.enter_context(EmbeddedBroker())
-            settings = settings.with_overrides(
-                bootstrap_servers=broker.bootstrap_servers, replication_factor=1
-            )
-            broker_kind = "embedded Tansu (memory)"
+    broker_kind = "embedded Tansu (memory)" if settings.embedded else "external"
+    with cluster(settings) as active, contextlib.ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sozialhub-bench-")))
         stack.callback(_keep_log_on_failure, scratch)
-        settings = settings.with_overrides(
-            topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.",
-            inbox_dir=scratch / "inbox",
-            outbox_dir=scratch / "outbox",
-            archive_dir=scratch / "archive",
-            data_dir=scratch,
-            web_port=free_port(),
+        settings = active.in_workspace(scratch).with_overrides(
+            topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.", web_port=free_port()
         )
         specs = topics.load(settings)
         passthrough_specs = tuple(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import signal
 import socket
 import subprocess
@@ -21,6 +20,8 @@ from types import TracebackType
 from typing import Self
 
 import structlog
+
+from hub.config import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -150,9 +151,17 @@ def sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+@contextlib.contextmanager
+def cluster(settings: Settings) -> Iterator[Settings]:
+    """The configured cluster, or the embedded broker when none is configured.
+
+    Yields settings that point at a running broker. SIGTERM unwinds the block,
+    so the embedded broker is stopped on every way out.
+    """
+    if not settings.embedded:
+        yield settings
+        return
+    with sigterm_unwinds(), EmbeddedBroker() as broker:
+        yield settings.with_overrides(
+            bootstrap_servers=broker.bootstrap_servers, replication_factor=1
+        )

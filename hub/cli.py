@@ -8,18 +8,17 @@ did not finish; 2 usage or configuration error; 3 topic drift remains after
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
 
 from hub import __version__, config
 from hub import logging as hub_logging
-from hub.broker import Terminated
+from hub.broker import Terminated, cluster
 from hub.config import ConfigError, Settings
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_DRIFT = 0, 1, 2, 3
@@ -91,20 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def _cluster(settings: Settings) -> Iterator[Settings]:
-    """The configured cluster, or the embedded broker when none is configured."""
-    if not settings.embedded:
-        yield settings
-        return
-    from hub.broker import EmbeddedBroker, sigterm_unwinds  # noqa: PLC0415
-
-    with sigterm_unwinds(), EmbeddedBroker() as broker:
-        yield settings.with_overrides(
-            bootstrap_servers=broker.bootstrap_servers, replication_factor=1
-        )
-
-
 def _check(settings: Settings, files: Sequence[Path], *, as_json: bool) -> int:
     from hub import context  # noqa: PLC0415
     from hub.core.pipeline import check  # noqa: PLC0415
@@ -146,7 +131,7 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(text)
         return EXIT_OK
-    with _cluster(settings) as active:
+    with cluster(settings) as active:
         if args.topics_command == "plan":
             result = topics.plan(specs, topics.observe(active, specs), active.topic_prefix)
         else:

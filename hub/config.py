@@ -129,6 +129,16 @@ class Settings:
         """The workers' consumer group (and Faust app id)."""
         return f"{self.topic_prefix}hub"
 
+    def in_workspace(self, root: Path) -> Settings:
+        """Inbox, outbox, archive and scratch space under one directory (demo, benchmark, tests)."""
+        return dataclasses.replace(
+            self,
+            inbox_dir=root / "inbox",
+            outbox_dir=root / "outbox",
+            archive_dir=root / "archive",
+            data_dir=root,
+        )
+
     def with_overrides(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from hub import topics
-from hub.broker import EmbeddedBroker, free_port, sigterm_unwinds
+from hub.broker import cluster, free_port
 from hub.config import PROJECT_ROOT, Settings
 from hub.core.outcomes import OutcomeTracker
 from hub.core.pipeline import AUDIT, DEAD_LETTER
@@ -126,19 +126,8 @@ def run(
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     root = (workdir or Path("var") / f"demo-{stamp}").resolve()
     embedded = settings.embedded
-    with sigterm_unwinds(), contextlib.ExitStack() as stack:
-        if embedded:
-            broker = stack.enter_context(EmbeddedBroker())
-            settings = settings.with_overrides(
-                bootstrap_servers=broker.bootstrap_servers, replication_factor=1
-            )
-        settings = settings.with_overrides(
-            inbox_dir=root / "inbox",
-            outbox_dir=root / "outbox",
-            archive_dir=root / "archive",
-            data_dir=root,
-            web_port=free_port(),
-        )
+    with cluster(settings) as active, contextlib.ExitStack() as stack:
+        settings = active.in_workspace(root).with_overrides(web_port=free_port())
         specs = topics.load(settings)
         plan = topics.apply(settings, specs)
         log.info("demo.topics_applied", created=len(plan.create), drift=len(plan.drift))

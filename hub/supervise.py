@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,6 +52,19 @@ class WorkerProcess:
         if self.process is None:
             raise RuntimeError("not started")
         return self.process.pid
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Poll ``/readyz`` until the worker has its partitions; fail early if it died."""
+        url = f"http://{self.settings.web_host}:{self.settings.web_port}/readyz"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError("worker exited before it became ready")
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError("worker did not become ready")
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -47,14 +47,10 @@ def hub_settings(bootstrap_servers: str, tmp_path: Path) -> Settings:
     base = load(
         {k: v for k, v in os.environ.items() if k.startswith(("KAFKA_", "SOZIALHUB_SIGNING"))}
     )
-    settings = base.with_overrides(
+    settings = base.in_workspace(tmp_path).with_overrides(
         bootstrap_servers=bootstrap_servers,
         topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
         replication_factor=1,
-        inbox_dir=tmp_path / "inbox",
-        outbox_dir=tmp_path / "outbox",
-        archive_dir=tmp_path / "archive",
-        data_dir=tmp_path,
         web_port=free_port(),
     )
     topics.apply(settings, topics.load(settings))

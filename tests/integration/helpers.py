@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import time
 import urllib.request
 from pathlib import Path
 
@@ -12,19 +10,6 @@ from hub.core.outcomes import OutcomeTracker
 from hub.core.pipeline import AUDIT, DEAD_LETTER
 from hub.core.records import AuditEvent, DeadLetter, decode
 from hub.kafka import follow
-
-
-def wait_ready(port: int, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r,
-        ):
-            if r.status == 200:
-                return
-        time.sleep(0.2)
-    raise AssertionError("worker did not become ready")
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:

@@ -20,7 +20,7 @@ from hub.core.records import submission_id
 from hub.supervise import WorkerProcess
 from hub.testing import PersonSpec, SubmissionSpec, make_submission
 
-from .helpers import dead_letters, drop, outcomes, wait_ready
+from .helpers import dead_letters, drop, outcomes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -66,7 +66,7 @@ def test_worker_killed_mid_stream_loses_and_duplicates_nothing(hub_settings):
     log = hub_settings.data_dir / "worker.log"
 
     first = WorkerProcess(hub_settings, log_file=log).start()
-    wait_ready(hub_settings.web_port)
+    first.wait_ready()
     for name, data in files.items():
         drop(hub_settings.inbox_dir, name, data)
     # Kill once a good part, but not all, has an outcome.

@@ -19,7 +19,7 @@ from hub.core.records import submission_id
 from hub.keys import ephemeral_certificate
 from hub.supervise import WorkerProcess
 
-from .helpers import dead_letters, drop, get, outcomes, wait_ready
+from .helpers import dead_letters, drop, get, outcomes
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ PERSONAL = (
 @pytest.fixture
 def worker(hub_settings):
     process = WorkerProcess(hub_settings, log_file=hub_settings.data_dir / "worker.log").start()
-    wait_ready(hub_settings.web_port)
+    process.wait_ready()
     yield process
     process.stop()
 
@@ -96,7 +96,7 @@ class TestExamplesThroughTheBroker:
         sid = submission_id(data)
         process = WorkerProcess(settings, log_file=tmp_path / "signed-worker.log").start()
         try:
-            wait_ready(settings.web_port)
+            process.wait_ready()
             drop(settings.inbox_dir, EXAMPLES[1].name, data)
             tracker = outcomes(settings, {sid}, timeout=90)
             _, metrics_text = get(settings.web_port, "/metrics")
@@ -196,7 +196,7 @@ class TestOversize:
         settings = hub_settings.with_overrides(max_submission_bytes=10_000)
         process = WorkerProcess(settings, log_file=tmp_path / "worker.log").start()
         try:
-            wait_ready(settings.web_port)
+            process.wait_ready()
             import hashlib
 
             big = b"<a>" + b"x" * 50_000 + b"</a>"
