@@ -32,10 +32,9 @@ from hub import topics
 from hub.broker import cluster, free_port
 from hub.config import Settings
 from hub.core.outcomes import OutcomeTracker
-from hub.core.pipeline import AUDIT
+from hub.core.pipeline import AUDIT, RECEIVED
 from hub.core.records import AuditEvent, Received, decode, encode
 from hub.kafka import consumer, follow, producer
-from hub.stream.app import RECEIVED
 from hub.supervise import WorkerProcess
 from hub.testing import SubmissionSpec, make_submission
 
@@ -147,6 +146,8 @@ def run(settings: Settings, n: int, *, as_json: bool = False, timeout: float = 6
         settings = active.in_workspace(scratch).with_overrides(
             topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.", web_port=free_port()
         )
+        if broker_kind == "external":
+            stack.callback(topics.delete_prefixed, settings)
         specs = topics.load(settings)
         passthrough_specs = tuple(
             topics.TopicSpec(

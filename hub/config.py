@@ -60,6 +60,7 @@ _ENV = {
     "ssl_key_password": "KAFKA_SSL_KEY_PASSWORD",
 }
 
+SIGNING_ALGORITHMS = ("ecdsa-sha256", "ecdsa-sha384", "rsa-pss-sha256", "rsa-sha256")
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _SASL = (None, "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -96,6 +97,7 @@ class Settings:
     cert_warn_days: int = 30
     # Limits and runtime.
     max_submission_bytes: int = 4 * 1024 * 1024
+    max_record_bytes: int = 8_000_000  # below the topics' max.message.bytes (8 MiB)
     inbox_poll_seconds: float = 0.5
     web_host: str = "127.0.0.1"
     web_port: int = 6066
@@ -112,6 +114,12 @@ class Settings:
             self.sasl_username and self.sasl_password
         ):
             raise ConfigError("SASL needs sasl_username and sasl_password")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        if self.signing_algorithm not in SIGNING_ALGORITHMS:
+            raise ConfigError("signing_algorithm must be one of " + ", ".join(SIGNING_ALGORITHMS))
+        if (self.signing_key_file is None) != (self.signing_cert_file is None):
+            raise ConfigError("signing_key_file and signing_cert_file must be set together")
         if self.log_format not in ("auto", "json", "console"):
             raise ConfigError("log_format must be auto, json or console")
         if not self.topic_prefix or any(c not in _TOPIC_CHARS for c in self.topic_prefix):

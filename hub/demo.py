@@ -128,6 +128,10 @@ def run(
     embedded = settings.embedded
     with cluster(settings) as active, contextlib.ExitStack() as stack:
         settings = active.in_workspace(root).with_overrides(web_port=free_port())
+        if not embedded:
+            # Never feed the examples into a real pipeline: own topics, own group, removed afterwards.
+            settings = settings.with_overrides(topic_prefix=f"sozialhub-demo-{stamp.lower()}.")
+            stack.callback(topics.delete_prefixed, settings)
         specs = topics.load(settings)
         plan = topics.apply(settings, specs)
         log.info("demo.topics_applied", created=len(plan.create), drift=len(plan.drift))

@@ -55,7 +55,9 @@ def load_signer(settings: Settings) -> ReceiptSigner:
             "signing.ephemeral_key",
             detail="no signing key configured; receipts are signed with a throw-away key",
         )
-        return ReceiptSigner(key, ephemeral_certificate(key, settings.hub_identity), "ecdsa-sha256")
+        return ReceiptSigner(
+            key, ephemeral_certificate(key, settings.hub_identity, days=365), "ecdsa-sha256"
+        )
     password = (
         settings.signing_key_password.reveal().encode() if settings.signing_key_password else None
     )
@@ -71,7 +73,12 @@ def load_signer(settings: Settings) -> ReceiptSigner:
     public, own = certificate.public_key(), loaded.public_key()
     if not isinstance(public, type(own)) or public.public_numbers() != own.public_numbers():
         raise ConfigError("signing certificate does not belong to the signing key")
-    return ReceiptSigner(loaded, certificate, settings.signing_algorithm)
+    try:
+        return ReceiptSigner(loaded, certificate, settings.signing_algorithm)
+    except ValueError:
+        raise ConfigError(
+            "signing_algorithm does not fit the signing key (ECDSA needs EC, RSA needs RSA)"
+        ) from None
 
 
 def days_left(signer: ReceiptSigner, now: dt.datetime | None = None) -> float:

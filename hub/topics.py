@@ -225,6 +225,18 @@ def apply(
     return current
 
 
+def delete_prefixed(settings: Settings, timeout: float = 30.0) -> tuple[str, ...]:
+    """Delete every topic under the settings' prefix (demo and benchmark clean-up on a real cluster)."""
+    admin = _admin(settings)
+    names = tuple(
+        n for n in admin.list_topics(timeout=timeout).topics if n.startswith(settings.topic_prefix)
+    )
+    if names:
+        for future in admin.delete_topics(list(names), request_timeout=timeout).values():
+            future.result(timeout=timeout)
+    return names
+
+
 # --- Strimzi KafkaTopic resources ---------------------------------------------------------------
 
 # A Kubernetes object name (RFC 1123 subdomain), as the mapped resource names can contain it.

@@ -2,7 +2,8 @@
 
 Writers put a file into the inbox atomically (write elsewhere or under a name
 starting with ``.`` or ending in ``.part``/``.tmp``, then rename). The
-connector reads at most ``max_bytes + 1`` bytes of each file; a file leaves the
+connector buffers at most ``max_bytes`` of each file (a larger one is only hashed,
+then set aside and dead-lettered as ``SIZE``); a file leaves the
 inbox only after Kafka acknowledged the record made from it (:meth:`release`),
 so a crash in between re-sends it, and the content-addressed submission id
 lets everything downstream deduplicate.

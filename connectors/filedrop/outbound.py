@@ -2,7 +2,8 @@
 
 Layout: ``<outbox>/<vendor>/<office>/<delivery id><suffix>``. The file is
 written under a hidden temporary name in the same directory, flushed to disk,
-then renamed into place, so a Fachverfahren import job never sees half a file.
+then hard-linked into place (which never overwrites), so a Fachverfahren import
+job never sees half a file.
 The delivery id is deterministic, so a redelivery finds the file already there
 and is reported as a duplicate instead of being booked twice.
 

@@ -39,6 +39,7 @@ from hub.core.records import (
 )
 from hub.core.route import OfficeTable, Route, applicant_ars, route
 
+RECEIVED = "submissions.received"
 ACCEPTED = "submissions.accepted"
 DEAD_LETTER = "submissions.deadletter"
 AUDIT = "audit.log"
@@ -71,6 +72,8 @@ class HubContext:
     identity: str
     limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS
     validator_name: str = "xmlschema"
+    # Largest record the hub produces; must stay below the topics' max.message.bytes.
+    max_record_bytes: int = 8_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +171,13 @@ def intake(
         submission=to_json(submission),
     )
     digest = received.payload_sha256
+    accepted_emit = Emit.of(ACCEPTED, sid, accepted)
+    if len(accepted_emit.value) > hub.max_record_bytes:
+        # Attachments travel twice (original and canonical model): refuse rather than crash-loop.
+        return _reject(sid, "intake", Rejection(Reason.SIZE, "accepted"), digest, source, now)
     return StageResult(
         (
-            Emit.of(ACCEPTED, sid, accepted),
+            accepted_emit,
             _audit(sid, "intake", "accepted", now, payload_sha256=digest),
             _audit(sid, "sign", "signed", now, payload_sha256=digest),
         ),
@@ -200,58 +207,51 @@ def dispatch(
     except Rejection as rejection:
         return _reject(sid, "route", rejection, accepted.payload_sha256, source, now)
     receipt = unb64(accepted.receipt_b64)
-    emits: list[Emit] = []
-    planned: list[tuple[Route, str]] = []
-    seen: set[str] = set()
+    by_office: dict[str, list[Route]] = {}
     for r in routes:
-        if r.office.office_id in seen:
-            continue  # two benefits handled by the same office travel together
-        seen.add(r.office.office_id)
-        mapping = mapping_for(r.vendor.format)
-        did = delivery_id(sid, r.office.office_id, mapping.version)
+        by_office.setdefault(r.office.office_id, []).append(r)
+    deliveries: list[Emit] = []
+    audits: list[Emit] = []
+    planned: list[tuple[Route, str]] = []
+    for office_routes in by_office.values():
+        # Every benefit one office handles travels in one delivery to that office.
+        first = office_routes[0]
+        benefits = tuple(r.leika for r in office_routes)
         try:
-            body = mapping.render(submission, r, DeliveryContext(did, sid, receipt))
+            mapping = mapping_for(first.vendor.format)
+            did = delivery_id(sid, first.office.office_id, mapping.version)
+            body = mapping.render(submission, first, DeliveryContext(did, sid, receipt, benefits))
         except Rejection as rejection:
             return _reject(sid, "map", rejection, accepted.payload_sha256, source, now)
         delivery = Delivery(
             delivery_id=did,
             submission_id=sid,
             received_at=accepted.received_at,
-            office=r.office.office_id,
-            vendor=r.vendor.vendor_id,
+            office=first.office.office_id,
+            vendor=first.vendor.vendor_id,
             format=mapping.format,
             mapping_version=mapping.version,
             media_type=mapping.media_type,
             file_suffix=mapping.file_suffix,
             body_b64=b64(body),
         )
-        emits.append(Emit.of(vendor_topic(r.vendor.vendor_id), did, delivery))
-        planned.append((r, did))
-    for r, did in planned:
-        emits.append(
-            _audit(
-                sid,
-                "route",
-                "routed",
-                now,
-                office=r.office.office_id,
-                vendor=r.vendor.vendor_id,
-                delivery_id=did,
+        emit = Emit.of(vendor_topic(first.vendor.vendor_id), did, delivery)
+        if len(emit.value) > hub.max_record_bytes:
+            return _reject(
+                sid, "map", Rejection(Reason.SIZE, "delivery"), accepted.payload_sha256, source, now
             )
-        )
-        emits.append(
-            _audit(
-                sid,
-                "map",
-                "mapped",
-                now,
-                office=r.office.office_id,
-                vendor=r.vendor.vendor_id,
-                delivery_id=did,
-                mapping_version=mapping_for(r.vendor.format).version,
-            )
-        )
-    return StageResult(tuple(emits), "routed", submission=submission, routes=tuple(planned))
+        deliveries.append(emit)
+        planned.extend((r, did) for r in office_routes)
+        where = {
+            "office": first.office.office_id,
+            "vendor": first.vendor.vendor_id,
+            "delivery_id": did,
+        }
+        audits.append(_audit(sid, "route", "routed", now, benefits=list(benefits), **where))
+        audits.append(_audit(sid, "map", "mapped", now, mapping_version=mapping.version, **where))
+    return StageResult(
+        (*deliveries, *audits), "routed", submission=submission, routes=tuple(planned)
+    )
 
 
 def delivered(delivery: Delivery, now: dt.datetime, *, duplicate: bool) -> Emit:
@@ -337,13 +337,21 @@ def _with_reason(report: dict[str, Any], result: StageResult) -> dict[str, Any]:
     return report
 
 
-def received(record: Received) -> StageResult:
-    """The audit event an inbound connector emits with the record it received."""
-    now = dt.datetime.fromisoformat(record.received_at)
-    audit = _audit(
-        record.submission_id, "ingest", "received", now, payload_sha256=record.payload_sha256
-    )
-    return StageResult((audit,), "received")
+def ingest(
+    original: bytes, source: str, transport: str, hub: HubContext, now: dt.datetime
+) -> StageResult:
+    """What an inbound connector produces for bytes it received: the record and its audit event.
+
+    Bytes above the size limit, or whose record would not fit on the topic, are
+    dead-lettered (``SIZE``) instead.
+    """
+    record = Received.of(original, source, transport, now)
+    emit = Emit.of(RECEIVED, record.submission_id, record)
+    if len(original) > hub.limits.max_bytes or len(emit.value) > hub.max_record_bytes:
+        return reject_unread(record.payload_sha256, Reason.SIZE, now)
+    digest = record.payload_sha256
+    audit = _audit(record.submission_id, "ingest", "received", now, payload_sha256=digest)
+    return StageResult((emit, audit), "received")
 
 
 def reject_unread(payload_sha256: str, reason: Reason, now: dt.datetime) -> StageResult:
@@ -352,10 +360,17 @@ def reject_unread(payload_sha256: str, reason: Reason, now: dt.datetime) -> Stag
     return _reject(sid, "ingest", Rejection(reason), payload_sha256, None, now)
 
 
+def reject_delivery(
+    delivery: Delivery, rejection: Rejection, source: SourceRef, now: dt.datetime
+) -> StageResult:
+    """A delivery the outbound connector cannot carry out (e.g. an unsafe target name)."""
+    return _reject(delivery.submission_id, "deliver", rejection, None, source, now)
+
+
 def reject_record(
     key: bytes | None, stage: str, rejection: Rejection, source: SourceRef, now: dt.datetime
 ) -> StageResult:
     """A record on an internal topic that is not a valid envelope (e.g. written by a foreign producer)."""
     text = (key or b"").decode("ascii", "replace")
-    sid = text if text.startswith(("sub-", "dlv-")) and len(text) == 36 else "sub-unknown"
+    sid = text if text.startswith("sub-") and len(text) == 36 else "sub-unknown"
     return _reject(sid, stage, rejection, None, source, now)

@@ -65,6 +65,9 @@ class ReceiptSigner:
     def __post_init__(self) -> None:
         if self.algorithm not in _ALGORITHMS:
             raise ValueError("unsupported signature algorithm")
+        is_ec = isinstance(self.key, ec.EllipticCurvePrivateKey)
+        if is_ec != self.algorithm.startswith("ecdsa"):
+            raise ValueError("signature algorithm does not fit the key type")
 
     @property
     def not_after(self) -> dt.datetime:

@@ -13,7 +13,7 @@ import binascii
 import datetime as dt
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 from hub.core.errors import Reason, Rejection
@@ -156,6 +156,7 @@ class AuditEvent:
     delivery_id: str | None = None
     mapping_version: str | None = None
     payload_sha256: str | None = None
+    benefits: list[str] | None = None  # LeiKa keys a routed delivery carries
     TYPE = "sozialhub.audit"
 
 
@@ -168,7 +169,11 @@ def encode(record: RecordT) -> bytes:
 
 
 def decode(data: bytes, cls: type[T]) -> T:
-    """Decode an envelope into ``cls``; anything else is ``ENVELOPE``."""
+    """Decode an envelope into ``cls``; anything else is ``ENVELOPE``.
+
+    Fields this version does not know are ignored (a newer producer may add
+    fields within a major version); missing or mistyped required fields are not.
+    """
     try:
         body = json.loads(data)
     except (ValueError, TypeError):
@@ -176,6 +181,8 @@ def decode(data: bytes, cls: type[T]) -> T:
     expected = getattr(cls, "TYPE", None)
     if not isinstance(body, dict) or body.pop("type", None) != expected or body.pop("v", None) != 1:
         raise Rejection(Reason.ENVELOPE, "type")
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    body = {k: v for k, v in body.items() if k in known}
     try:
         if cls is DeadLetter and body.get("source") is not None:
             body["source"] = SourceRef(**body["source"])

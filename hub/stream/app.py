@@ -46,7 +46,7 @@ from hub.stream import metrics
 
 log = structlog.get_logger(__name__)
 
-RECEIVED = "submissions.received"
+RECEIVED = pipeline.RECEIVED
 BATCH_SIZE = 100
 BATCH_WITHIN = 0.05
 EXIT_SEND_FAILED = 75  # EX_TEMPFAIL: a supervisor should restart the worker
@@ -202,8 +202,16 @@ def deliverer(outbox: FileDropOutbox) -> StageFunction:
             )
         except UnsafeName:
             rejection = Rejection(Reason.DELIVERY, "target")
-            return pipeline.reject_record(event.message.key, "deliver", rejection, source, utcnow())
-        fresh = outbox.write(target, unb64(delivery.body_b64))
+            return pipeline.reject_delivery(delivery, rejection, source, utcnow())
+        try:
+            fresh = outbox.write(target, unb64(delivery.body_b64))
+        except OSError as exc:
+            # Outbox not writable or full: transient for the operator, never a dead letter.
+            # Exit without committing; after a restart the delivery is tried again.
+            log.critical(
+                "filedrop.write_failed", error=type(exc).__name__, action="exit without commit"
+            )
+            os._exit(EXIT_SEND_FAILED)
         received = dt.datetime.fromisoformat(delivery.received_at)
         metrics.END_TO_END_SECONDS.observe((utcnow() - received).total_seconds())
         emit = pipeline.delivered(delivery, utcnow(), duplicate=not fresh)
@@ -213,7 +221,7 @@ def deliverer(outbox: FileDropOutbox) -> StageFunction:
 
 
 def _inbox_batch(
-    inbox: FileDropInbox, files: list[Path]
+    inbox: FileDropInbox, files: list[Path], hub: HubContext
 ) -> tuple[list[Emit], list[tuple[Path, str]], list[tuple[Path, str]]]:
     """Records for up to one batch of inbox files: (emits, taken files, oversize files)."""
     emits: list[Emit] = []
@@ -224,17 +232,19 @@ def _inbox_batch(
         if item is None:
             continue
         if item.data is None:
-            emits.extend(pipeline.reject_unread(item.sha256, Reason.SIZE, utcnow()).emits)
+            result = pipeline.reject_unread(item.sha256, Reason.SIZE, utcnow())
+        else:
+            result = pipeline.ingest(item.data, "filedrop", "filedrop", hub, utcnow())
+        emits.extend(result.emits)
+        if result.outcome == "rejected":
+            metrics.DEAD_LETTERS.labels("ingest", result.reason or "").inc()
             oversize.append((path, item.sha256))
-            continue
-        record = Received.of(item.data, "filedrop", "filedrop", utcnow())
-        emits.append(Emit.of(RECEIVED, record.submission_id, record))
-        emits.extend(pipeline.received(record).emits)
-        taken.append((path, record.submission_id))
+        else:
+            taken.append((path, "sub-" + item.sha256[:32]))
     return emits, taken, oversize
 
 
-def file_drop_task(app: faust.App, settings: Settings, sender: Sender) -> None:
+def file_drop_task(app: faust.App, settings: Settings, hub: HubContext, sender: Sender) -> None:
     """The inbound file-drop connector: inbox files become ``submissions.received`` records."""
     inbox = FileDropInbox(settings.inbox_dir, settings.archive_dir, settings.max_submission_bytes)
 
@@ -245,7 +255,7 @@ def file_drop_task(app: faust.App, settings: Settings, sender: Sender) -> None:
             if not files:
                 await asyncio.sleep(settings.inbox_poll_seconds)
                 continue
-            emits, taken, oversize = _inbox_batch(inbox, files)
+            emits, taken, oversize = _inbox_batch(inbox, files, hub)
             if emits:
                 await sender.send_all(emits)  # the files stay in the inbox until Kafka has them
             for path, sid in taken:
@@ -325,6 +335,6 @@ def create_app(
         vendors = app.topic(*[settings.topic(name) for name in vendor_topics], internal=False)
         stage_agent(app, vendors, "deliver", deliverer(outbox), sender)
     if options.inbound:
-        file_drop_task(app, settings, sender)
+        file_drop_task(app, settings, hub, sender)
     observability(app, settings, hub)
     return app

@@ -33,7 +33,7 @@ DEAD_LETTERS = Counter(
 )
 CONSUMER_LAG = Gauge(
     "sozialhub_consumer_lag",
-    "High watermark minus committed offset",
+    "High watermark minus the consumer position",
     ["topic", "partition"],
     registry=REGISTRY,
 )
@@ -43,5 +43,7 @@ CERT_DAYS_LEFT = Gauge(
     registry=REGISTRY,
 )
 INBOX_FILES = Gauge(
-    "sozialhub_inbox_files", "Files waiting in the file-drop inbox", registry=REGISTRY
+    "sozialhub_inbox_files",
+    "Files waiting in the file-drop inbox (counted up to 500)",
+    registry=REGISTRY,
 )

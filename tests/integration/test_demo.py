@@ -98,3 +98,30 @@ def _state(pid: int) -> str:
             return handle.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_demo_on_a_configured_cluster_uses_and_removes_its_own_topics(bootstrap_servers, tmp_path):
+    """With KAFKA_BOOTSTRAP_SERVERS the demo never touches the production topics and cleans up after itself."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    before = set(admin.list_topics(timeout=10).topics)
+    env = _environment() | {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "SOZIALHUB_REPLICATION_FACTOR": "1",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "hub", "demo", "--json", "--workdir", str(tmp_path / "demo")],
+        env=env,
+        capture_output=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert 0 == completed.returncode, completed.stderr.decode()[-2000:]
+    rows = [
+        json.loads(line) for line in completed.stdout.decode().splitlines() if line.startswith("{")
+    ]
+    assert len(EXPECTED) == len(rows)
+    after = set(admin.list_topics(timeout=10).topics)
+    assert set() == {t for t in after - before if t.startswith(("sozialhub.", "sozialhub-demo-"))}

@@ -279,7 +279,7 @@ OFFICE = Office(
     "jc-test", "Jobcenter Test", "jbc:055620320000", ("05562032",), frozenset({SGB2}), "v"
 )
 ROUTE = Route(SGB2, OFFICE, Vendor("v", "Vendor", "fv-xml"), "area")
-CONTEXT = DeliveryContext("dlv-" + "0" * 32, "sub-" + "1" * 32, b"<receipt/>")
+CONTEXT = DeliveryContext("dlv-" + "0" * 32, "sub-" + "1" * 32, b"<receipt/>", (SGB2,))
 
 
 def hand_made(**person_changes) -> Submission:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from hub.config import PROJECT_ROOT
 from hub.core.outcomes import OutcomeTracker, SubmissionOutcome
-from hub.core.pipeline import AUDIT, delivered, dispatch, intake, received
+from hub.core.pipeline import AUDIT, delivered, dispatch, ingest, intake
 from hub.core.records import Accepted, AuditEvent, Delivery, Received, decode
 
 EXAMPLES = PROJECT_ROOT / "examples" / "submissions"
@@ -50,8 +50,9 @@ def _audits(emits) -> tuple[AuditEvent, ...]:
 
 def story(path, hub, now) -> Story:
     """Run the pure stages on one example and collect every audit event they emit."""
-    record = Received.of(path.read_bytes(), "test", "filedrop", now)
-    events = list(_audits(received(record).emits))
+    ingested = ingest(path.read_bytes(), "test", "filedrop", hub, now)
+    record = decode(ingested.emits[0].value, Received)
+    events = list(_audits(ingested.emits))
     first = intake(record, None, hub, now)
     events += _audits(first.emits)
     deliveries: list[Delivery] = []

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from hub.core.mapping import fvxml
 from hub.core.model import from_json
 from hub.core.pipeline import (
     ACCEPTED,
@@ -428,14 +429,14 @@ class TestCheck:
                 "office": "wgs-recklinghausen",
                 "vendor": "lammkom",
                 "rule": "area",
-                "delivery_id": delivery_id(sid, "wgs-recklinghausen", "fv-xml/1.0.0"),
+                "delivery_id": delivery_id(sid, "wgs-recklinghausen", fvxml.VERSION),
             },
             {
                 "leika": "99107032148000",
                 "office": "soa-recklinghausen",
                 "vendor": "openprosoz",
                 "rule": "area",
-                "delivery_id": delivery_id(sid, "soa-recklinghausen", "fv-xml/1.0.0"),
+                "delivery_id": delivery_id(sid, "soa-recklinghausen", fvxml.VERSION),
             },
         ]
         assert expected == report["routes"]
@@ -513,14 +514,61 @@ class TestCheck:
             assert expected == [w for w in PERSONAL if w in text]
 
 
-class TestReceivedAudit:
-    def test_received_stage_emits_one_audit_event(self, now):
-        """The inbound connector's received event carries the digest, not the payload."""
-        from hub.core.pipeline import received as received_stage
+class TestIngest:
+    def test_ingest_emits_the_record_and_one_audit_event(self, hub_context, now):
+        """The inbound connector's record plus a received event that carries the digest, not the payload."""
+        from hub.core.pipeline import ingest
 
-        record = received_of(submission_bytes(), now)
-        result = received_stage(record)
+        original = submission_bytes()
+        result = ingest(original, "test", "filedrop", hub_context, now)
+        record = decode(result.emits[0].value, Received)
         (event,) = audits(result)
         expected = ("ingest", "received", record.payload_sha256, record.submission_id)
         assert expected == (event.stage, event.decision, event.payload_sha256, event.submission_id)
-        assert base64.b64decode(record.payload_b64)[:40] not in result.emits[0].value
+        assert original == base64.b64decode(record.payload_b64)
+        assert original[:40] not in result.emits[1].value
+
+    def test_ingest_above_the_limit_is_a_size_dead_letter(self, hub_context, now):
+        """Bytes over the limit never become a received record: a SIZE dead letter with the digest."""
+        import dataclasses
+
+        from hub.core import xmlsafe
+        from hub.core.pipeline import DEAD_LETTER, ingest
+
+        small = dataclasses.replace(hub_context, limits=xmlsafe.Limits(max_bytes=100))
+        result = ingest(submission_bytes(), "test", "filedrop", small, now)
+        assert ("rejected", "SIZE") == (result.outcome, result.reason)
+        assert [DEAD_LETTER, "audit.log"] == [e.topic for e in result.emits]
+
+    def test_accepted_record_above_the_record_limit_is_refused_not_produced(self, hub_context, now):
+        """An accepted record too large for the topic becomes a SIZE dead letter instead of a crash loop."""
+        import dataclasses
+
+        small = dataclasses.replace(hub_context, max_record_bytes=2_000)
+        result = intake(received_of(submission_bytes(), now), SOURCE, small, now)
+        assert ("rejected", "SIZE") == (result.outcome, result.reason)
+
+
+class TestOneOfficeSeveralBenefits:
+    def test_every_benefit_for_one_office_travels_in_its_one_delivery(self, hub_context, now):
+        """Grundsicherung and BuT both go to the Sozialamt: one delivery naming both benefits, audited with both."""
+        from lxml import etree
+
+        from hub.testing import PersonSpec, SubmissionSpec, make_submission
+
+        both = (("99107009017000", "Grundsicherung"), ("99107032148000", "Bildung und Teilhabe"))
+        original = make_submission(
+            SubmissionSpec(persons=(PersonSpec(postcode="45768", town="Marl", benefits=both),))
+        )
+        first = intake(received_of(original, now), SOURCE, hub_context, now)
+        result = dispatch(decode(first.emits[0].value, Accepted), SOURCE, hub_context, now)
+        deliveries = [
+            decode(e.value, Delivery) for e in result.emits if e.topic.startswith("fachverfahren.")
+        ]
+        assert ["soa-marl"] == [d.office for d in deliveries]
+        tree = etree.fromstring(base64.b64decode(deliveries[0].body_b64))  # noqa: TID251 - hub output
+        codes = [e.get("code") for e in tree.iter("{urn:sozialhub:vendor:fv-xml:1}leistung")]
+        assert ["99107009017000", "99107032148000"] == codes
+        routed = [a for a in audits(result) if a.decision == "routed"]
+        assert [["99107009017000", "99107032148000"]] == [a.benefits for a in routed]
+        assert ["99107009017000", "99107032148000"] == [r.leika for r, _ in result.routes]

@@ -20,6 +20,7 @@ class DeliveryContext:
     delivery_id: str
     submission_id: str
     receipt: bytes
+    benefits: tuple[str, ...]  # LeiKa keys this office handles, in request order
 
 
 MapFunction = Callable[[Submission, Route, DeliveryContext], bytes]

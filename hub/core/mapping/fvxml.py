@@ -20,7 +20,7 @@ from hub.core.model import Code, Person, Submission
 from hub.core.route import Route
 
 NAMESPACE = "urn:sozialhub:vendor:fv-xml:1"
-VERSION = "fv-xml/1.0.0"
+VERSION = "fv-xml/1.1.0"  # 1.1: every benefit for the office, not only the first
 _F = f"{{{NAMESPACE}}}"
 _TEXT_MAX = 200  # fv:Text maxLength
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # \p{Cc}, forbidden by fv:Text
@@ -90,8 +90,9 @@ def render(submission: Submission, route: Route, context: DeliveryContext) -> by
             application.set("antragsDatum", submission.application_date)
         application.set("portal", submission.author.key)
         _code(application, "vorgangsTyp", submission.case_type)
-        benefit = next(b for b in submission.benefits if b.code == route.leika)
-        _code(application, "leistung", benefit)
+        requested = {b.code: b for b in submission.benefits}
+        for key in context.benefits:
+            _code(application, "leistung", requested[key])
         for person in submission.persons:
             _person(root, person)
         for document in submission.documents:
