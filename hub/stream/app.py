@@ -168,6 +168,11 @@ class Sender:
                 for e in emits
             ]
             await asyncio.gather(*pending)
+        except asyncio.CancelledError:
+            # Cancelled mid-batch (shutdown or rebalance): Faust acks the batch in take_events'
+            # finally and may commit it although some outputs were never sent.
+            log.warning("worker.cancelled_mid_send", action="exit without commit")
+            os._exit(EXIT_SEND_FAILED)
         except Exception as exc:  # noqa: BLE001
             log.critical(
                 "kafka.send_failed", error=type(exc).__name__, action="exit without commit"
