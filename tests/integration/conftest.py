@@ -1,9 +1,12 @@
 """One broker fixture for every integration test; the backend is chosen by setting.
 
 - ``KAFKA_BOOTSTRAP_SERVERS`` set: that cluster (TLS/SASL from the usual variables).
-- ``SOZIALHUB_TEST_BROKER=kafka``: Apache Kafka in a container via testcontainers
-  (needs a Docker engine; developer laptops).
-- otherwise: the bundled Tansu broker (default here and in CI).
+- a Docker engine answers (developer laptops): Apache Kafka in KRaft mode in a
+  container via testcontainers (its Python module runs Confluent's packaging of
+  Apache Kafka, ``confluentinc/cp-kafka``).
+- otherwise: the bundled Tansu broker (here and in CI, where no Docker engine runs).
+
+``SOZIALHUB_TEST_BROKER=tansu|kafka`` forces a choice.
 
 Every test gets a fresh topic prefix (and so a fresh consumer group) and its own
 directories.
@@ -25,16 +28,26 @@ from hub.config import Settings, load
 pytestmark = pytest.mark.integration
 
 
+def _docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        return bool(docker.from_env(timeout=3).ping())
+    except Exception:
+        return False
+
+
 @pytest.fixture(scope="session")
 def bootstrap_servers() -> Iterator[str]:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if external:
         yield external
         return
-    if os.environ.get("SOZIALHUB_TEST_BROKER") == "kafka":
-        from testcontainers.kafka import KafkaContainer
+    choice = os.environ.get("SOZIALHUB_TEST_BROKER", "auto")
+    if choice == "kafka" or (choice == "auto" and _docker_engine_answers()):
+        from testcontainers.community.kafka import KafkaContainer
 
-        with KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as kafka:
+        with KafkaContainer("confluentinc/cp-kafka:7.9.0").with_kraft() as kafka:
             yield kafka.get_bootstrap_server()
         return
     with EmbeddedBroker() as broker:
