@@ -159,7 +159,8 @@ def cluster(settings: Settings) -> Iterator[Settings]:
     so the embedded broker is stopped on every way out.
     """
     if not settings.embedded:
-        yield settings
+        with sigterm_unwinds():
+            yield settings
         return
     with sigterm_unwinds(), EmbeddedBroker() as broker:
         yield settings.with_overrides(

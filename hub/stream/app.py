@@ -243,6 +243,9 @@ def _inbox_batch(
         emits.extend(result.emits)
         if result.outcome == "rejected":
             metrics.DEAD_LETTERS.labels("ingest", result.reason or "").inc()
+            log.warning(
+                "stage.rejected", stage="ingest", reason=result.reason, payload_sha256=item.sha256
+            )
             oversize.append((path, item.sha256))
         else:
             taken.append((path, "sub-" + item.sha256[:32]))
@@ -304,6 +307,10 @@ def observability(app: faust.App, settings: Settings, hub: HubContext) -> None:
         )
 
     metrics.CERT_DAYS_LEFT.set(keys.days_left(hub.signer))  # known before the first timer tick
+    if keys.days_left(hub.signer) < settings.cert_warn_days:
+        log.warning(
+            "signing.certificate_expires_soon", days_left=round(keys.days_left(hub.signer), 1)
+        )
     app.timer(interval=3600.0)(certificate_check)
     app.timer(interval=5.0)(consumer_lag)
     app.page("/healthz")(healthz)

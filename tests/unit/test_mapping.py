@@ -78,8 +78,8 @@ def run(original: bytes, hub: HubContext, now) -> tuple[str | None, list[Deliver
 
 
 def canonical(value: str) -> str:
-    """What the hub keeps of a text value: stripped, NFC (hub.core.xsozial)."""
-    return unicodedata.normalize("NFC", value.strip())
+    """What the hub keeps of a text value: XML whitespace stripped (a no-break space is content), NFC."""
+    return unicodedata.normalize("NFC", value.strip(" \t\r\n"))
 
 
 # XML 1.0 can carry these characters; the payload schemas forbid control characters (Cc).

@@ -22,6 +22,7 @@ from hub.core.route import Route
 NAMESPACE = "urn:sozialhub:vendor:fv-xml:1"
 VERSION = "fv-xml/1.1.0"  # 1.1: every benefit for the office, not only the first
 _F = f"{{{NAMESPACE}}}"
+MAX_BENEFITS = 20  # fv:leistung maxOccurs in schemas/vendor/fv-xml-1.xsd
 _TEXT_MAX = 200  # fv:Text maxLength
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # \p{Cc}, forbidden by fv:Text
 
@@ -90,6 +91,8 @@ def render(submission: Submission, route: Route, context: DeliveryContext) -> by
             application.set("antragsDatum", submission.application_date)
         application.set("portal", submission.author.key)
         _code(application, "vorgangsTyp", submission.case_type)
+        if not 0 < len(context.benefits) <= MAX_BENEFITS:
+            raise Rejection(Reason.MAPPING_ERROR, "antrag/leistung")
         requested = {b.code: b for b in submission.benefits}
         for key in context.benefits:
             _code(application, "leistung", requested[key])
