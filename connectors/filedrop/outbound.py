@@ -7,6 +7,11 @@ job never sees half a file.
 The delivery id is deterministic, so a redelivery finds the file already there
 and is reported as a duplicate instead of being booked twice.
 
+Every delivery also leaves an empty marker in ``<outbox>/.delivered/<vendor>/``:
+the ledger that recognises a redelivery after the import job moved the file away.
+Markers may be pruned once they are older than the retention of the vendor topics
+(nothing older can be redelivered).
+
 A writer killed mid-write leaves a hidden temporary (``.<host>-<pid>-*.part``).
 On start the outbox removes temporaries of dead writers on this host, and any
 older than an hour (writers on other hosts sharing the volume).
@@ -31,6 +36,7 @@ class UnsafeName(ValueError):  # noqa: N818 - reads as the condition it reports
 
 
 STALE_SECONDS = 3600.0
+LEDGER = ".delivered"  # hidden: import jobs read <vendor>/<office>/ only
 
 
 def _alive(pid: int) -> bool:
@@ -69,11 +75,35 @@ class FileDropOutbox:
                 raise UnsafeName("unsafe path component")
         if not _SUFFIX.match(suffix):
             raise UnsafeName("unsafe suffix")
-        return self.root / vendor / office / f"{delivery_id}{suffix}"
+        target = self.root / vendor / office / f"{delivery_id}{suffix}"
+        if target.parent.exists() and not target.parent.resolve().is_relative_to(
+            self.root.resolve()
+        ):
+            raise UnsafeName("vendor or office directory leads out of the outbox")
+        return target
+
+    def _marker(self, target: Path) -> Path:
+        """Ledger entry of a delivery: ``<outbox>/.delivered/<vendor>/<delivery id>``."""
+        return self.root / LEDGER / target.parent.parent.name / target.stem
+
+    def _remember(self, target: Path) -> None:
+        marker = self._marker(target)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        _fsync_directory(marker.parent)
 
     def write(self, target: Path, body: bytes) -> bool:
-        """Write ``body`` atomically; False when the delivery is already there (duplicate)."""
+        """Write ``body`` atomically; False when the delivery was made before (duplicate).
+
+        "Before" is judged by the ledger, not only by the file: a Fachverfahren import
+        job may have taken the file away long ago, and a redelivery must not book the
+        case twice.
+        """
+        if self._marker(target).exists():
+            return False
         if target.exists():
+            self._remember(target)  # written before a crash that came before the ledger entry
             return False
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(
@@ -90,9 +120,14 @@ class FileDropOutbox:
             return False
         finally:
             Path(temporary).unlink(missing_ok=True)
-        directory = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        _fsync_directory(target.parent)
+        self._remember(target)
         return True
+
+
+def _fsync_directory(path: Path) -> None:
+    directory = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -9,6 +9,7 @@ Every decision produces an audit event. The same functions back the offline
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,8 @@ from hub.core.records import (
     decode,
     delivery_id,
     encode,
+    is_id,
+    submission_id,
     timestamp,
     unb64,
 )
@@ -85,8 +88,18 @@ class StageResult:
     routes: tuple[tuple[Route, str], ...] = ()  # (route, delivery id)
 
 
-def _audit(submission: str, stage: str, decision: str, now: dt.datetime, **fields: Any) -> Emit:
-    target = str(fields.get("delivery_id") or fields.get("office") or "")
+def _audit(
+    submission: str,
+    stage: str,
+    decision: str,
+    now: dt.datetime,
+    *,
+    target: str | None = None,
+    **fields: Any,
+) -> Emit:
+    """One audit event; its id is deterministic per submission, stage, decision and target."""
+    if target is None:
+        target = str(fields.get("delivery_id") or fields.get("office") or "")
     event = AuditEvent(
         event_id=audit_event_id(submission, stage, decision, target),
         submission_id=submission,
@@ -106,8 +119,13 @@ def _reject(
     source: SourceRef | None,
     now: dt.datetime,
 ) -> StageResult:
+    # The source record makes the ids unique: two different records rejected at one stage
+    # (even both as "sub-unknown") never share an id, while a redelivery of the same record does.
+    where = (
+        f"{source.topic}:{source.partition}:{source.offset}" if source else (payload_sha256 or "")
+    )
     letter = DeadLetter(
-        dead_letter_id=dead_letter_id(submission, stage),
+        dead_letter_id=dead_letter_id(submission, stage, where),
         submission_id=submission,
         stage=stage,
         reason=rejection.reason.value,
@@ -121,6 +139,7 @@ def _reject(
         stage,
         "rejected",
         now,
+        target=where,
         reason=rejection.reason.value,
         path=rejection.path,
         payload_sha256=payload_sha256,
@@ -138,13 +157,24 @@ def accept(original: bytes, hub: HubContext) -> tuple[str, Submission]:
     return payload_type.name, payload_type.extract(root)
 
 
+def _checked_original(received: Received) -> bytes:
+    """The original bytes, if digest and id in the record are really theirs (the hub attests them)."""
+    original = unb64(received.payload_b64)
+    if (
+        hashlib.sha256(original).hexdigest() != received.payload_sha256
+        or submission_id(original) != received.submission_id
+    ):
+        raise Rejection(Reason.ENVELOPE, "payload_sha256")
+    return original
+
+
 def intake(
     received: Received, source: SourceRef | None, hub: HubContext, now: dt.datetime
 ) -> StageResult:
     """``submissions.received`` -> ``submissions.accepted`` or the dead-letter topic."""
     sid = received.submission_id
     try:
-        original = unb64(received.payload_b64)
+        original = _checked_original(received)
         payload_type, submission = accept(original, hub)
     except Rejection as rejection:
         return _reject(sid, "intake", rejection, received.payload_sha256, source, now)
@@ -372,5 +402,5 @@ def reject_record(
 ) -> StageResult:
     """A record on an internal topic that is not a valid envelope (e.g. written by a foreign producer)."""
     text = (key or b"").decode("ascii", "replace")
-    sid = text if text.startswith("sub-") and len(text) == 36 else "sub-unknown"
+    sid = text if is_id(text) and text.startswith("sub-") else "sub-unknown"
     return _reject(sid, stage, rejection, None, source, now)

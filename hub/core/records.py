@@ -13,6 +13,7 @@ import binascii
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
@@ -34,8 +35,9 @@ def delivery_id(submission: str, office_id: str, mapping_version: str) -> str:
     return "dlv-" + _digest(submission, office_id, mapping_version)
 
 
-def dead_letter_id(submission: str, stage: str) -> str:
-    return "dlq-" + _digest(submission, stage)
+def dead_letter_id(submission: str, stage: str, where: str = "") -> str:
+    """Deterministic per submission, stage and source record, so distinct rejections never collide."""
+    return "dlq-" + _digest(submission, stage, where)
 
 
 def audit_event_id(submission: str, stage: str, decision: str, target: str = "") -> str:
@@ -168,6 +170,15 @@ def encode(record: RecordT) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+_ID = re.compile(r"(sub|dlv)-[0-9a-f]{32}")
+_ID_FIELDS = ("submission_id", "delivery_id")
+
+
+def is_id(text: str) -> bool:
+    """A submission or delivery id as the hub makes them (safe as a Kafka key and a file name)."""
+    return _ID.fullmatch(text) is not None
+
+
 def decode(data: bytes, cls: type[T]) -> T:
     """Decode an envelope into ``cls``; anything else is ``ENVELOPE``.
 
@@ -183,6 +194,12 @@ def decode(data: bytes, cls: type[T]) -> T:
         raise Rejection(Reason.ENVELOPE, "type")
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     body = {k: v for k, v in body.items() if k in known}
+    for name in _ID_FIELDS:
+        value = body.get(name)
+        if value is None or value == "sub-unknown":
+            continue  # optional (audit events) or a record the hub could not attribute
+        if not (isinstance(value, str) and is_id(value)):
+            raise Rejection(Reason.ENVELOPE, name)
     try:
         if cls is DeadLetter and body.get("source") is not None:
             body["source"] = SourceRef(**body["source"])

@@ -20,6 +20,7 @@ Every stage also writes its audit events to ``audit.log``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import ssl
@@ -28,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 import structlog
@@ -149,6 +150,13 @@ def _faust_app(settings: Settings) -> faust.App:
     )
 
 
+def exit_without_commit(event: str, exc: BaseException) -> NoReturn:
+    """End the process at once: no offset of the current batch can be committed."""
+    with contextlib.suppress(Exception):  # logging itself may fail (full disk, broken pipe)
+        log.critical(event, error=type(exc).__name__, action="exit without commit")
+    os._exit(EXIT_SEND_FAILED)
+
+
 class Sender:
     """Sends emits to their topics and waits for every acknowledgement."""
 
@@ -168,16 +176,12 @@ class Sender:
                 for e in emits
             ]
             await asyncio.gather(*pending)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             # Cancelled mid-batch (shutdown or rebalance): Faust acks the batch in take_events'
             # finally and may commit it although some outputs were never sent.
-            log.warning("worker.cancelled_mid_send", action="exit without commit")
-            os._exit(EXIT_SEND_FAILED)
+            exit_without_commit("worker.cancelled_mid_send", exc)
         except Exception as exc:  # noqa: BLE001
-            log.critical(
-                "kafka.send_failed", error=type(exc).__name__, action="exit without commit"
-            )
-            os._exit(EXIT_SEND_FAILED)
+            exit_without_commit("kafka.send_failed", exc)
 
 
 def stage_agent(
@@ -187,10 +191,16 @@ def stage_agent(
 
     async def agent(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):
-            emits: list[Emit] = []
-            for event in events:
-                emits.extend(run_stage(stage, event, partial(compute, event)))
-            await sender.send_all(emits)
+            # take_events acks the whole batch in a finally block, and Faust restarts a
+            # crashed agent: any exception escaping here would commit a batch whose outputs
+            # were never sent. So nothing may escape; anything unexpected ends the process.
+            try:
+                emits: list[Emit] = []
+                for event in events:
+                    emits.extend(run_stage(stage, event, partial(compute, event)))
+                await sender.send_all(emits)
+            except BaseException as exc:  # noqa: BLE001
+                exit_without_commit("worker.batch_failed", exc)
 
     agent.__name__ = agent.__qualname__ = stage
     app.agent(channel, name=stage)(agent)

@@ -30,11 +30,12 @@ def names(directory) -> list[str]:
 
 
 def leftovers(root) -> list[str]:
-    """Every file under ``root`` whose name marks it as temporary or hidden."""
+    """Every file under ``root`` whose name marks it as temporary or hidden (the delivery ledger aside)."""
     return sorted(
         str(p.relative_to(root))
         for p in root.rglob("*")
-        if p.name.startswith(".") or p.name.endswith((".part", ".tmp"))
+        if (p.name.startswith(".") or p.name.endswith((".part", ".tmp")))
+        and p.relative_to(root).parts[0] != ".delivered"
     )
 
 
@@ -303,3 +304,31 @@ class TestOutboxWrite:
             second.read_bytes(),
         )
         assert expected == actual
+
+
+class TestOutboxLedger:
+    def test_redelivery_after_the_file_was_taken_is_still_a_duplicate(self, outbox):
+        """The import job moved the file away; a redelivery must not book the case again."""
+        target = outbox.target("akdn", "jc-re-recklinghausen", DID, ".xml")
+        assert outbox.write(target, b"<first/>")
+        target.unlink()  # the Fachverfahren import job took it
+        assert not outbox.write(target, b"<first/>")
+        assert not target.exists()
+
+    def test_file_written_before_a_crash_without_ledger_entry_is_recognised(self, outbox):
+        """A file from a crash between link and ledger entry counts as delivered and gets its entry."""
+        target = outbox.target("akdn", "jc-re-recklinghausen", DID, ".xml")
+        target.parent.mkdir(parents=True)
+        target.write_bytes(b"<first/>")
+        assert not outbox.write(target, b"<first/>")
+        target.unlink()
+        assert not outbox.write(target, b"<first/>")
+
+    def test_symlinked_office_directory_leading_out_is_refused(self, outbox, tmp_path):
+        """An office directory that is a symlink out of the outbox is UnsafeName, never written through."""
+        outside = tmp_path / "elsewhere"
+        outside.mkdir()
+        (outbox.root / "akdn").mkdir()
+        (outbox.root / "akdn" / "jc-re-recklinghausen").symlink_to(outside)
+        with pytest.raises(UnsafeName):
+            outbox.target("akdn", "jc-re-recklinghausen", DID, ".xml")

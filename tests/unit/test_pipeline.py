@@ -572,3 +572,42 @@ class TestOneOfficeSeveralBenefits:
         routed = [a for a in audits(result) if a.decision == "routed"]
         assert [["99107009017000", "99107032148000"]] == [a.benefits for a in routed]
         assert ["99107009017000", "99107032148000"] == [r.leika for r, _ in result.routes]
+
+
+class TestIntakeChecksWhatItAttests:
+    def test_digest_not_matching_the_bytes_is_refused(self, hub_context, now):
+        """A received record whose digest is not that of its bytes is ENVELOPE: the hub never signs an unchecked digest."""
+        import dataclasses
+
+        record = dataclasses.replace(received_of(submission_bytes(), now), payload_sha256="0" * 64)
+        result = intake(record, SOURCE, hub_context, now)
+        assert ("rejected", "ENVELOPE") == (result.outcome, result.reason)
+
+    def test_id_not_matching_the_bytes_is_refused(self, hub_context, now):
+        """A received record claiming another submission's id is ENVELOPE."""
+        import dataclasses
+
+        record = dataclasses.replace(
+            received_of(submission_bytes(), now), submission_id="sub-" + "0" * 32
+        )
+        result = intake(record, SOURCE, hub_context, now)
+        assert ("rejected", "ENVELOPE") == (result.outcome, result.reason)
+
+
+class TestDeadLetterIds:
+    def test_distinct_records_get_distinct_dead_letter_and_audit_ids(self, now):
+        """Two different foreign records rejected at one stage never share ids; the same record always does."""
+        from hub.core.errors import Reason, Rejection
+        from hub.core.pipeline import reject_record
+
+        def ids(offset):
+            result = reject_record(
+                b"garbage", "intake", Rejection(Reason.ENVELOPE), SourceRef("t", 0, offset), now
+            )
+            letter = decode(result.emits[0].value, DeadLetter)
+            return letter.submission_id, letter.dead_letter_id, audits(result)[0].event_id
+
+        first, second, again = ids(1), ids(2), ids(1)
+        assert "sub-unknown" == first[0] == second[0]
+        assert first[1:] != second[1:]
+        assert first == again

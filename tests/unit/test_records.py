@@ -69,9 +69,27 @@ def strategy_for(type_text: str) -> st.SearchStrategy:
     return st.none() | strategy if optional else strategy
 
 
+HEX32 = st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)
+ID_STRATEGIES = {
+    "submission_id": HEX32.map(lambda h: "sub-" + h),
+    "delivery_id": HEX32.map(lambda h: "dlv-" + h),
+}
+
+
 def records(cls: type) -> st.SearchStrategy:
-    """Any instance of a record class, driven by its declared fields (new fields included)."""
-    return st.builds(cls, **{f.name: strategy_for(str(f.type)) for f in dataclasses.fields(cls)})
+    """Any instance of a record class, driven by its declared fields (new fields included).
+
+    Id fields get well-formed ids: decode() refuses anything else (see TestIdValidation).
+    """
+    fields = dataclasses.fields(cls)
+    strategies = {f.name: strategy_for(str(f.type)) for f in fields}
+    for f in fields:
+        if f.name in ID_STRATEGIES:
+            optional = str(f.type).endswith(" | None")
+            strategies[f.name] = (
+                st.none() | ID_STRATEGIES[f.name] if optional else ID_STRATEGIES[f.name]
+            )
+    return st.builds(cls, **strategies)
 
 
 def assert_envelope_rejected(data: bytes, cls: type) -> None:
@@ -122,6 +140,11 @@ class TestRoundTrip:
 def _sample(cls: type, **changes):
     values = {}
     for f in dataclasses.fields(cls):
+        if f.name in ("submission_id", "delivery_id"):
+            values[f.name] = (
+                f.name[:3].replace("sub", "sub").replace("del", "dlv") + "-" + "ab" * 16
+            )
+            continue
         base = str(f.type).removesuffix(" | None")
         values[f.name] = {
             "str": f"{f.name}-value",
@@ -305,3 +328,28 @@ class TestReceivedOf:
         moment = dt.datetime(2026, 3, 29, 3, 30, 0, 999999, tzinfo=zone)
         expected = "2026-03-29T01:30:00.999Z"
         assert expected == timestamp(moment)
+
+
+class TestIdValidation:
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            "sub-" + "ä" * 32,
+            "sub-" + "A" * 32,
+            "sub-123",
+            "dlv-" + "0" * 31 + "g",
+            "../../etc/passwd",
+            5,
+            "",
+        ],
+    )
+    def test_malformed_submission_id_is_envelope(self, bad):
+        """An id that is not what the hub makes (non-ASCII, wrong length, path) is refused, never used as a key."""
+        body = json.loads(encode(_sample(Received)))
+        body["submission_id"] = bad
+        assert_envelope_rejected(json.dumps(body).encode(), Received)
+
+    def test_unattributed_dead_letter_decodes(self):
+        """A dead letter for a record the hub could not attribute carries sub-unknown and decodes."""
+        letter = _sample(DeadLetter, submission_id="sub-unknown")
+        assert letter == decode(encode(letter), DeadLetter)
