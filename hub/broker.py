@@ -9,7 +9,7 @@ SIGTERM; on Linux the kernel also stops it if the hub process dies
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import os
 import signal
 import socket
 import subprocess
@@ -37,10 +37,25 @@ def free_port() -> int:
         return port
 
 
-def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+# Runs in the child *after* exec, so it is safe although the parent has threads
+# (preexec_fn is not): ask the kernel for SIGTERM when the parent dies, make sure the
+# parent is still the one that started us, then become the real program.
+_GUARD = """
+import os, sys
+try:
+    import ctypes, signal
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    os._exit(1)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def dies_with_parent(command: list[str]) -> list[str]:
+    """``command`` wrapped so that the child ends when this process ends (Linux)."""
+    return [sys.executable, "-c", _GUARD, str(os.getpid()), *command]
 
 
 def broker_binary() -> str:
@@ -76,21 +91,22 @@ class EmbeddedBroker:
     def start(self) -> Self:
         url = f"tcp://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(
-            [
-                broker_binary(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-                "--silent",
-            ],
+            dies_with_parent(
+                [
+                    broker_binary(),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                    "--silent",
+                ]
+            ),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads exist yet in this child
         )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:

@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-outbound", action="store_true", help="do not write deliveries to the outbox"
     )
+    run.add_argument(
+        "--ephemeral-signing-key",
+        action="store_true",
+        help="sign receipts with a throw-away key (development only; otherwise a key is required)",
+    )
 
     check = commands.add_parser("check", help="the whole pure pipeline on files, offline")
     check.add_argument("--json", action="store_true", help="one JSON object per line per file")
@@ -182,6 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             if settings.embedded:
                 print(
                     "sozialhub run: KAFKA_BOOTSTRAP_SERVERS is not set (use `sozialhub demo` for the embedded broker)",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            if settings.signing_key_file is None and not args.ephemeral_signing_key:
+                print(
+                    "sozialhub run: set SOZIALHUB_SIGNING_KEY_FILE and SOZIALHUB_SIGNING_CERT_FILE "
+                    "(or pass --ephemeral-signing-key for development)",
                     file=sys.stderr,
                 )
                 return EXIT_USAGE

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
-from hub.broker import die_with_parent
+from hub.broker import dies_with_parent
 from hub.config import Settings, to_environment
 
 
@@ -34,16 +34,18 @@ class WorkerProcess:
         self._log: IO[Any] | None = None
 
     def start(self) -> WorkerProcess:
+        args = list(self.args)
+        if self.settings.signing_key_file is None:
+            args.append("--ephemeral-signing-key")  # demo, benchmark and tests only
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_file.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hub", "run", *self.args],
+            dies_with_parent([sys.executable, "-m", "hub", "run", *args]),
             env=worker_environment(self.settings),
             stdin=subprocess.DEVNULL,
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - a worker must not outlive its demo or test
         )
         return self
 

@@ -11,9 +11,11 @@ lets everything downstream deduplicate.
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import hashlib
 import os
+import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +29,29 @@ class InboxFile:
     sha256: str
 
 
+class Unreadable(OSError):  # noqa: N818 - reads as the condition it reports
+    """The file cannot be read as a regular file (permissions, a symlink, a device...)."""
+
+
+def _move(source: Path, target: Path) -> None:
+    """Rename, or copy and delete when the target is on another file system."""
+    try:
+        source.replace(target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.move(str(source), str(target))
+
+
 class FileDropInbox:
     def __init__(self, inbox: Path, archive: Path | None, max_bytes: int) -> None:
         self.inbox = inbox
         self.archive = archive
-        self.rejected = (archive or inbox.parent / "rejected") / "oversize"
+        aside = archive or inbox.parent / "rejected"
+        self.rejected = aside / "oversize"
+        self.unreadable = aside / "unreadable"
         self.max_bytes = max_bytes
+        self._stuck: set[str] = set()  # files this process could neither take nor set aside
         inbox.mkdir(parents=True, exist_ok=True)
 
     def pending(self, limit: int = 500) -> list[Path]:
@@ -43,16 +62,29 @@ class FileDropInbox:
             if entry.is_file(follow_symlinks=False)
             and not entry.name.startswith(".")
             and not entry.name.lower().endswith(IGNORED_SUFFIXES)
+            and entry.name not in self._stuck
         )
         return [self.inbox / name for name in names[:limit]]
 
     def read(self, path: Path) -> InboxFile | None:
-        """Read a file without buffering more than the limit; ``None`` if it vanished."""
+        """Read a file without buffering more than the limit; ``None`` if it vanished.
+
+        The file is opened without following symlinks and must be a regular file, so a
+        link swapped in after listing cannot make the hub ship another file.
+        """
         digest = hashlib.sha256()
         chunks: list[bytes] = []
         size = 0
         try:
-            with path.open("rb") as handle:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise Unreadable(exc.errno, "cannot open inbox file") from None
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise Unreadable(errno.EINVAL, "not a regular file")
+            try:
                 while chunk := handle.read(1 << 16):
                     digest.update(chunk)
                     size += len(chunk)
@@ -60,23 +92,35 @@ class FileDropInbox:
                         chunks.append(chunk)
                     else:
                         chunks.clear()  # keep hashing, stop buffering
-        except FileNotFoundError:
-            return None
+            except OSError as exc:
+                raise Unreadable(exc.errno, "cannot read inbox file") from None
         data = b"".join(chunks) if size <= self.max_bytes else None
         return InboxFile(path, data, digest.hexdigest())
 
-    def release(self, path: Path, submission_id: str) -> None:
-        """Kafka has the record: move the file out of the inbox (archive) or delete it."""
-        if self.archive is None:
-            with contextlib.suppress(FileNotFoundError):
+    def _out_of_inbox(self, path: Path, target: Path | None) -> bool:
+        """Move (or, without a target, delete) ``path``; on failure remember it and say so."""
+        try:
+            if target is None:
                 path.unlink()
-            return
-        self.archive.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            path.replace(self.archive / f"{submission_id}.xml")
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _move(path, target)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            self._stuck.add(path.name)
+            return False
+        return True
 
-    def set_aside(self, path: Path, sha256: str) -> None:
+    def release(self, path: Path, submission_id: str) -> bool:
+        """Kafka has the record: move the file out of the inbox (archive) or delete it."""
+        target = None if self.archive is None else self.archive / f"{submission_id}.xml"
+        return self._out_of_inbox(path, target)
+
+    def set_aside(self, path: Path, sha256: str) -> bool:
         """An oversize file: keep it, out of the inbox, for an operator to look at."""
-        self.rejected.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            path.replace(self.rejected / f"sha256-{sha256}")
+        return self._out_of_inbox(path, self.rejected / f"sha256-{sha256}")
+
+    def quarantine(self, path: Path) -> bool:
+        """An unreadable file: out of the inbox under its own name, for an operator."""
+        return self._out_of_inbox(path, self.unreadable / path.name)

@@ -35,7 +35,7 @@ import faust
 import structlog
 from prometheus_client import generate_latest
 
-from connectors.filedrop.inbound import FileDropInbox
+from connectors.filedrop.inbound import FileDropInbox, Unreadable
 from connectors.filedrop.outbound import FileDropOutbox, UnsafeName
 from hub import keys
 from hub.config import Settings
@@ -218,8 +218,12 @@ def deliverer(outbox: FileDropOutbox) -> StageFunction:
         except UnsafeName:
             rejection = Rejection(Reason.DELIVERY, "target")
             return pipeline.reject_delivery(delivery, rejection, source, utcnow())
+        received = dt.datetime.fromisoformat(
+            delivery.received_at
+        )  # fails before, never after, the write
+        body = unb64(delivery.body_b64)
         try:
-            fresh = outbox.write(target, unb64(delivery.body_b64))
+            fresh = outbox.write(target, body)
         except OSError as exc:
             # Outbox not writable or full: transient for the operator, never a dead letter.
             # Exit without committing; after a restart the delivery is tried again.
@@ -227,7 +231,6 @@ def deliverer(outbox: FileDropOutbox) -> StageFunction:
                 "filedrop.write_failed", error=type(exc).__name__, action="exit without commit"
             )
             os._exit(EXIT_SEND_FAILED)
-        received = dt.datetime.fromisoformat(delivery.received_at)
         metrics.END_TO_END_SECONDS.observe((utcnow() - received).total_seconds())
         emit = pipeline.delivered(delivery, utcnow(), duplicate=not fresh)
         return StageResult((emit,), "delivered" if fresh else "duplicate")
@@ -243,7 +246,12 @@ def _inbox_batch(
     taken: list[tuple[Path, str]] = []
     oversize: list[tuple[Path, str]] = []
     for path in files[:BATCH_SIZE]:
-        item = inbox.read(path)
+        try:
+            item = inbox.read(path)
+        except Unreadable as exc:
+            kept = inbox.quarantine(path)
+            log.error("filedrop.unreadable", errno=exc.errno, quarantined=kept)  # noqa: TRY400 - no traceback
+            continue
         if item is None:
             continue
         if item.data is None:
@@ -276,10 +284,12 @@ def file_drop_task(app: faust.App, settings: Settings, hub: HubContext, sender: 
             emits, taken, oversize = _inbox_batch(inbox, files, hub)
             if emits:
                 await sender.send_all(emits)  # the files stay in the inbox until Kafka has them
-            for path, sid in taken:
-                inbox.release(path, sid)
-            for path, digest in oversize:
-                inbox.set_aside(path, digest)
+            # Kafka has the records now; a file that cannot leave the inbox is only
+            # skipped by this process (and re-sent, deduplicated, after a restart).
+            stuck = [p for p, sid in taken if not inbox.release(p, sid)]
+            stuck += [p for p, digest in oversize if not inbox.set_aside(p, digest)]
+            if stuck:
+                log.error("filedrop.cannot_move", files=len(stuck))
             log.info("filedrop.taken", files=len(taken), oversize=len(oversize))
 
     app.task(file_drop)

@@ -27,6 +27,10 @@ class _Worker(faust.Worker):
     offsets.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None  # Faust's terminal spinner writes escape codes into the JSON log
+
     def _on_sigterm(self) -> None:
         self._arm_deadline()
         super()._on_sigterm()

@@ -90,7 +90,9 @@ def test_worker_killed_mid_stream_loses_and_duplicates_nothing(hub_settings):
 
     # One file per routed delivery: nothing missing, nothing extra, nothing half-written.
     expected_files = {did for s in ids for did in tracker.get(s).routed}
-    written = sorted(p for p in hub_settings.outbox_dir.glob("*/*/*") if not p.parts[-3].startswith("."))
+    written = sorted(
+        p for p in hub_settings.outbox_dir.glob("*/*/*") if not p.parts[-3].startswith(".")
+    )
     assert [] == [p for p in written if p.name.startswith(".")]
     delivered_files = {p.stem for p in written if p.is_file()}
     assert expected_files == delivered_files

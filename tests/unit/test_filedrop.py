@@ -332,3 +332,37 @@ class TestOutboxLedger:
         (outbox.root / "akdn" / "jc-re-recklinghausen").symlink_to(outside)
         with pytest.raises(UnsafeName):
             outbox.target("akdn", "jc-re-recklinghausen", DID, ".xml")
+
+
+class TestInboxHardening:
+    def test_symlink_swapped_in_is_not_followed(self, tmp_path):
+        """A symlink in the inbox (e.g. to the signing key) is refused as Unreadable, its target never read."""
+        from connectors.filedrop.inbound import Unreadable
+
+        secret = tmp_path / "hub.key"
+        secret.write_bytes(b"-----BEGIN PRIVATE KEY-----")
+        inbox = FileDropInbox(tmp_path / "inbox", tmp_path / "archive", 1000)
+        link = inbox.inbox / "a.xml"
+        link.symlink_to(secret)
+        with pytest.raises(Unreadable):
+            inbox.read(link)
+
+    def test_unreadable_file_is_quarantined_under_its_name(self, tmp_path):
+        """quarantine() moves a file out of the inbox into <archive>/unreadable/ and it is no longer pending."""
+        inbox = FileDropInbox(tmp_path / "inbox", tmp_path / "archive", 1000)
+        (inbox.inbox / "a.xml").write_bytes(b"x")
+        assert inbox.quarantine(inbox.inbox / "a.xml")
+        assert (b"x", []) == (
+            (tmp_path / "archive" / "unreadable" / "a.xml").read_bytes(),
+            inbox.pending(),
+        )
+
+    def test_file_that_cannot_leave_the_inbox_is_skipped_not_retaken(self, tmp_path):
+        """When the archive cannot be written, release() reports it and pending() skips the file from then on."""
+        archive = tmp_path / "archive"
+        archive.write_bytes(b"not a directory")
+        inbox = FileDropInbox(tmp_path / "inbox", archive, 1000)
+        (inbox.inbox / "a.xml").write_bytes(b"x")
+        assert not inbox.release(inbox.inbox / "a.xml", "sub-" + "0" * 32)
+        assert [] == inbox.pending()
+        assert (inbox.inbox / "a.xml").exists()
