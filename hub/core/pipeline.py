@@ -42,6 +42,7 @@ from hub.core.records import (
 )
 from hub.core.route import OfficeTable, Route, applicant_ars, route
 
+UNKNOWN = "sub-unknown"  # submission id of a record the hub cannot attribute
 RECEIVED = "submissions.received"
 ACCEPTED = "submissions.accepted"
 DEAD_LETTER = "submissions.deadletter"
@@ -118,12 +119,14 @@ def _reject(
     payload_sha256: str | None,
     source: SourceRef | None,
     now: dt.datetime,
+    target: str = "",
 ) -> StageResult:
-    # The source record makes the ids unique: two different records rejected at one stage
-    # (even both as "sub-unknown") never share an id, while a redelivery of the same record does.
-    where = (
-        f"{source.topic}:{source.partition}:{source.offset}" if source else (payload_sha256 or "")
-    )
+    # Ids are deterministic per submission and stage (plus the delivery at the deliver stage),
+    # so a re-sent submission's rejection deduplicates. Records the hub cannot attribute
+    # ("sub-unknown") are told apart by their source record instead.
+    where = target
+    if submission == UNKNOWN and source is not None:
+        where = f"{source.topic}:{source.partition}:{source.offset}"
     letter = DeadLetter(
         dead_letter_id=dead_letter_id(submission, stage, where),
         submission_id=submission,
@@ -394,7 +397,9 @@ def reject_delivery(
     delivery: Delivery, rejection: Rejection, source: SourceRef, now: dt.datetime
 ) -> StageResult:
     """A delivery the outbound connector cannot carry out (e.g. an unsafe target name)."""
-    return _reject(delivery.submission_id, "deliver", rejection, None, source, now)
+    return _reject(
+        delivery.submission_id, "deliver", rejection, None, source, now, delivery.delivery_id
+    )
 
 
 def reject_record(
@@ -402,5 +407,5 @@ def reject_record(
 ) -> StageResult:
     """A record on an internal topic that is not a valid envelope (e.g. written by a foreign producer)."""
     text = (key or b"").decode("ascii", "replace")
-    sid = text if is_id(text) and text.startswith("sub-") else "sub-unknown"
+    sid = text if is_id(text) and text.startswith("sub-") else UNKNOWN
     return _reject(sid, stage, rejection, None, source, now)

@@ -611,3 +611,14 @@ class TestDeadLetterIds:
         assert "sub-unknown" == first[0] == second[0]
         assert first[1:] != second[1:]
         assert first == again
+
+    def test_resent_submission_rejected_again_keeps_its_dead_letter_id(self, hub_context, now):
+        """The same submission re-sent (new offset) and rejected again yields the same, deduplicable ids."""
+        invalid = submission_bytes().replace(b"1985-04-12", b"1985-13-45")
+        first = intake(received_of(invalid, now), SourceRef("t", 0, 1), hub_context, now)
+        again = intake(received_of(invalid, now), SourceRef("t", 0, 99), hub_context, now)
+        assert (
+            decode(first.emits[0].value, DeadLetter).dead_letter_id
+            == decode(again.emits[0].value, DeadLetter).dead_letter_id
+        )
+        assert audits(first)[0].event_id == audits(again)[0].event_id
