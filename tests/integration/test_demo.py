@@ -37,20 +37,26 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_demo_delivers_or_dead_letters_every_example(tmp_path):
-    """`sozialhub demo` on a fresh machine ends with every example's expected outcome and exit 0."""
+def _run_demo(
+    env: dict[str, str], tmp_path
+) -> tuple[subprocess.CompletedProcess[bytes], list[dict]]:
+    """Run `sozialhub demo --json` as a user would; it must exit 0. Returns the process and its rows."""
     completed = subprocess.run(
         [sys.executable, "-m", "hub", "demo", "--json", "--workdir", str(tmp_path / "demo")],
-        env=_environment(),
+        env=env,
         capture_output=True,
         timeout=300,
         check=False,
         cwd=tmp_path,
     )
     assert 0 == completed.returncode, completed.stderr.decode()[-2000:]
-    rows = [
-        json.loads(line) for line in completed.stdout.decode().splitlines() if line.startswith("{")
-    ]
+    lines = completed.stdout.decode().splitlines()
+    return completed, [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def test_demo_delivers_or_dead_letters_every_example(tmp_path):
+    """`sozialhub demo` on a fresh machine ends with every example's expected outcome and exit 0."""
+    completed, rows = _run_demo(_environment(), tmp_path)
     actual = {r["file"]: (r["outcome"], r["reason"], sorted(r["offices"])) for r in rows}
     expected = {
         e["file"]: (
@@ -110,18 +116,7 @@ def test_demo_on_a_configured_cluster_uses_and_removes_its_own_topics(bootstrap_
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
         "SOZIALHUB_REPLICATION_FACTOR": "1",
     }
-    completed = subprocess.run(
-        [sys.executable, "-m", "hub", "demo", "--json", "--workdir", str(tmp_path / "demo")],
-        env=env,
-        capture_output=True,
-        timeout=300,
-        check=False,
-        cwd=tmp_path,
-    )
-    assert 0 == completed.returncode, completed.stderr.decode()[-2000:]
-    rows = [
-        json.loads(line) for line in completed.stdout.decode().splitlines() if line.startswith("{")
-    ]
+    _, rows = _run_demo(env, tmp_path)
     assert len(EXPECTED) == len(rows)
     after = set(admin.list_topics(timeout=10).topics)
     assert set() == {t for t in after - before if t.startswith(("sozialhub.", "sozialhub-demo-"))}
