@@ -76,9 +76,9 @@ class FileDropOutbox:
         if not _SUFFIX.match(suffix):
             raise UnsafeName("unsafe suffix")
         target = self.root / vendor / office / f"{delivery_id}{suffix}"
-        if target.parent.exists() and not target.parent.resolve().is_relative_to(
-            self.root.resolve()
-        ):
+        # resolve() follows every symlink that exists on the way, also when the office
+        # directory itself is not there yet.
+        if not target.parent.resolve().is_relative_to(self.root.resolve()):
             raise UnsafeName("vendor or office directory leads out of the outbox")
         return target
 

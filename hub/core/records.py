@@ -36,7 +36,7 @@ def delivery_id(submission: str, office_id: str, mapping_version: str) -> str:
 
 
 def dead_letter_id(submission: str, stage: str, where: str = "") -> str:
-    """Deterministic per submission, stage and source record, so distinct rejections never collide."""
+    """Deterministic per submission, stage and ``where`` (the delivery, or the source record when unattributable)."""
     return "dlq-" + _digest(submission, stage, where)
 
 
@@ -171,7 +171,7 @@ def encode(record: RecordT) -> bytes:
 
 
 _ID = re.compile(r"(sub|dlv)-[0-9a-f]{32}")
-_ID_FIELDS = ("submission_id", "delivery_id")
+_ID_FIELDS = {"submission_id": "sub-", "delivery_id": "dlv-"}
 
 
 def is_id(text: str) -> bool:
@@ -194,11 +194,11 @@ def decode(data: bytes, cls: type[T]) -> T:
         raise Rejection(Reason.ENVELOPE, "type")
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     body = {k: v for k, v in body.items() if k in known}
-    for name in _ID_FIELDS:
+    for name, prefix in _ID_FIELDS.items():
         value = body.get(name)
         if value is None or value == "sub-unknown":
             continue  # optional (audit events) or a record the hub could not attribute
-        if not (isinstance(value, str) and is_id(value)):
+        if not (isinstance(value, str) and is_id(value) and value.startswith(prefix)):
             raise Rejection(Reason.ENVELOPE, name)
     try:
         if cls is DeadLetter and body.get("source") is not None:

@@ -227,10 +227,7 @@ def deliverer(outbox: FileDropOutbox) -> StageFunction:
         except OSError as exc:
             # Outbox not writable or full: transient for the operator, never a dead letter.
             # Exit without committing; after a restart the delivery is tried again.
-            log.critical(
-                "filedrop.write_failed", error=type(exc).__name__, action="exit without commit"
-            )
-            os._exit(EXIT_SEND_FAILED)
+            exit_without_commit("filedrop.write_failed", exc)
         metrics.END_TO_END_SECONDS.observe((utcnow() - received).total_seconds())
         emit = pipeline.delivered(delivery, utcnow(), duplicate=not fresh)
         return StageResult((emit,), "delivered" if fresh else "duplicate")
@@ -275,6 +272,12 @@ def file_drop_task(app: faust.App, settings: Settings, hub: HubContext, sender: 
     inbox = FileDropInbox(settings.inbox_dir, settings.archive_dir, settings.max_submission_bytes)
 
     async def file_drop() -> None:
+        try:
+            await poll_forever()
+        except Exception as exc:  # noqa: BLE001 - a dead poller would silently stop all ingest
+            exit_without_commit("filedrop.failed", exc)
+
+    async def poll_forever() -> None:
         while True:
             files = inbox.pending()
             metrics.INBOX_FILES.set(len(files))

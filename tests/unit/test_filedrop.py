@@ -366,3 +366,11 @@ class TestInboxHardening:
         assert not inbox.release(inbox.inbox / "a.xml", "sub-" + "0" * 32)
         assert [] == inbox.pending()
         assert (inbox.inbox / "a.xml").exists()
+
+    def test_symlinked_vendor_directory_is_refused_before_the_office_exists(self, outbox, tmp_path):
+        """A vendor directory symlinked out of the outbox is refused even for a new office directory."""
+        outside = tmp_path / "elsewhere-vendor"
+        outside.mkdir()
+        (outbox.root / "akdn").symlink_to(outside)
+        with pytest.raises(UnsafeName):
+            outbox.target("akdn", "jc-new-office", DID, ".xml")
