@@ -337,6 +337,7 @@ class TestIdValidation:
             "sub-" + "ä" * 32,
             "sub-" + "A" * 32,
             "sub-123",
+            "dlv-" + "0" * 32,  # a delivery id where a submission id belongs
             "dlv-" + "0" * 31 + "g",
             "../../etc/passwd",
             5,
