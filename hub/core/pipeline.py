@@ -37,6 +37,7 @@ from hub.core.records import (
     encode,
     is_id,
     submission_id,
+    submission_id_of_digest,
     timestamp,
     unb64,
 )
@@ -389,7 +390,7 @@ def ingest(
 
 def reject_unread(payload_sha256: str, reason: Reason, now: dt.datetime) -> StageResult:
     """A submission refused before its bytes were read in full (e.g. ``SIZE`` at the file drop)."""
-    sid = "sub-" + payload_sha256[:32]
+    sid = submission_id_of_digest(payload_sha256)
     return _reject(sid, "ingest", Rejection(reason), payload_sha256, None, now)
 
 

@@ -28,7 +28,12 @@ def _digest(*parts: str) -> str:
 
 def submission_id(original: bytes) -> str:
     """Content-addressed: the same bytes always get the same id, so re-sends deduplicate."""
-    return "sub-" + hashlib.sha256(original).hexdigest()[:32]
+    return submission_id_of_digest(hashlib.sha256(original).hexdigest())
+
+
+def submission_id_of_digest(sha256_hex: str) -> str:
+    """The submission id of bytes known only by their SHA-256 (e.g. an oversize file)."""
+    return "sub-" + sha256_hex[:32]
 
 
 def delivery_id(submission: str, office_id: str, mapping_version: str) -> str:

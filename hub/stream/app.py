@@ -42,7 +42,15 @@ from hub.config import Settings
 from hub.core import pipeline
 from hub.core.errors import Reason, Rejection
 from hub.core.pipeline import Emit, HubContext, StageResult
-from hub.core.records import Accepted, Delivery, Received, SourceRef, decode, unb64
+from hub.core.records import (
+    Accepted,
+    Delivery,
+    Received,
+    SourceRef,
+    decode,
+    submission_id_of_digest,
+    unb64,
+)
 from hub.stream import metrics
 
 log = structlog.get_logger(__name__)
@@ -263,7 +271,7 @@ def _inbox_batch(
             )
             oversize.append((path, item.sha256))
         else:
-            taken.append((path, "sub-" + item.sha256[:32]))
+            taken.append((path, submission_id_of_digest(item.sha256)))
     return emits, taken, oversize
 
 
