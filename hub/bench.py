@@ -49,7 +49,7 @@ def _produce(settings: Settings, topic: str, payloads: list[bytes]) -> list[Rece
     out = producer(settings)
     records = []
     for payload in payloads:
-        record = Received.of(payload, "bench", "filedrop", dt.datetime.now(dt.UTC))
+        record = Received.of(payload, "bench", "file", dt.datetime.now(dt.UTC))
         out.produce(topic, key=record.submission_id.encode(), value=encode(record))
         out.poll(0)
         records.append(record)

@@ -303,7 +303,7 @@ def delivered(delivery: Delivery, now: dt.datetime, *, duplicate: bool) -> Emit:
 
 
 def check(
-    original: bytes, hub: HubContext, now: dt.datetime, *, transport: str = "filedrop"
+    original: bytes, hub: HubContext, now: dt.datetime, *, transport: str = "file"
 ) -> dict[str, Any]:
     """The whole pipeline offline on one document: the ``sozialhub check`` report."""
     received = Received.of(original, "check", transport, now)

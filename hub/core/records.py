@@ -70,7 +70,7 @@ class Received:
 
     submission_id: str
     source: str  # connector instance, e.g. "filedrop"
-    transport: str  # transport standard, e.g. "filedrop", "xta2"
+    transport: str  # how it arrived: "file" (file drop); later "xta2", "osci", "fitconnect"
     received_at: str
     payload_b64: str
     payload_sha256: str

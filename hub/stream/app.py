@@ -262,7 +262,7 @@ def _inbox_batch(
         if item.data is None:
             result = pipeline.reject_unread(item.sha256, Reason.SIZE, utcnow())
         else:
-            result = pipeline.ingest(item.data, "filedrop", "filedrop", hub, utcnow())
+            result = pipeline.ingest(item.data, "filedrop", "file", hub, utcnow())
         emits.extend(result.emits)
         if result.outcome == "rejected":
             metrics.DEAD_LETTERS.labels("ingest", result.reason or "").inc()

@@ -206,7 +206,7 @@ class TestCheckJson:
         """Reason null or a stable code; transport filedrop; leika a list; vendor iff accepted."""
         report = report_of[name]
         accepted = report["verdict"] == "accepted"
-        expected = (True, "filedrop", True, accepted)
+        expected = (True, "file", True, accepted)
         actual = (
             report["reason"] is None if accepted else report["reason"] in REASON_CODES,
             report["transport"],

@@ -621,7 +621,7 @@ def _rejection(data: bytes, hub: HubContext) -> Rejection | None:
 
 def _emitted_texts(data: bytes, hub: HubContext, now: Any) -> list[str]:
     """Text of every record intake and dispatch emit, minus the original bytes an accept carries."""
-    first = intake(Received.of(data, "hostile", "filedrop", now), None, hub, now)
+    first = intake(Received.of(data, "hostile", "file", now), None, hub, now)
     texts = [e.value.decode("utf-8") for e in first.emits if e.topic != ACCEPTED]
     if first.outcome == "accepted":
         accepted = decode(first.emits[0].value, Accepted)

@@ -64,7 +64,7 @@ def assert_rejected(expected: Reason, function, *args) -> None:
 
 def run(original: bytes, hub: HubContext, now) -> tuple[str | None, list[Delivery]]:
     """Intake and dispatch one document: (dead-letter reason or None, deliveries)."""
-    first = intake(Received.of(original, "test", "filedrop", now), None, hub, now)
+    first = intake(Received.of(original, "test", "file", now), None, hub, now)
     if first.outcome == "rejected":
         return first.reason, []
     second = dispatch(decode(first.emits[0].value, Accepted), None, hub, now)

@@ -50,7 +50,7 @@ def _audits(emits) -> tuple[AuditEvent, ...]:
 
 def story(path, hub, now) -> Story:
     """Run the pure stages on one example and collect every audit event they emit."""
-    ingested = ingest(path.read_bytes(), "test", "filedrop", hub, now)
+    ingested = ingest(path.read_bytes(), "test", "file", hub, now)
     record = decode(ingested.emits[0].value, Received)
     events = list(_audits(ingested.emits))
     first = intake(record, None, hub, now)

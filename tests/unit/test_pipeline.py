@@ -77,7 +77,7 @@ DIAGNOSIS = "F32.1 Depressive Episode"
 
 
 def received_of(original: bytes, now) -> Received:
-    return Received.of(original, "test-inbox", "filedrop", now)
+    return Received.of(original, "test-inbox", "file", now)
 
 
 def accepted_of(original: bytes, hub, now) -> Accepted:
@@ -407,7 +407,7 @@ class TestCheck:
             "submission_id": submission_id(original),
             "verdict": "accepted",
             "reason": None,
-            "transport": "filedrop",
+            "transport": "file",
             "payload": NAMESPACE,
             "author": "sop:050000100099",
             "reader": "jbc:055620000000",
@@ -520,7 +520,7 @@ class TestIngest:
         from hub.core.pipeline import ingest
 
         original = submission_bytes()
-        result = ingest(original, "test", "filedrop", hub_context, now)
+        result = ingest(original, "test", "file", hub_context, now)
         record = decode(result.emits[0].value, Received)
         (event,) = audits(result)
         expected = ("ingest", "received", record.payload_sha256, record.submission_id)
@@ -536,7 +536,7 @@ class TestIngest:
         from hub.core.pipeline import DEAD_LETTER, ingest
 
         small = dataclasses.replace(hub_context, limits=xmlsafe.Limits(max_bytes=100))
-        result = ingest(submission_bytes(), "test", "filedrop", small, now)
+        result = ingest(submission_bytes(), "test", "file", small, now)
         assert ("rejected", "SIZE") == (result.outcome, result.reason)
         assert [DEAD_LETTER, "audit.log"] == [e.topic for e in result.emits]
 

@@ -311,11 +311,11 @@ class TestReceivedOf:
         """Received.of keeps the bytes (base64), their SHA-256, content id and a UTC timestamp."""
         original = "<ä/>".encode()
         now = dt.datetime(2026, 11, 2, 11, 0, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=1)))
-        record = Received.of(original, "filedrop-1", "filedrop", now)
+        record = Received.of(original, "filedrop-1", "file", now)
         expected = Received(
             submission_id=submission_id(original),
             source="filedrop-1",
-            transport="filedrop",
+            transport="file",
             received_at="2026-11-02T10:00:00.123Z",
             payload_b64=base64.b64encode(original).decode("ascii"),
             payload_sha256=hashlib.sha256(original).hexdigest(),
