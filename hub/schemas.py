@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import xmlschema
+from lxml import etree
 
 from hub.config import ConfigError
 from hub.core import xsozial
@@ -32,7 +33,17 @@ def build_schema(path: Path) -> Any:
     )
 
 
-def load_payloads(schema_dir: Path) -> PayloadRegistry:
+def build_fast_schema(path: Path) -> etree.XMLSchema:
+    """The same local XSD compiled by libxml2, for the validation hot path."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        document = etree.parse(str(path.resolve()), parser)  # noqa: TID251 - a trusted local schema file
+        return etree.XMLSchema(document)
+    except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError):
+        raise ConfigError(f"schema cannot be compiled by libxml2: {path}") from None
+
+
+def load_payloads(schema_dir: Path, *, fast: bool = True) -> PayloadRegistry:
     return PayloadRegistry(
         [
             PayloadType(
@@ -42,6 +53,11 @@ def load_payloads(schema_dir: Path) -> PayloadRegistry:
                 versions=xsozial.VERSIONS,
                 schema=build_schema(schema_dir / PAYLOAD_SCHEMAS["xsozial-basis-2.4.0"]),
                 extract=xsozial.extract,
+                fast_schema=(
+                    build_fast_schema(schema_dir / PAYLOAD_SCHEMAS["xsozial-basis-2.4.0"])
+                    if fast
+                    else None
+                ),
             )
         ]
     )

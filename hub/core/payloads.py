@@ -29,6 +29,8 @@ class PayloadType:
     versions: frozenset[str]
     schema: Any  # xmlschema.XMLSchema, built from local files only
     extract: Extractor
+    # The same XSD compiled by libxml2 (lxml.etree.XMLSchema): the fast path. None = xmlschema only.
+    fast_schema: etree.XMLSchema | None = None
 
     @property
     def qname(self) -> str:
@@ -66,11 +68,22 @@ def _safe_path(path: str | None) -> str | None:
 def validate(root: etree._Element, payload_type: PayloadType) -> None:
     """Validate the already-parsed tree against the payload type's schema.
 
-    Uses ``XMLResource(tree, allow='none')``: the resource may not load anything,
-    so ``xsi:schemaLocation`` hints are never followed.
+    Hot path: libxml2 (XSD 1.0, about 30x faster here; docs/adr/0004). Only when it
+    rejects, xmlschema validates again to name a precise element path; its error
+    texts, like libxml2's error log, quote values and are never surfaced. If the two
+    disagree (libxml2 rejects, xmlschema accepts), the document is rejected without
+    a path: the stricter verdict wins.
+
+    xmlschema uses ``XMLResource(tree, allow='none')``, so ``xsi:schemaLocation``
+    hints are never followed; libxml2 does not load them either.
     """
+    fast = payload_type.fast_schema
+    if fast is not None and fast.validate(root):
+        return
     resource = xmlschema.XMLResource(root, allow="none")
     error = next(iter(payload_type.schema.iter_errors(resource)), None)
     if error is not None:
         # Never str(error) or error.reason: both quote the offending value.
         raise Rejection(Reason.XSD, _safe_path(getattr(error, "path", None)))
+    if fast is not None:
+        raise Rejection(Reason.XSD)

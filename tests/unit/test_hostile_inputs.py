@@ -426,9 +426,9 @@ CASES = (
     ),
     Case(
         "G51-nbsp-kennung",
-        "a leading no-break space is not XML whitespace: xmlschema lets it pass, extraction refuses it",
-        R.FIELD_FORMAT,
-        "nachrichtenkopf.g2g/autor/kennung",
+        "a leading no-break space is not XML whitespace: libxml2 rejects, xmlschema would not; stricter wins",
+        R.XSD,
+        None,
     ),
     Case(
         "G52-foreign-namespace-lookalikes",
