@@ -32,9 +32,9 @@ from hub import topics
 from hub.broker import cluster, free_port
 from hub.config import Settings
 from hub.core.outcomes import OutcomeTracker
-from hub.core.pipeline import AUDIT, RECEIVED
-from hub.core.records import AuditEvent, Received, decode, encode
-from hub.kafka import consumer, follow, producer
+from hub.core.pipeline import RECEIVED
+from hub.core.records import Received, encode
+from hub.kafka import consumer, follow_outcomes, producer
 from hub.supervise import WorkerProcess
 from hub.testing import SubmissionSpec, make_submission
 
@@ -60,10 +60,7 @@ def _produce(settings: Settings, topic: str, payloads: list[bytes]) -> list[Rece
 def _deliver_all(
     settings: Settings, records: list[Received], timeout: float
 ) -> tuple[float, OutcomeTracker]:
-    expected = {r.submission_id for r in records}
-    tracker = OutcomeTracker()
-    for message in follow(settings, AUDIT, lambda: tracker.all_final(expected), timeout):
-        tracker.add(decode(message.value(), AuditEvent))
+    tracker = follow_outcomes(settings, {r.submission_id for r in records}, timeout)
     return time.perf_counter(), tracker
 
 

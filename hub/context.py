@@ -16,7 +16,6 @@ def build(settings: Settings) -> HubContext:
         signer=keys.load_signer(settings),
         identity=settings.hub_identity,
         limits=Limits(max_bytes=settings.max_submission_bytes),
-        validator_name="libxml2",  # the engine whose verdict accepts (xmlschema locates rejections)
         max_record_bytes=settings.max_record_bytes,
     )
 

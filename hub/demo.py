@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ from hub import topics
 from hub.broker import cluster, free_port
 from hub.config import PROJECT_ROOT, Settings
 from hub.core.outcomes import OutcomeTracker
-from hub.core.pipeline import AUDIT, DEAD_LETTER
-from hub.core.records import AuditEvent, DeadLetter, decode, submission_id
-from hub.kafka import follow
+from hub.core.records import submission_id
+from hub.kafka import follow_outcomes
 from hub.supervise import WorkerProcess
 
 log = structlog.get_logger(__name__)
@@ -40,28 +38,6 @@ def drop(files: list[Path], inbox: Path) -> None:
         temporary = inbox / f".{source.name}.part"
         shutil.copyfile(source, temporary)
         temporary.replace(inbox / source.name)
-
-
-def collect(
-    settings: Settings, expected: set[str], timeout: float, alive: Callable[[], bool] = lambda: True
-) -> OutcomeTracker:
-    """Follow the audit log until every expected submission is final, time runs out or the worker dies."""
-    tracker = OutcomeTracker()
-    for message in follow(
-        settings, AUDIT, lambda: tracker.all_final(expected) or not alive(), timeout
-    ):
-        tracker.add(decode(message.value(), AuditEvent))
-    return tracker
-
-
-def dead_letters(
-    settings: Settings, expected: set[str], timeout: float = 10.0
-) -> dict[str, DeadLetter]:
-    found: dict[str, DeadLetter] = {}
-    for message in follow(settings, DEAD_LETTER, lambda: expected <= found.keys(), timeout):
-        letter = decode(message.value(), DeadLetter)
-        found.setdefault(letter.submission_id, letter)
-    return found
 
 
 def summary_rows(
@@ -141,7 +117,10 @@ def run(
             "demo.worker_started", pid=worker.pid, web_port=settings.web_port, workdir=str(root)
         )
         drop(files, settings.inbox_dir)
-        tracker = collect(settings, set(by_id), timeout, worker.alive)
+        expected = set(by_id)
+        tracker = follow_outcomes(
+            settings, expected, timeout, lambda t: t.all_final(expected) or not worker.alive()
+        )
         rows = summary_rows(by_id, tracker, settings.outbox_dir)
         print_summary(rows, as_json=as_json)
         pending = [r["file"] for r in rows if r["outcome"] == "pending"]

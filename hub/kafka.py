@@ -8,6 +8,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from hub.config import Settings
+from hub.core.outcomes import OutcomeTracker
+from hub.core.pipeline import AUDIT
+from hub.core.records import AuditEvent, decode
 
 
 def producer(settings: Settings, **extra: Any) -> Any:
@@ -62,3 +65,17 @@ def follow(
             yield message
     finally:
         reader.close()
+
+
+def follow_outcomes(
+    settings: Settings,
+    expected: set[str],
+    timeout: float,
+    done: Callable[[OutcomeTracker], bool] | None = None,
+) -> OutcomeTracker:
+    """Fold the audit log into outcomes until ``done`` (default: every expected one final) or timeout."""
+    tracker = OutcomeTracker()
+    finished = done or (lambda t: t.all_final(expected))
+    for message in follow(settings, AUDIT, lambda: finished(tracker), timeout):
+        tracker.add(decode(message.value(), AuditEvent))
+    return tracker

@@ -33,6 +33,11 @@ class PayloadType:
     fast_schema: etree.XMLSchema | None = None
 
     @property
+    def engine(self) -> str:
+        """The validator whose verdict accepts a document of this type (named in receipts)."""
+        return "xmlschema" if self.fast_schema is None else "libxml2"
+
+    @property
     def qname(self) -> str:
         return f"{{{self.namespace}}}{self.root}"
 

@@ -19,7 +19,7 @@ from hub.core import xmlsafe
 from hub.core.errors import Reason, Rejection
 from hub.core.mapping import DeliveryContext, mapping_for
 from hub.core.model import Submission, from_json, to_json
-from hub.core.payloads import PayloadRegistry, validate
+from hub.core.payloads import PayloadRegistry, PayloadType, validate
 from hub.core.receipt import Attestation, ReceiptSigner
 from hub.core.records import (
     Accepted,
@@ -36,7 +36,6 @@ from hub.core.records import (
     delivery_id,
     encode,
     is_id,
-    submission_id,
     submission_id_of_digest,
     timestamp,
     unb64,
@@ -76,7 +75,6 @@ class HubContext:
     signer: ReceiptSigner
     identity: str
     limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS
-    validator_name: str = "xmlschema"
     # Largest record the hub produces; must stay below the topics' max.message.bytes.
     max_record_bytes: int = 8_000_000
 
@@ -153,20 +151,21 @@ def _reject(
     )
 
 
-def accept(original: bytes, hub: HubContext) -> tuple[str, Submission]:
-    """Parse once, identify, validate, extract. Returns (payload type name, submission)."""
+def accept(original: bytes, hub: HubContext) -> tuple[PayloadType, Submission]:
+    """Parse once, identify, validate, extract. Returns (payload type, submission)."""
     root = xmlsafe.parse(original, hub.limits)
     payload_type = hub.payloads.identify(root)
     validate(root, payload_type)
-    return payload_type.name, payload_type.extract(root)
+    return payload_type, payload_type.extract(root)
 
 
 def _checked_original(received: Received) -> bytes:
     """The original bytes, if digest and id in the record are really theirs (the hub attests them)."""
     original = unb64(received.payload_b64)
+    digest = hashlib.sha256(original).hexdigest()
     if (
-        hashlib.sha256(original).hexdigest() != received.payload_sha256
-        or submission_id(original) != received.submission_id
+        digest != received.payload_sha256
+        or submission_id_of_digest(digest) != received.submission_id
     ):
         raise Rejection(Reason.ENVELOPE, "payload_sha256")
     return original
@@ -188,7 +187,7 @@ def intake(
             payload_sha256=received.payload_sha256,
             payload_namespace=submission.payload_namespace,
             payload_version=submission.payload_version,
-            validated_with=hub.validator_name,
+            validated_with=payload_type.engine,
             signed_at=now,
             hub_identity=hub.identity,
         )
@@ -198,7 +197,7 @@ def intake(
         transport=received.transport,
         received_at=received.received_at,
         accepted_at=timestamp(now),
-        payload_type=payload_type,
+        payload_type=payload_type.name,
         payload_sha256=received.payload_sha256,
         payload_b64=received.payload_b64,
         receipt_b64=b64(receipt),

@@ -48,6 +48,7 @@ from hub.core.records import (
     Received,
     SourceRef,
     decode,
+    is_id,
     submission_id_of_digest,
     unb64,
 )
@@ -101,9 +102,12 @@ def run_stage(
     """Run one pure stage on one event with bound log context; never raises."""
     message = event.message
     source = SourceRef(message.topic, message.partition, message.offset)
-    key = (message.key or b"").decode("ascii", "replace")[:40]
+    key = (message.key or b"").decode("ascii", "replace")
+    # Only the hub's own ids go into logs: a foreign producer's key could be anything.
+    field = "submission_id" if key.startswith("sub-") else "delivery_id"
+    bound = {field: key} if is_id(key) else {"key": "unrecognised"}
     started = time.perf_counter()
-    with structlog.contextvars.bound_contextvars(stage=stage, submission_id=key):
+    with structlog.contextvars.bound_contextvars(stage=stage, **bound):
         try:
             result = compute(source)
         except Rejection as rejection:  # the record itself is not a valid envelope
@@ -226,9 +230,8 @@ def deliverer(outbox: FileDropOutbox) -> StageFunction:
         except UnsafeName:
             rejection = Rejection(Reason.DELIVERY, "target")
             return pipeline.reject_delivery(delivery, rejection, source, utcnow())
-        received = dt.datetime.fromisoformat(
-            delivery.received_at
-        )  # fails before, never after, the write
+        # Everything that can fail on bad record content happens before the write, never after.
+        received = dt.datetime.fromisoformat(delivery.received_at)
         body = unb64(delivery.body_b64)
         try:
             fresh = outbox.write(target, body)
@@ -309,11 +312,14 @@ def file_drop_task(app: faust.App, settings: Settings, hub: HubContext, sender: 
 def observability(app: faust.App, settings: Settings, hub: HubContext) -> None:
     """Timers for certificate and lag gauges; /healthz, /readyz and /metrics on the web port."""
 
-    async def certificate_check() -> None:
+    def check_certificate() -> None:
         left = keys.days_left(hub.signer)
         metrics.CERT_DAYS_LEFT.set(left)
         if left < settings.cert_warn_days:
             log.warning("signing.certificate_expires_soon", days_left=round(left, 1))
+
+    async def certificate_check() -> None:
+        check_certificate()
 
     async def consumer_lag() -> None:
         consumer = app.consumer
@@ -337,11 +343,7 @@ def observability(app: faust.App, settings: Settings, hub: HubContext) -> None:
             generate_latest(metrics.REGISTRY), content_type="text/plain; version=0.0.4"
         )
 
-    metrics.CERT_DAYS_LEFT.set(keys.days_left(hub.signer))  # known before the first timer tick
-    if keys.days_left(hub.signer) < settings.cert_warn_days:
-        log.warning(
-            "signing.certificate_expires_soon", days_left=round(keys.days_left(hub.signer), 1)
-        )
+    check_certificate()  # at start too: Faust's first timer tick comes only after an interval
     app.timer(interval=3600.0)(certificate_check)
     app.timer(interval=5.0)(consumer_lag)
     app.page("/healthz")(healthz)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from hub.config import Settings
 from hub.core.outcomes import OutcomeTracker
-from hub.core.pipeline import AUDIT, DEAD_LETTER
-from hub.core.records import AuditEvent, DeadLetter, decode
-from hub.kafka import follow
+from hub.core.pipeline import DEAD_LETTER
+from hub.core.records import DeadLetter, decode
+from hub.kafka import follow, follow_outcomes
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
@@ -24,16 +24,11 @@ def outcomes(
     settings: Settings, expected: set[str], timeout: float, at_least: int | None = None
 ) -> OutcomeTracker:
     """Follow the audit log until every expected submission is final (or ``at_least`` are)."""
-    tracker = OutcomeTracker()
-
-    def done() -> bool:
-        if at_least is not None:
-            return sum(tracker.get(s).final for s in expected) >= at_least
-        return tracker.all_final(expected)
-
-    for message in follow(settings, AUDIT, done, timeout):
-        tracker.add(decode(message.value(), AuditEvent))
-    return tracker
+    if at_least is None:
+        return follow_outcomes(settings, expected, timeout)
+    return follow_outcomes(
+        settings, expected, timeout, lambda t: sum(t.get(s).final for s in expected) >= at_least
+    )
 
 
 def dead_letters(settings: Settings, expected: set[str], timeout: float = 30.0) -> list[DeadLetter]:

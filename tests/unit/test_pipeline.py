@@ -622,3 +622,21 @@ class TestDeadLetterIds:
             == decode(again.emits[0].value, DeadLetter).dead_letter_id
         )
         assert audits(first)[0].event_id == audits(again)[0].event_id
+
+
+class TestReceiptNamesTheEngine:
+    @pytest.mark.parametrize(("fast", "engine"), [(True, "libxml2"), (False, "xmlschema")])
+    def test_receipt_names_the_validator_that_accepted(
+        self, hub_context, settings, now, fast, engine
+    ):
+        """validatedWith is the engine whose verdict accepted the payload, derived, never configured."""
+        import dataclasses
+
+        from hub import schemas
+
+        hub = dataclasses.replace(
+            hub_context, payloads=schemas.load_payloads(settings.schema_dir, fast=fast)
+        )
+        result = intake(received_of(submission_bytes(), now), SOURCE, hub, now)
+        receipt = unb64(decode(result.emits[0].value, Accepted).receipt_b64)
+        assert engine == verify(receipt, hub.signer.certificate)["validatedWith"]
