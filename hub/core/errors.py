@@ -38,6 +38,30 @@ class Reason(enum.StrEnum):
     DELIVERY = "DELIVERY"
     SIG_INVALID = "SIG_INVALID"
     INTERNAL = "INTERNAL"
+    # Transport containers (XTA 2, OSCI 1.2, FIT-Connect)
+    CONTAINER = "CONTAINER"  # the transport container is malformed or not the expected shape
+    ATTACHMENT = "ATTACHMENT"  # attachment content type, file name, size or digest not acceptable
+    ENCRYPTED = "ENCRYPTED"  # encrypted container and no decryption key configured for it
+    DECRYPT = "DECRYPT"  # decryption with the configured key failed (wrong key, tampered JWE)
+    HASH_MISMATCH = "HASH_MISMATCH"  # content does not match the hash its metadata lists
+    METADATA = "METADATA"  # transport metadata invalid against its schema
+    DUPLICATE = "DUPLICATE"  # replay: transport message id or payload digest already seen, or stale
+    SENDER_MISMATCH = "SENDER_MISMATCH"  # payload author differs from the authenticated sender
+    # Portal signatures (bad-inputs E)
+    SIG_MISSING = "SIG_MISSING"
+    SIG_DIGEST = "SIG_DIGEST"
+    SIG_WRAPPING = "SIG_WRAPPING"
+    SIG_AMBIGUOUS = "SIG_AMBIGUOUS"
+    SIG_TRUST = "SIG_TRUST"
+    SIG_KEYINFO = "SIG_KEYINFO"
+    SIG_ALG = "SIG_ALG"
+    SIG_LOCATION = "SIG_LOCATION"
+    SIG_REF = "SIG_REF"
+    # Signer certificates (bad-inputs F)
+    CERT_VALIDITY = "CERT_VALIDITY"
+    CERT_REVOKED = "CERT_REVOKED"
+    CERT_STATUS_UNKNOWN = "CERT_STATUS_UNKNOWN"
+    CERT_POLICY = "CERT_POLICY"
 
 
 class HubError(Exception):
