@@ -46,9 +46,22 @@ class DocumentSpec:
 
 
 @dataclass(frozen=True)
+class ThirdPartySpec:
+    role: str = "schule"
+    name: str = "Grundschule am Stadtgarten"
+    street: str | None = "Schulstraße"
+    house_number: str | None = "3"
+    postcode: str | None = "45768"
+    town: str | None = "Marl"
+    phone: str | None = "02365 99-0"
+    email: str | None = "sekretariat@schule.example"
+
+
+@dataclass(frozen=True)
 class SubmissionSpec:
     persons: Sequence[PersonSpec] = (PersonSpec(),)
     documents: Sequence[DocumentSpec] = ()
+    third_parties: Sequence[ThirdPartySpec] = ()
     message_uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     case_uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     created: str = "2026-11-02T09:14:00Z"
@@ -148,6 +161,26 @@ def make_submission(spec: SubmissionSpec | None = None) -> bytes:
     _el(procedure, "antragsDatum", s.application_date)
     for index, person in enumerate(s.persons, start=1):
         _person(procedure, index, person)
+    for third in s.third_parties:
+        party = _el(procedure, "dritte")
+        _code(party, "rolle", "urn:xoev-de:xsozial:codeliste:drittenrolle", "1.0", third.role)
+        _el(party, "bezeichnung", third.name)
+        if third.town is not None:
+            address = _el(party, "anschrift")
+            for tag, value in (
+                ("strasse", third.street),
+                ("hausnummer", third.house_number),
+                ("postleitzahl", third.postcode),
+                ("ort", third.town),
+            ):
+                if value is not None:
+                    _el(address, tag, value)
+        if third.phone is not None or third.email is not None:
+            contact = _el(party, "kontakt")
+            if third.phone is not None:
+                _el(contact, "telefon", third.phone)
+            if third.email is not None:
+                _el(contact, "email", third.email)
     for doc in s.documents:
         document = _el(case, "dokument")
         _el(document, "dokumentID", doc.document_id)

@@ -68,6 +68,17 @@ class Document:
 
 
 @dataclass(frozen=True, slots=True)
+class ThirdParty:
+    """A third party named in the application (school, landlord, employer, care service)."""
+
+    role: Code
+    name: str
+    address: Address | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Submission:
     """A validated application in transit, independent of transport and payload standard."""
 
@@ -82,6 +93,7 @@ class Submission:
     application_date: str | None
     persons: tuple[Person, ...]
     documents: tuple[Document, ...] = ()
+    third_parties: tuple[ThirdParty, ...] = ()
 
     @property
     def applicant(self) -> Person | None:
@@ -132,6 +144,12 @@ def from_json(data: dict[str, Any]) -> Submission:
         for p in data["persons"]
     )
     documents = tuple(Document(**{**d, "kind": _code(d["kind"])}) for d in data["documents"])
+    third_parties = tuple(
+        ThirdParty(
+            **{**t, "role": Code(**t["role"]), "address": _address(t.get("address"))},
+        )
+        for t in data.get("third_parties", ())
+    )
     return Submission(
         payload_namespace=data["payload_namespace"],
         payload_version=data["payload_version"],
@@ -144,4 +162,5 @@ def from_json(data: dict[str, Any]) -> Submission:
         application_date=data["application_date"],
         persons=persons,
         documents=documents,
+        third_parties=third_parties,
     )

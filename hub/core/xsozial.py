@@ -16,7 +16,8 @@ import unicodedata
 from lxml import etree
 
 from hub.core.errors import Reason, Rejection
-from hub.core.model import Address, Code, Document, Party, Person, Submission
+from hub.core.documents import DEFAULT_DOCUMENTS, check_document
+from hub.core.model import Address, Code, Document, Party, Person, Submission, ThirdParty
 
 NAMESPACE = "https://portalverbund.d-nrw.de/efa/XSozial-basis/Version_2_4_0"
 ROOT = "vorgang.transportieren.1000001"
@@ -115,19 +116,23 @@ def _person(element: etree._Element) -> Person:
     )
 
 
-def _document(element: etree._Element) -> Document:
+def _document(element: etree._Element, position: int) -> Document:
+    where = f"xsozial/dokument[{position}]"
     representation = element.find("dokumentRepraesentation")
     if representation is None:
-        raise Rejection(Reason.FIELD_FORMAT, "dokument/dokumentRepraesentation")
+        raise Rejection(Reason.FIELD_FORMAT, f"{where}/dokumentRepraesentation")
     encoded = "".join((representation.findtext("inhalt") or "").split())
+    if len(encoded) > DEFAULT_DOCUMENTS.max_bytes * 4 // 3 + 4:
+        raise Rejection(Reason.ATTACHMENT, f"{where}/size")
     try:
         content = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise Rejection(Reason.FIELD_FORMAT, "dokument/dokumentRepraesentation/inhalt") from None
+        raise Rejection(Reason.FIELD_FORMAT, f"{where}/dokumentRepraesentation/inhalt") from None
+    media = check_document(content, _required(representation, "mimeType"), where)
     return Document(
         document_id=_identifier(element, "dokumentID"),
         name=_text(element.find("name")),
-        mime_type=_required(representation, "mimeType"),
+        mime_type=media,
         file_name=_text(representation.find("dateiname")),
         size=len(content),
         sha256=hashlib.sha256(content).hexdigest(),
@@ -159,5 +164,24 @@ def extract(root: etree._Element) -> Submission:
         case_type=_required_code(procedure, "vorgangsTyp"),
         application_date=_text(procedure.find("antragsDatum")),
         persons=tuple(_person(p) for p in procedure.iterfind("person")),
-        documents=tuple(_document(d) for d in case.iterfind("dokument")),
+        documents=_documents(case),
+        third_parties=tuple(_third_party(t) for t in procedure.iterfind("dritte")),
+    )
+
+
+def _documents(case: etree._Element) -> tuple[Document, ...]:
+    elements = list(case.iterfind("dokument"))
+    if len(elements) > DEFAULT_DOCUMENTS.max_count:
+        raise Rejection(Reason.ATTACHMENT, "xsozial/dokument")
+    return tuple(_document(d, i) for i, d in enumerate(elements, start=1))
+
+
+def _third_party(element: etree._Element) -> ThirdParty:
+    contact = element.find("kontakt")
+    return ThirdParty(
+        role=_required_code(element, "rolle"),
+        name=_required(element, "bezeichnung"),
+        address=_address(element.find("anschrift")),
+        phone=None if contact is None else _text(contact.find("telefon")),
+        email=None if contact is None else _text(contact.find("email")),
     )
