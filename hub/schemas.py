@@ -13,12 +13,13 @@ import xmlschema
 from lxml import etree
 
 from hub.config import ConfigError
-from hub.core import xsozial
+from hub.core import wohngeld, xsozial
 from hub.core.payloads import PayloadRegistry, PayloadType
 
 PAYLOAD_SCHEMAS = {
     # payload type name -> path below the schema directory
     "xsozial-basis-2.4.0": Path("payload/xsozial-basis-2.4.0/xsozial-basis.xsd"),
+    "wohngeld-antrag-1": Path("payload/wohngeld-antrag-1/wohngeld-antrag.xsd"),
 }
 
 
@@ -44,23 +45,23 @@ def build_fast_schema(path: Path) -> etree.XMLSchema:
 
 
 def load_payloads(schema_dir: Path, *, fast: bool = True) -> PayloadRegistry:
-    return PayloadRegistry(
-        [
+    """Every payload type the hub accepts, schemas compiled once from local files."""
+    modules = {"xsozial-basis-2.4.0": xsozial, "wohngeld-antrag-1": wohngeld}
+    types = []
+    for name, module in modules.items():
+        path = schema_dir / PAYLOAD_SCHEMAS[name]
+        types.append(
             PayloadType(
-                name="xsozial-basis-2.4.0",
-                namespace=xsozial.NAMESPACE,
-                root=xsozial.ROOT,
-                versions=xsozial.VERSIONS,
-                schema=build_schema(schema_dir / PAYLOAD_SCHEMAS["xsozial-basis-2.4.0"]),
-                extract=xsozial.extract,
-                fast_schema=(
-                    build_fast_schema(schema_dir / PAYLOAD_SCHEMAS["xsozial-basis-2.4.0"])
-                    if fast
-                    else None
-                ),
+                name=name,
+                namespace=module.NAMESPACE,
+                root=module.ROOT,
+                versions=module.VERSIONS,
+                schema=build_schema(path),
+                extract=module.extract,
+                fast_schema=build_fast_schema(path) if fast else None,
             )
-        ]
-    )
+        )
+    return PayloadRegistry(types)
 
 
 def load_vendor_schema(schema_dir: Path, format_name: str) -> Any:

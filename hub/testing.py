@@ -190,3 +190,76 @@ def make_submission(spec: SubmissionSpec | None = None) -> bytes:
         _el(representation, "inhalt", base64.b64encode(doc.content).decode("ascii"))
         _el(representation, "dateiname", doc.file_name)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+WOHNGELD_NAMESPACE = "urn:sozialhub:payload:wohngeld-antrag:1"
+
+
+@dataclass(frozen=True)
+class WohngeldSpec:
+    """A Wohngeld application from the Serviceportal; every field varies one part."""
+
+    application_uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    created: str = "2026-11-02T09:30:00Z"
+    portal_key: str = "sop:055620000001"
+    reader_key: str | None = None
+    benefit: tuple[str, str] = ("99107023017001", "Wohngeld, Bewilligung erstmalig")
+    applicant: tuple[str, str, str] = ("Jana", "Kowalski", "1979-02-11")
+    children: Sequence[tuple[str, str, str]] = (("Mia", "Kowalski", "2014-06-30"),)
+    street: str = "Bergstraße"
+    house_number: str = "12"
+    postcode: str = "45768"
+    town: str = "Marl"
+    rent: str = "612.40"
+    documents: Sequence[DocumentSpec] = (DocumentSpec(name="Mietbescheinigung"),)
+    version: str = "1.0"
+
+
+def make_wohngeld_application(spec: WohngeldSpec | None = None) -> bytes:
+    """A valid ``wohngeldAntrag`` 1.0 (schemas/payload/wohngeld-antrag-1) as UTF-8 bytes."""
+    s = spec or WohngeldSpec()
+    root = etree.Element(
+        f"{{{WOHNGELD_NAMESPACE}}}wohngeldAntrag",
+        nsmap={"wg": WOHNGELD_NAMESPACE},
+        version=s.version,
+        formular="Serviceportal Emscher-Lippe, Wohngeldantrag",
+    )
+    head = _el(root, "kopf")
+    _el(head, "antragsID", s.application_uuid)
+    _el(head, "erstellt", s.created)
+    _party(head, "portal", s.portal_key, "Serviceportal Emscher-Lippe")
+    if s.reader_key is not None:
+        _party(head, "empfaenger", s.reader_key, "Wohngeldstelle")
+    application = _el(root, "antrag")
+    _code(application, "leistung", LEIKA, "2024", s.benefit[0], s.benefit[1])
+    _code(application, "antragsart", "urn:sozialhub:codeliste:wohngeld-antragsart", "1", "erst")
+    _el(application, "antragsDatum", s.created[:10])
+    home = _el(application, "wohnung")
+    address = _el(home, "anschrift")
+    for tag, value in (
+        ("strasse", s.street),
+        ("hausnummer", s.house_number),
+        ("postleitzahl", s.postcode),
+        ("ort", s.town),
+    ):
+        _el(address, tag, value)
+    _el(home, "wohnflaecheQm", "68.50")
+    _el(home, "bruttokaltmieteEuro", s.rent)
+    _el(home, "heizkostenEnthalten", "false")
+    members = [(s.applicant, "antragsteller", True), *((c, "kind", False) for c in s.children)]
+    for index, ((given, family, born), role, applicant) in enumerate(members, start=1):
+        member = _el(application, "haushaltsmitglied")
+        _el(member, "mitgliedID", f"m{index}")
+        _code(member, "rolle", "urn:xoev-de:xsozial:codeliste:personentyp", "1.0", role)
+        _el(member, "antragsteller", "true" if applicant else "false")
+        _el(member, "vorname", given)
+        _el(member, "familienname", family)
+        _el(member, "geburtsdatum", born)
+    for doc in s.documents:
+        evidence = _el(application, "nachweis")
+        _el(evidence, "nachweisID", doc.document_id)
+        _el(evidence, "bezeichnung", doc.name)
+        _el(evidence, "mimeType", doc.mime_type)
+        _el(evidence, "dateiname", doc.file_name)
+        _el(evidence, "inhalt", base64.b64encode(doc.content).decode("ascii"))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

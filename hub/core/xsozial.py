@@ -10,89 +10,28 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
-import unicodedata
 
 from lxml import etree
 
-from hub.core.errors import Reason, Rejection
+from hub.core import xoev
 from hub.core.documents import DEFAULT_DOCUMENTS, check_document
-from hub.core.model import Address, Code, Document, Party, Person, Submission, ThirdParty
+from hub.core.errors import Reason, Rejection
+from hub.core.model import Address, Document, Person, Submission, ThirdParty
 
 NAMESPACE = "https://portalverbund.d-nrw.de/efa/XSozial-basis/Version_2_4_0"
 ROOT = "vorgang.transportieren.1000001"
 VERSIONS = frozenset({"2.4.0"})
 
 
-_XML_SPACE = " \t\r\n"
-_IDENTIFIER = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
-
-
-def _text(element: etree._Element | None) -> str | None:
-    if element is None or element.text is None:
-        return None
-    # Strip XML whitespace only: a no-break space or other Unicode space is content.
-    value = unicodedata.normalize("NFC", element.text.strip(_XML_SPACE))
-    return value or None
-
-
-def _identifier(parent: etree._Element, path: str, where: str = "") -> str:
-    """An identifier: ASCII letters, digits and ``._:-`` only (no homoglyphs, bidi or spaces)."""
-    value = _required(parent, path)
-    if not _IDENTIFIER.fullmatch(value):
-        raise Rejection(Reason.FIELD_FORMAT, f"{where}/{path}" if where else path)
-    return value
-
-
-def _required(parent: etree._Element, path: str) -> str:
-    value = _text(parent.find(path))
-    if value is None:
-        raise Rejection(Reason.FIELD_FORMAT, path)
-    return value
-
-
-def _code(element: etree._Element | None) -> Code | None:
-    if element is None:
-        return None
-    code = _text(element.find("code"))
-    list_uri = element.get("listURI")
-    if code is None or not list_uri:
-        raise Rejection(Reason.FIELD_FORMAT, element.tag)
-    return Code(
-        code=code,
-        list_uri=list_uri,
-        list_version=element.get("listVersionID"),
-        name=_text(element.find("name")),
-    )
-
-
-def _required_code(parent: etree._Element, path: str) -> Code:
-    code = _code(parent.find(path))
-    if code is None:
-        raise Rejection(Reason.FIELD_FORMAT, path)
-    return code
-
-
-def _party(element: etree._Element | None, where: str) -> Party | None:
-    if element is None:
-        return None
-    directory = _required_code(element, "verzeichnisdienst")
-    return Party(
-        directory=directory.code,
-        key=_identifier(element, "kennung", where),
-        name=_text(element.find("name")),
-    )
-
-
 def _address(element: etree._Element | None) -> Address | None:
     if element is None:
         return None
     return Address(
-        street=_text(element.find("strasse")),
-        house_number=_text(element.find("hausnummer")),
-        postcode=_text(element.find("postleitzahl")),
-        town=_text(element.find("ort")),
-        region_key=_code(element.find("gemeindeschluessel")),
+        street=xoev.text(element.find("strasse")),
+        house_number=xoev.text(element.find("hausnummer")),
+        postcode=xoev.text(element.find("postleitzahl")),
+        town=xoev.text(element.find("ort")),
+        region_key=xoev.code(element.find("gemeindeschluessel")),
     )
 
 
@@ -101,16 +40,16 @@ def _person(element: etree._Element) -> Person:
     if general is None:
         raise Rejection(Reason.FIELD_FORMAT, "person/allgemein")
     return Person(
-        person_id=_identifier(element, "personID"),
-        role=_required_code(element, "typ"),
-        applicant=_required(element, "antragsteller") in ("true", "1"),
-        given_name=_required(general, "name/vorname"),
-        family_name=_required(general, "name/familienname"),
-        birth_date=_text(general.find("geburtsdatum")),
-        sex=_code(general.find("geschlecht")),
+        person_id=xoev.identifier(element, "personID"),
+        role=xoev.required_code(element, "typ"),
+        applicant=xoev.required(element, "antragsteller") in ("true", "1"),
+        given_name=xoev.required(general, "name/vorname"),
+        family_name=xoev.required(general, "name/familienname"),
+        birth_date=xoev.text(general.find("geburtsdatum")),
+        sex=xoev.code(general.find("geschlecht")),
         address=_address(general.find("anschrift")),
         benefits=tuple(
-            _required_code(benefit, "leistungArt")
+            xoev.required_code(benefit, "leistungArt")
             for benefit in element.iterfind("beantragteLeistung")
         ),
     )
@@ -128,15 +67,15 @@ def _document(element: etree._Element, position: int) -> Document:
         content = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise Rejection(Reason.FIELD_FORMAT, f"{where}/dokumentRepraesentation/inhalt") from None
-    media = check_document(content, _required(representation, "mimeType"), where)
+    media = check_document(content, xoev.required(representation, "mimeType"), where)
     return Document(
-        document_id=_identifier(element, "dokumentID"),
-        name=_text(element.find("name")),
+        document_id=xoev.identifier(element, "dokumentID"),
+        name=xoev.text(element.find("name")),
         mime_type=media,
-        file_name=_text(representation.find("dateiname")),
+        file_name=xoev.text(representation.find("dateiname")),
         size=len(content),
         sha256=hashlib.sha256(content).hexdigest(),
-        kind=_code(element.find("dokumentTyp")),
+        kind=xoev.code(element.find("dokumentTyp")),
         content_b64=encoded,
     )
 
@@ -147,7 +86,7 @@ def extract(root: etree._Element) -> Submission:
     case = root.find("xsozial")
     if head is None or case is None:
         raise Rejection(Reason.FIELD_FORMAT, "/")
-    author = _party(head.find("autor"), "nachrichtenkopf.g2g/autor")
+    author = xoev.party(head.find("autor"), "nachrichtenkopf.g2g/autor")
     if author is None:
         raise Rejection(Reason.FIELD_FORMAT, "nachrichtenkopf.g2g/autor")
     procedure = case.find("vorgang")
@@ -156,13 +95,13 @@ def extract(root: etree._Element) -> Submission:
     return Submission(
         payload_namespace=NAMESPACE,
         payload_version=root.get("version", ""),
-        message_id=_identifier(head, "identifikation.nachricht/nachrichtenUUID").lower(),
-        created=_required(head, "identifikation.nachricht/erstellungszeitpunkt"),
+        message_id=xoev.identifier(head, "identifikation.nachricht/nachrichtenUUID").lower(),
+        created=xoev.required(head, "identifikation.nachricht/erstellungszeitpunkt"),
         author=author,
-        reader=_party(head.find("leser"), "nachrichtenkopf.g2g/leser"),
-        case_id=_identifier(case, "identifikationVorgang/vorgangsID").lower(),
-        case_type=_required_code(procedure, "vorgangsTyp"),
-        application_date=_text(procedure.find("antragsDatum")),
+        reader=xoev.party(head.find("leser"), "nachrichtenkopf.g2g/leser"),
+        case_id=xoev.identifier(case, "identifikationVorgang/vorgangsID").lower(),
+        case_type=xoev.required_code(procedure, "vorgangsTyp"),
+        application_date=xoev.text(procedure.find("antragsDatum")),
         persons=tuple(_person(p) for p in procedure.iterfind("person")),
         documents=_documents(case),
         third_parties=tuple(_third_party(t) for t in procedure.iterfind("dritte")),
@@ -179,9 +118,9 @@ def _documents(case: etree._Element) -> tuple[Document, ...]:
 def _third_party(element: etree._Element) -> ThirdParty:
     contact = element.find("kontakt")
     return ThirdParty(
-        role=_required_code(element, "rolle"),
-        name=_required(element, "bezeichnung"),
+        role=xoev.required_code(element, "rolle"),
+        name=xoev.required(element, "bezeichnung"),
         address=_address(element.find("anschrift")),
-        phone=None if contact is None else _text(contact.find("telefon")),
-        email=None if contact is None else _text(contact.find("email")),
+        phone=None if contact is None else xoev.text(contact.find("telefon")),
+        email=None if contact is None else xoev.text(contact.find("email")),
     )

@@ -114,7 +114,9 @@ def check_attachment(
     )
 
 
-def check_all(attachments: Iterable[Attachment], policy: AttachmentPolicy) -> tuple[Attachment, ...]:
+def check_all(
+    attachments: Iterable[Attachment], policy: AttachmentPolicy
+) -> tuple[Attachment, ...]:
     result = tuple(attachments)
     policy.check_count(len(result))
     return result
