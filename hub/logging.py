@@ -9,6 +9,9 @@ from typing import Any
 
 import structlog
 
+# Libraries whose DEBUG/INFO output quotes payload content.
+QUIET_LIBRARIES = ("signxml", "xmlschema", "joserfc")
+
 
 def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Last line of defence: mask any key that looks like a secret."""
@@ -43,3 +46,8 @@ def configure(level: str = "INFO", fmt: str = "auto", stream: Any = None) -> Non
     logging.basicConfig(
         level=logging.WARNING, stream=out, format="%(levelname)s %(name)s %(message)s"
     )
+    # signxml logs canonicalised signed content at DEBUG, and xmlschema/lxml quote values in
+    # their messages: pin them to WARNING whatever the root level, so --log-level debug never
+    # writes payload data (bad-inputs step 5).
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -10,24 +10,28 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lxml import etree
 
-from hub.core import xmlsafe
+from hub.core import portal_receipts, portalsig, xmlsafe
 from hub.core.errors import Reason, Rejection
 from hub.core.mapping import DeliveryContext, mapping_for
-from hub.core.model import Submission, from_json, to_json
+from hub.core.model import Code, Document, Party, Submission, from_json, to_json
 from hub.core.payloads import PayloadRegistry, PayloadType, validate
+from hub.core.portals import Portal, PortalTable, open_table
 from hub.core.receipt import Attestation, ReceiptSigner
 from hub.core.records import (
     Accepted,
     AuditEvent,
     DeadLetter,
     Delivery,
+    PortalReceipt,
     Received,
     RecordT,
+    Seen,
     SourceRef,
     audit_event_id,
     b64,
@@ -36,17 +40,25 @@ from hub.core.records import (
     delivery_id,
     encode,
     is_id,
+    receipt_id,
+    seen_key,
     submission_id_of_digest,
     timestamp,
     unb64,
 )
 from hub.core.route import OfficeTable, Route, applicant_ars, route
+from hub.core.transport import DEFAULT_ATTACHMENTS, AttachmentPolicy, Envelope, registry
+from hub.core.transport.registry import TransportKeys
 
 UNKNOWN = "sub-unknown"  # submission id of a record the hub cannot attribute
 RECEIVED = "submissions.received"
 ACCEPTED = "submissions.accepted"
 DEAD_LETTER = "submissions.deadletter"
 AUDIT = "audit.log"
+SEEN = "submissions.seen"
+RECEIPTS = "submissions.receipts"
+NOTHING_SEEN: Mapping[str, str] = {}
+ATTACHMENT_KIND = "urn:sozialhub:codeliste:dokumentherkunft"
 
 
 def vendor_topic(vendor_id: str) -> str:
@@ -77,6 +89,9 @@ class HubContext:
     limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS
     # Largest record the hub produces; must stay below the topics' max.message.bytes.
     max_record_bytes: int = 8_000_000
+    portals: PortalTable = field(default_factory=open_table)
+    attachments: AttachmentPolicy = DEFAULT_ATTACHMENTS
+    transport_keys: TransportKeys = field(default_factory=TransportKeys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +167,7 @@ def _reject(
 
 
 def accept(original: bytes, hub: HubContext) -> tuple[PayloadType, Submission]:
-    """Parse once, identify, validate, extract. Returns (payload type, submission)."""
+    """Parse once, identify, validate, extract a bare payload. Returns (payload type, submission)."""
     root = xmlsafe.parse(original, hub.limits)
     payload_type = hub.payloads.identify(root)
     validate(root, payload_type)
@@ -171,20 +186,115 @@ def _checked_original(received: Received) -> bytes:
     return original
 
 
+def unwrap(received: Received, original: bytes, hub: HubContext, now: dt.datetime) -> Envelope:
+    """The transport container of a received record, opened with the configured keys."""
+    if received.transport == "file":
+        return Envelope("file", original, message_id=received.transport_message_id)
+    keys = hub.transport_keys
+    return registry.unwrap(
+        received.transport,
+        original,
+        limits=hub.limits,
+        attachments=hub.attachments,
+        osci_keys=keys.osci_decryption,
+        fitconnect_keys=keys.fitconnect_decryption,
+        now=now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What intake learned before it accepted or rejected: enough to answer the portal."""
+
+    envelope: Envelope | None = None
+    portal: Portal | None = None
+
+
+def _replay_keys(envelope: Envelope) -> list[tuple[str, str]]:
+    """(key, path) pairs that identify a replay: the transport message id and the payload digest."""
+    keys = [(seen_key("pay", envelope.payload_sha256), "payload")]
+    if envelope.message_id:
+        keys.insert(0, (seen_key("msg", envelope.transport, envelope.message_id), "messageId"))
+    return keys
+
+
+def _not_a_replay(envelope: Envelope, sid: str, seen: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The replay keys of a submission nobody sent before (or this very record, re-processed)."""
+    keys = _replay_keys(envelope)
+    for key, where in keys:
+        first = seen.get(key)
+        if first is not None and first != sid:
+            raise Rejection(Reason.DUPLICATE, f"transport/{where}")
+    return keys
+
+
+def _with_transport(submission: Submission, envelope: Envelope) -> Submission:
+    """Transport metadata is authoritative: its reader wins, its attachments travel as documents."""
+    changes: dict[str, Any] = {}
+    if envelope.reader and envelope.transport in ("xta2", "osci"):
+        changes["reader"] = Party("DVDV", envelope.reader, None)
+    if envelope.attachments:
+        changes["documents"] = submission.documents + tuple(
+            Document(
+                document_id=a.attachment_id or f"anlage-{i}",
+                name=a.filename,
+                mime_type=a.content_type,
+                file_name=a.filename,
+                size=a.size,
+                sha256=a.sha256,
+                kind=Code("transport-anlage", ATTACHMENT_KIND, "1"),
+                content_b64=b64(a.data),
+            )
+            for i, a in enumerate(envelope.attachments, start=1)
+        )
+    return replace(submission, **changes) if changes else submission
+
+
 def intake(
-    received: Received, source: SourceRef | None, hub: HubContext, now: dt.datetime
+    received: Received,
+    source: SourceRef | None,
+    hub: HubContext,
+    now: dt.datetime,
+    seen: Mapping[str, str] = NOTHING_SEEN,
 ) -> StageResult:
-    """``submissions.received`` -> ``submissions.accepted`` or the dead-letter topic."""
+    """``submissions.received`` -> ``submissions.accepted`` or the dead-letter topic.
+
+    Opens the transport container, identifies the portal from transport metadata,
+    verifies its signature policy, continues only with the signed tree, validates,
+    extracts, checks the payload against the portal, and recognises replays via
+    ``seen`` (replay key -> first submission id, from ``submissions.seen``). Every
+    submission whose portal is known gets a portal receipt.
+    """
     sid = received.submission_id
+    known = Intake()
     try:
         original = _checked_original(received)
-        payload_type, submission = accept(original, hub)
+        envelope = unwrap(received, original, hub, now)
+        known = Intake(envelope)
+        portal = hub.portals.for_envelope(envelope)
+        known = Intake(envelope, portal)
+        root = xmlsafe.parse(envelope.payload, hub.limits)
+        signer: str | None = None
+        if portal.signature is not None:
+            verified = portalsig.verify(root, portal.signature, now)
+            root, signer = verified.signed_root, verified.signer_subject
+        payload_type = hub.payloads.identify(root)
+        validate(root, payload_type)
+        submission = payload_type.extract(root)
+        hub.portals.check_payload(portal, payload_type.name, submission.author.key)
+        replay_keys = _not_a_replay(envelope, sid, seen)
+        submission = _with_transport(submission, envelope)
     except Rejection as rejection:
-        return _reject(sid, "intake", rejection, received.payload_sha256, source, now)
+        if known.envelope is None and received.transport != "file":
+            # The container did not open: answer from its outer identifiers, if readable.
+            known = Intake(registry.peek(received.transport, unb64(received.payload_b64)))
+        result = _reject(sid, "intake", rejection, received.payload_sha256, source, now)
+        return _answered(result, received, known, "rejected", rejection.reason.value, hub, now)
+    digest = envelope.payload_sha256
     receipt = hub.signer.sign(
         Attestation(
             submission_id=sid,
-            payload_sha256=received.payload_sha256,
+            payload_sha256=digest,
             payload_namespace=submission.payload_namespace,
             payload_version=submission.payload_version,
             validated_with=payload_type.engine,
@@ -198,25 +308,80 @@ def intake(
         received_at=received.received_at,
         accepted_at=timestamp(now),
         payload_type=payload_type.name,
-        payload_sha256=received.payload_sha256,
-        payload_b64=received.payload_b64,
+        payload_sha256=digest,
+        payload_b64=b64(envelope.payload),
         receipt_b64=b64(receipt),
         submission=to_json(submission),
+        original_sha256=received.payload_sha256,
+        transport_message_id=envelope.message_id,
+        portal=portal.portal_id,
+        author=envelope.author or submission.author.key,
+        reader=envelope.reader,
+        signer=signer,
+        attachments=[
+            {
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": a.sha256,
+            }
+            for a in envelope.attachments
+        ]
+        or None,
     )
-    digest = received.payload_sha256
     accepted_emit = Emit.of(ACCEPTED, sid, accepted)
     if len(accepted_emit.value) > hub.max_record_bytes:
         # Attachments travel twice (original and canonical model): refuse rather than crash-loop.
-        return _reject(sid, "intake", Rejection(Reason.SIZE, "accepted"), digest, source, now)
-    return StageResult(
+        too_large = Rejection(Reason.SIZE, "accepted")
+        result = _reject(sid, "intake", too_large, received.payload_sha256, source, now)
+        return _answered(result, received, known, "rejected", too_large.reason.value, hub, now)
+    at = timestamp(now)
+    seen_emits = tuple(Emit.of(SEEN, key, Seen(key, sid, at)) for key, _ in replay_keys)
+    result = StageResult(
         (
             accepted_emit,
+            *seen_emits,
             _audit(sid, "intake", "accepted", now, payload_sha256=digest),
             _audit(sid, "sign", "signed", now, payload_sha256=digest),
         ),
         "accepted",
         submission=submission,
     )
+    return _answered(result, received, known, "accepted", None, hub, now)
+
+
+def _answered(
+    result: StageResult,
+    received: Received,
+    known: Intake,
+    outcome: str,
+    reason: str | None,
+    hub: HubContext,
+    now: dt.datetime,
+) -> StageResult:
+    """``result`` plus the portal receipt, when the hub knows who to answer."""
+    envelope = known.envelope
+    if envelope is None:
+        return result
+    channel, media_type, body = portal_receipts.build(
+        envelope, received.submission_id, outcome, reason, hub.transport_keys, now
+    )
+    record = PortalReceipt(
+        receipt_id=receipt_id(received.submission_id, envelope.message_id),
+        submission_id=received.submission_id,
+        transport=envelope.transport,
+        channel=channel,
+        outcome=outcome,
+        at=timestamp(now),
+        portal=known.portal.portal_id if known.portal else None,
+        transport_message_id=envelope.message_id,
+        reason=reason,
+        media_type=media_type,
+        body_b64=None if body is None else b64(body),
+        case_id=envelope.case_id,
+    )
+    emit = Emit.of(RECEIPTS, received.submission_id, record)
+    return replace(result, emits=(*result.emits, emit))
 
 
 def dispatch(
@@ -302,38 +467,55 @@ def delivered(delivery: Delivery, now: dt.datetime, *, duplicate: bool) -> Emit:
 
 
 def check(
-    original: bytes, hub: HubContext, now: dt.datetime, *, transport: str = "file"
+    original: bytes,
+    hub: HubContext,
+    now: dt.datetime,
+    *,
+    transport: str = "file",
+    transport_message_id: str | None = None,
 ) -> dict[str, Any]:
     """The whole pipeline offline on one document: the ``sozialhub check`` report."""
-    received = Received.of(original, "check", transport, now)
+    received = Received.of(original, "check", transport, now, transport_message_id)
     report: dict[str, Any] = {
         "submission_id": received.submission_id,
         "verdict": "rejected",
         "reason": None,
         "path": None,
         "transport": transport,
+        "transport_message_id": transport_message_id,
+        "portal": None,
         "payload": None,
         "author": None,
         "reader": None,
+        "signer": None,
         "leika": [],
         "ars": None,
         "office": None,
         "vendor": None,
         "routes": [],
+        "receipt": None,
     }
     first = intake(received, None, hub, now)
+    receipt = next((e for e in first.emits if e.topic == RECEIPTS), None)
+    if receipt is not None:
+        answer = decode(receipt.value, PortalReceipt)
+        report["receipt"] = {"channel": answer.channel, "outcome": answer.outcome}
+        report["transport_message_id"] = answer.transport_message_id
+        report["portal"] = answer.portal
     if first.outcome == "rejected":
-        report["payload"] = _known_namespace(original, hub)
+        report["payload"] = _known_namespace(original, hub) if transport == "file" else None
         return _with_reason(report, first)
     submission = first.submission
     assert submission is not None  # noqa: S101 - set on every accepted result
+    accepted = decode(next(e for e in first.emits if e.topic == ACCEPTED).value, Accepted)
     report["payload"] = submission.payload_namespace
-    report["author"] = submission.author.key
-    report["reader"] = submission.reader.key if submission.reader else None
+    report["portal"] = accepted.portal
+    report["author"] = accepted.author
+    report["reader"] = submission.reader.key if submission.reader else accepted.reader
+    report["signer"] = accepted.signer
     report["leika"] = list(submission.leika_keys)
     report["ars"] = applicant_ars(submission, hub.offices)
-    accepted_emit = first.emits[0]
-    second = dispatch(decode(accepted_emit.value, Accepted), None, hub, now)
+    second = dispatch(accepted, None, hub, now)
     if second.outcome == "rejected":
         return _with_reason(report, second)
     report["verdict"] = "accepted"

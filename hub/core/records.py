@@ -45,6 +45,15 @@ def dead_letter_id(submission: str, stage: str, where: str = "") -> str:
     return "dlq-" + _digest(submission, stage, where)
 
 
+def receipt_id(submission: str, transport_message_id: str | None) -> str:
+    return "rcp-" + _digest(submission, transport_message_id or "")
+
+
+def seen_key(kind: str, *parts: str) -> str:
+    """A replay-detection key: ``msg-…`` for a transport message id, ``pay-…`` for a payload digest."""
+    return f"{kind}-" + _digest(*parts)
+
+
 def audit_event_id(submission: str, stage: str, decision: str, target: str = "") -> str:
     return "aud-" + _digest(submission, stage, decision, target)
 
@@ -74,10 +83,20 @@ class Received:
     received_at: str
     payload_b64: str
     payload_sha256: str
+    # The transport's message id when the connector knows it before unwrapping (e.g. an XTA
+    # client's file named by its message id); containers name their own id inside.
+    transport_message_id: str | None = None
     TYPE = "sozialhub.received"
 
     @classmethod
-    def of(cls, original: bytes, source: str, transport: str, now: dt.datetime) -> Received:
+    def of(
+        cls,
+        original: bytes,
+        source: str,
+        transport: str,
+        now: dt.datetime,
+        transport_message_id: str | None = None,
+    ) -> Received:
         return cls(
             submission_id=submission_id(original),
             source=source,
@@ -85,12 +104,19 @@ class Received:
             received_at=timestamp(now),
             payload_b64=b64(original),
             payload_sha256=hashlib.sha256(original).hexdigest(),
+            transport_message_id=transport_message_id,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """``submissions.accepted``: original bytes, canonical submission, signed hub receipt."""
+    """``submissions.accepted``: the payload bytes, canonical submission, signed hub receipt.
+
+    ``payload_*`` is the business document as the portal wrote it (unwrapped from
+    its transport container, signature intact); ``original_sha256`` is the digest
+    of the bytes the connector received (the container), which the
+    ``submissions.received`` record holds.
+    """
 
     submission_id: str
     transport: str
@@ -101,6 +127,14 @@ class Accepted:
     payload_b64: str
     receipt_b64: str
     submission: dict[str, Any]
+    original_sha256: str | None = None
+    transport_message_id: str | None = None
+    portal: str | None = None
+    author: str | None = None  # transport author (DVDV key), or the payload's for a bare file
+    reader: str | None = None  # transport reader (DVDV key, FIT-Connect destination)
+    signer: str | None = None  # subject of the verified portal signature, if any
+    # transport attachments: file name, content type, size, sha256 (the bytes travel as documents)
+    attachments: list[dict[str, Any]] | None = None
     TYPE = "sozialhub.accepted"
 
 
@@ -167,7 +201,48 @@ class AuditEvent:
     TYPE = "sozialhub.audit"
 
 
-RecordT = Received | Accepted | Delivery | DeadLetter | AuditEvent
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """``submissions.seen`` (compacted): a replay-detection key and the first submission that used it.
+
+    Keys are ``msg-<32 hex>`` (transport and transport message id) or
+    ``pay-<32 hex>`` (payload digest); values name the submission id, so a
+    re-processed record (same id) is not its own duplicate.
+    """
+
+    key: str
+    submission_id: str
+    at: str
+    TYPE = "sozialhub.seen"
+
+
+@dataclass(frozen=True, slots=True)
+class PortalReceipt:
+    """``submissions.receipts``: the answer a portal gets for one submission.
+
+    ``channel`` says how it travels: ``xta2`` (a receipt message via the XTA
+    send port), ``fitconnect`` (an accept/reject Security Event Token) or
+    ``none`` (a bare file drop has no way back; the record is the receipt).
+    ``body_b64`` is the message or token, already signed; ``reason`` is the
+    hub's reason code for a rejection, never payload text.
+    """
+
+    receipt_id: str
+    submission_id: str
+    transport: str
+    channel: str
+    outcome: str  # "accepted" | "rejected"
+    at: str
+    portal: str | None = None
+    transport_message_id: str | None = None
+    reason: str | None = None
+    media_type: str | None = None
+    body_b64: str | None = None
+    case_id: str | None = None  # FIT-Connect case the event belongs to
+    TYPE = "sozialhub.receipt"
+
+
+RecordT = Received | Accepted | Delivery | DeadLetter | AuditEvent | Seen | PortalReceipt
 
 
 def encode(record: RecordT) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -14,6 +15,8 @@ from hub.core.pipeline import (
     ACCEPTED,
     AUDIT,
     DEAD_LETTER,
+    RECEIPTS,
+    SEEN,
     check,
     delivered,
     dispatch,
@@ -108,17 +111,19 @@ class TestIntake:
         """A valid submission yields an accepted record plus accepted and signed audit events."""
         original = submission_bytes()
         result = intake(received_of(original, now), SOURCE, hub_context, now)
-        expected = ("accepted", [ACCEPTED, AUDIT, AUDIT], None)
+        expected = ("accepted", [ACCEPTED, SEEN, AUDIT, AUDIT, RECEIPTS], None)
         assert expected == (result.outcome, topics(result), result.reason)
         expected_decisions = [("intake", "accepted"), ("sign", "signed")]
         assert expected_decisions == [(a.stage, a.decision) for a in audits(result)]
 
     def test_every_record_is_keyed_by_the_submission_id(self, hub_context, now):
-        """All records of the intake stage use the content-addressed submission id as key."""
+        """Intake records use the content-addressed submission id as key; replay keys are opaque."""
         original = submission_bytes()
         result = intake(received_of(original, now), SOURCE, hub_context, now)
         expected = {submission_id(original)}
-        assert expected == {e.key for e in result.emits}
+        assert expected == {e.key for e in result.emits if e.topic != SEEN}
+        (seen_key,) = [e.key for e in result.emits if e.topic == SEEN]
+        assert re.fullmatch(r"pay-[0-9a-f]{32}", seen_key)
 
     def test_accepted_record_carries_original_submission_and_receipt(self, hub_context, now):
         """The accepted record keeps the original bytes, the submission and a valid receipt."""
@@ -161,7 +166,8 @@ class TestIntake:
         """An invalid submission yields a dead letter and a rejected audit event with the reason."""
         received = received_of(original, now)
         result = intake(received, SOURCE, hub_context, now)
-        expected = ("rejected", [DEAD_LETTER, AUDIT], reason)
+        # A bare file has no way back to its portal: the receipt is recorded (channel "none").
+        expected = ("rejected", [DEAD_LETTER, AUDIT, RECEIPTS], reason)
         assert expected == (result.outcome, topics(result), result.reason)
         letter = letter_of(result)
         expected_letter = (
@@ -494,11 +500,11 @@ class TestCheck:
         assert set(report) >= REPORT_KEYS
         assert report == json.loads(json.dumps(report))
 
-    def test_transport_is_echoed(self, hub_context, now):
-        """The transport argument appears in the report; it does not change the verdict."""
+    def test_transport_decides_how_the_bytes_are_read(self, hub_context, now):
+        """A bare payload is not an XTA message: checked as ``xta2`` it is a container rejection."""
         report = check(submission_bytes(), hub_context, now, transport="xta2")
-        expected = ("xta2", "accepted")
-        assert expected == (report["transport"], report["verdict"])
+        expected = ("xta2", "rejected", "CONTAINER")
+        assert expected == (report["transport"], report["verdict"], report["reason"])
 
     def test_check_is_deterministic(self, hub_context, now):
         """The same bytes and clock give the same report (the receipt is not part of it)."""

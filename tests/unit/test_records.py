@@ -21,7 +21,9 @@ from hub.core.records import (
     AuditEvent,
     DeadLetter,
     Delivery,
+    PortalReceipt,
     Received,
+    Seen,
     SourceRef,
     audit_event_id,
     b64,
@@ -34,7 +36,7 @@ from hub.core.records import (
     unb64,
 )
 
-RECORD_TYPES = [Received, Accepted, Delivery, DeadLetter, AuditEvent]
+RECORD_TYPES = [Received, Accepted, Delivery, DeadLetter, AuditEvent, Seen, PortalReceipt]
 ID = re.compile(r"[a-z]{3}-[0-9a-f]{32}")  # the fv-xml Id pattern, also used as Kafka keys
 
 JSON_VALUES = st.recursive(
@@ -64,6 +66,9 @@ def strategy_for(type_text: str) -> st.SearchStrategy:
         "dict[str, Any]": st.dictionaries(st.text(max_size=12), JSON_VALUES, max_size=6),
         "SourceRef": SOURCE_REFS,
         "list[str]": st.lists(st.text(), max_size=4),
+        "list[dict[str, Any]]": st.lists(
+            st.dictionaries(st.text(max_size=12), JSON_VALUES, max_size=4), max_size=3
+        ),
     }
     strategy = strategies[base]
     return st.none() | strategy if optional else strategy
@@ -151,6 +156,7 @@ def _sample(cls: type, **changes):
             "int": 7,
             "dict[str, Any]": {"k": ["v", 1, None]},
             "list[str]": [f"{f.name}-1", f"{f.name}-2"],
+            "list[dict[str, Any]]": [{"filename": "a.pdf", "size": 3}],
             "SourceRef": SourceRef("sozialhub.submissions.received", 3, 42),
         }[base]
     return cls(**{**values, **changes})
