@@ -84,6 +84,7 @@ class Settings:
     topics_file: Path = PROJECT_ROOT / "topics.yml"
     schema_dir: Path = PROJECT_ROOT / "schemas"
     offices_file: Path = PROJECT_ROOT / "config" / "offices.yml"
+    portals_file: Path = PROJECT_ROOT / "config" / "portals.yml"
     inbox_dir: Path = Path("var/inbox")
     outbox_dir: Path = Path("var/outbox")
     archive_dir: Path = Path("var/archive")
@@ -95,6 +96,27 @@ class Settings:
     signing_algorithm: str = "ecdsa-sha256"
     hub_identity: str = "sozialhub"
     cert_warn_days: int = 30
+    # Rotation: the next key and certificate, verified alongside the current one during the
+    # overlap; the hub signs with the next one from its certificate's notBefore on.
+    signing_next_key_file: Path | None = None
+    signing_next_cert_file: Path | None = None
+    # XTA 2 inbound (the hub polls one message box over SOAP 1.2 with a TLS client certificate).
+    xta_url: str | None = None
+    xta_mailbox: str | None = None  # the hub's reader identifier (DVDV key) at the XTA server
+    xta_client_cert: Path | None = None
+    xta_client_key: Path | None = None
+    xta_client_key_password: Secret | None = None
+    xta_ca_file: Path | None = None
+    xta_poll_seconds: float = 5.0
+    # FIT-Connect receiver (Serviceportal).
+    fitconnect_api_url: str | None = None
+    fitconnect_destination: str | None = None
+    fitconnect_token: Secret | None = None
+    fitconnect_callback_secret: Secret | None = None
+    fitconnect_decryption_keys: Path | None = None  # JSON: private RSA JWK(s), current and next
+    fitconnect_signing_key: Path | None = None  # JSON: private RSA JWK for PS512 SETs
+    fitconnect_ca_file: Path | None = None
+    fitconnect_poll_seconds: float = 30.0
     # Limits and runtime.
     max_submission_bytes: int = 4 * 1024 * 1024
     max_record_bytes: int = 8_000_000  # below the topics' max.message.bytes (8 MiB)
@@ -120,6 +142,18 @@ class Settings:
             raise ConfigError("signing_algorithm must be one of " + ", ".join(SIGNING_ALGORITHMS))
         if (self.signing_key_file is None) != (self.signing_cert_file is None):
             raise ConfigError("signing_key_file and signing_cert_file must be set together")
+        if (self.signing_next_key_file is None) != (self.signing_next_cert_file is None):
+            raise ConfigError(
+                "signing_next_key_file and signing_next_cert_file must be set together"
+            )
+        if self.xta_url and not (self.xta_mailbox and self.xta_client_cert):
+            raise ConfigError("xta_url needs xta_mailbox and xta_client_cert")
+        if self.fitconnect_api_url and not (
+            self.fitconnect_destination and self.fitconnect_decryption_keys
+        ):
+            raise ConfigError(
+                "fitconnect_api_url needs fitconnect_destination and fitconnect_decryption_keys"
+            )
         if self.log_format not in ("auto", "json", "console"):
             raise ConfigError("log_format must be auto, json or console")
         if not self.topic_prefix or any(c not in _TOPIC_CHARS for c in self.topic_prefix):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub import keys, offices, schemas
+from hub import keys, offices, portals, schemas
 from hub.config import ConfigError, Settings
 from hub.core.pipeline import HubContext, vendor_topic
 from hub.core.xmlsafe import Limits
@@ -17,6 +17,7 @@ def build(settings: Settings) -> HubContext:
         identity=settings.hub_identity,
         limits=Limits(max_bytes=settings.max_submission_bytes),
         max_record_bytes=settings.max_record_bytes,
+        portals=portals.load(settings.portals_file, settings.schema_dir),
     )
 
 
