@@ -142,6 +142,13 @@ class Settings:
             raise ConfigError("signing_algorithm must be one of " + ", ".join(SIGNING_ALGORITHMS))
         if (self.signing_key_file is None) != (self.signing_cert_file is None):
             raise ConfigError("signing_key_file and signing_cert_file must be set together")
+        self._check_connectors()
+        if self.log_format not in ("auto", "json", "console"):
+            raise ConfigError("log_format must be auto, json or console")
+        if not self.topic_prefix or any(c not in _TOPIC_CHARS for c in self.topic_prefix):
+            raise ConfigError("topic_prefix may only contain letters, digits, '.', '_' and '-'")
+
+    def _check_connectors(self) -> None:
         if (self.signing_next_key_file is None) != (self.signing_next_cert_file is None):
             raise ConfigError(
                 "signing_next_key_file and signing_next_cert_file must be set together"
@@ -154,10 +161,6 @@ class Settings:
             raise ConfigError(
                 "fitconnect_api_url needs fitconnect_destination and fitconnect_decryption_keys"
             )
-        if self.log_format not in ("auto", "json", "console"):
-            raise ConfigError("log_format must be auto, json or console")
-        if not self.topic_prefix or any(c not in _TOPIC_CHARS for c in self.topic_prefix):
-            raise ConfigError("topic_prefix may only contain letters, digits, '.', '_' and '-'")
 
     @property
     def embedded(self) -> bool:

@@ -115,5 +115,6 @@ def test_a_required_policy_loads_its_ca_bundle(tmp_path) -> None:  # type: ignor
     document["portals"][0]["signature"] = {"mode": "required", "ca_bundle": "ca.pem"}
     table = portals.parse(document, SCHEMA, tmp_path)
     platform = table.for_envelope(Envelope("xta2", b"", author="sop:050000100099"))
-    assert platform.signature is not None and platform.signature.mode == "required"
+    assert platform.signature is not None
+    assert platform.signature.mode == "required"
     assert len(platform.signature.ca_bundle) == 1
