@@ -218,11 +218,28 @@ def _replay_keys(envelope: Envelope) -> list[tuple[str, str]]:
     return keys
 
 
+class Redelivery(Exception):  # noqa: N818 - an outcome, like Rejection
+    """The very same transport message again (same message id, same payload): not an error."""
+
+    def __init__(self, first: str) -> None:
+        super().__init__(first)
+        self.first = first
+
+
 def _not_a_replay(envelope: Envelope, sid: str, seen: Mapping[str, str]) -> list[tuple[str, str]]:
-    """The replay keys of a submission nobody sent before (or this very record, re-processed)."""
+    """The replay keys of a submission nobody sent before (or this very record, re-processed).
+
+    The same message id with the same payload under another record is a redelivery
+    (an XTA message fetched again because ``close`` failed, a FIT-Connect submission
+    polled twice): :class:`Redelivery`. Anything else already seen is a replay:
+    ``DUPLICATE``.
+    """
     keys = _replay_keys(envelope)
-    for key, where in keys:
-        first = seen.get(key)
+    firsts = {where: seen.get(key) for key, where in keys}
+    by_message, by_payload = firsts.get("messageId"), firsts.get("payload")
+    if by_message is not None and by_message != sid and by_payload == by_message:
+        raise Redelivery(by_message)
+    for where, first in firsts.items():
         if first is not None and first != sid:
             raise Rejection(Reason.DUPLICATE, f"transport/{where}")
     return keys
@@ -284,6 +301,10 @@ def intake(
         hub.portals.check_payload(portal, payload_type.name, submission.author.key)
         replay_keys = _not_a_replay(envelope, sid, seen)
         submission = _with_transport(submission, envelope)
+    except Redelivery as again:
+        # Already accepted (and answered) under the first record: only the audit log notes it.
+        event = _audit(sid, "intake", "duplicate", now, payload_sha256=received.payload_sha256)
+        return StageResult((event,), "duplicate", reason=again.first)
     except Rejection as rejection:
         if known.envelope is None and received.transport != "file":
             # The container did not open: answer from its outer identifiers, if readable.
@@ -552,15 +573,28 @@ def _with_reason(report: dict[str, Any], result: StageResult) -> dict[str, Any]:
     return report
 
 
+def transport_message_id_of_name(file_name: str) -> str | None:
+    """The XTA message id an XTA client names its payload file by (``<id>`` or ``<id>.xml``)."""
+    from hub.core.transport.xta import MESSAGE_ID  # noqa: PLC0415
+
+    stem = file_name.removesuffix(".xml")
+    return stem if MESSAGE_ID.fullmatch(stem) else None
+
+
 def ingest(
-    original: bytes, source: str, transport: str, hub: HubContext, now: dt.datetime
+    original: bytes,
+    source: str,
+    transport: str,
+    hub: HubContext,
+    now: dt.datetime,
+    transport_message_id: str | None = None,
 ) -> StageResult:
     """What an inbound connector produces for bytes it received: the record and its audit event.
 
     Bytes above the size limit, or whose record would not fit on the topic, are
     dead-lettered (``SIZE``) instead.
     """
-    record = Received.of(original, source, transport, now)
+    record = Received.of(original, source, transport, now, transport_message_id)
     emit = Emit.of(RECEIVED, record.submission_id, record)
     if len(original) > hub.limits.max_bytes or len(emit.value) > hub.max_record_bytes:
         return reject_unread(record.payload_sha256, Reason.SIZE, now)

@@ -52,7 +52,7 @@ from hub.core.records import (
     submission_id_of_digest,
     unb64,
 )
-from hub.stream import metrics
+from hub.stream import metrics, seen
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +60,7 @@ RECEIVED = pipeline.RECEIVED
 BATCH_SIZE = 100
 BATCH_WITHIN = 0.05
 EXIT_SEND_FAILED = 75  # EX_TEMPFAIL: a supervisor should restart the worker
+SEEN_LOAD_SECONDS = 60.0  # intake waits this long for the replay index, then exits
 
 
 def utcnow() -> dt.datetime:
@@ -197,11 +198,24 @@ class Sender:
 
 
 def stage_agent(
-    app: faust.App, channel: Any, stage: str, compute: StageFunction, sender: Sender
+    app: faust.App,
+    channel: Any,
+    stage: str,
+    compute: StageFunction,
+    sender: Sender,
+    before: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Register an agent: per batch, run the pure stage per event, send, await acks, then ack."""
+    """Register an agent: per batch, run the pure stage per event, send, await acks, then ack.
+
+    ``before`` runs once before the first batch (e.g. wait until an index is loaded).
+    """
 
     async def agent(stream: Any) -> None:
+        if before is not None:
+            try:
+                await before()
+            except BaseException as exc:  # noqa: BLE001
+                exit_without_commit(f"{stage}.not_ready", exc)
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):
             # take_events acks the whole batch in a finally block, and Faust restarts a
             # crashed agent: any exception escaping here would commit a batch whose outputs
@@ -265,7 +279,9 @@ def _inbox_batch(
         if item.data is None:
             result = pipeline.reject_unread(item.sha256, Reason.SIZE, utcnow())
         else:
-            result = pipeline.ingest(item.data, "filedrop", "file", hub, utcnow())
+            # An XTA client names the payload file by its message id: keep it for replay checks.
+            message_id = pipeline.transport_message_id_of_name(path.name)
+            result = pipeline.ingest(item.data, "filedrop", "file", hub, utcnow(), message_id)
         emits.extend(result.emits)
         if result.outcome == "rejected":
             metrics.DEAD_LETTERS.labels("ingest", result.reason or "").inc()
@@ -361,16 +377,36 @@ def create_app(
     sender = Sender(
         app,
         settings,
-        [RECEIVED, pipeline.ACCEPTED, pipeline.DEAD_LETTER, pipeline.AUDIT, *vendor_topics],
+        [
+            RECEIVED,
+            pipeline.ACCEPTED,
+            pipeline.DEAD_LETTER,
+            pipeline.AUDIT,
+            pipeline.SEEN,
+            pipeline.RECEIPTS,
+            *vendor_topics,
+        ],
     )
 
+    index, _stop_following = seen.start(settings)
+
     def intake(event: Any, source: SourceRef) -> StageResult:
-        return pipeline.intake(decode(event.value, Received), source, hub, utcnow())
+        received = decode(event.value, Received)
+        result = pipeline.intake(received, source, hub, utcnow(), seen=index)
+        index.remember(result.emits)  # a duplicate later in this batch is caught too
+        return result
+
+    async def index_loaded() -> None:
+        deadline = time.monotonic() + SEEN_LOAD_SECONDS
+        while not index.loaded.is_set():
+            if index.failed or time.monotonic() > deadline:
+                raise TimeoutError("replay index not loaded")
+            await asyncio.sleep(0.05)
 
     def dispatch(event: Any, source: SourceRef) -> StageResult:
         return pipeline.dispatch(decode(event.value, Accepted), source, hub, utcnow())
 
-    stage_agent(app, sender.channel(RECEIVED), "intake", intake, sender)
+    stage_agent(app, sender.channel(RECEIVED), "intake", intake, sender, before=index_loaded)
     stage_agent(app, sender.channel(pipeline.ACCEPTED), "dispatch", dispatch, sender)
     if options.outbound and vendor_topics:
         outbox = FileDropOutbox(settings.outbox_dir)

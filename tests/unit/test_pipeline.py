@@ -21,6 +21,7 @@ from hub.core.pipeline import (
     delivered,
     dispatch,
     intake,
+    transport_message_id_of_name,
     vendor_topic,
 )
 from hub.core.receipt import verify
@@ -30,6 +31,7 @@ from hub.core.records import (
     DeadLetter,
     Delivery,
     Received,
+    Seen,
     SourceRef,
     decode,
     delivery_id,
@@ -646,3 +648,60 @@ class TestReceiptNamesTheEngine:
         result = intake(received_of(submission_bytes(), now), SOURCE, hub, now)
         receipt = unb64(decode(result.emits[0].value, Accepted).receipt_b64)
         assert engine == verify(receipt, hub.signer.certificate)["validatedWith"]
+
+
+class TestReplays:
+    """A replay is recognised by transport message id or payload digest (bad-inputs G47)."""
+
+    MESSAGE_ID = "urn:de:xta:messageid:sop:0b9c2a1e-7f3d-4c55-9e61-2d8f4a7b3c10"
+
+    def _seen_after(self, result) -> dict[str, str]:
+        return {e.key: decode(e.value, Seen).submission_id for e in result.emits if e.topic == SEEN}
+
+    def test_file_named_by_xta_message_id_keeps_it(self):
+        assert transport_message_id_of_name(self.MESSAGE_ID + ".xml") == self.MESSAGE_ID
+        assert transport_message_id_of_name("antrag-0001.xml") is None
+        assert transport_message_id_of_name("urn:de:xta:messageid:../etc.xml") is None
+
+    def test_same_message_id_with_other_bytes_is_a_duplicate(self, hub_context, now):
+        first = Received.of(submission_bytes(), "filedrop", "file", now, self.MESSAGE_ID)
+        seen = self._seen_after(intake(first, SOURCE, hub_context, now))
+        assert len(seen) == 2  # the message id and the payload digest
+        other_bytes = make_submission()  # fresh UUIDs: other bytes, other payload digest
+        other = Received.of(other_bytes, "filedrop", "file", now, self.MESSAGE_ID)
+        result = intake(other, SOURCE, hub_context, now, seen=seen)
+        assert (result.outcome, result.reason) == ("rejected", "DUPLICATE")
+        assert letter_of(result).path == "transport/messageId"
+        assert not [e for e in result.emits if e.topic in (ACCEPTED, SEEN)]
+
+    def test_the_same_record_processed_again_is_not_its_own_duplicate(self, hub_context, now):
+        """After a crash the record is re-processed: same id, same outputs, no DUPLICATE."""
+        received = Received.of(submission_bytes(), "filedrop", "file", now, self.MESSAGE_ID)
+        first = intake(received, SOURCE, hub_context, now)
+        again = intake(received, SOURCE, hub_context, now, seen=self._seen_after(first))
+        assert again.outcome == "accepted"
+        assert [(e.topic, e.key) for e in again.emits] == [(e.topic, e.key) for e in first.emits]
+
+    def test_a_new_message_id_does_not_hide_a_replayed_payload(self, hub_context, now):
+        payload = submission_bytes()
+        first = Received.of(payload, "filedrop", "file", now, self.MESSAGE_ID)
+        seen = dict.fromkeys(
+            self._seen_after(intake(first, SOURCE, hub_context, now)), "sub-" + "f" * 32
+        )
+        # Same payload under another message id: a replay of the payload.
+        replay = Received.of(payload, "filedrop", "file", now, self.MESSAGE_ID[:-2] + "99")
+        result = intake(replay, SOURCE, hub_context, now, seen=seen)
+        assert (result.outcome, letter_of(result).path) == ("rejected", "transport/payload")
+
+    def test_the_same_message_fetched_again_is_a_redelivery_not_a_rejection(self, hub_context, now):
+        """Same message id and payload under another record (XTA re-fetch): audited, no answer."""
+        payload = submission_bytes()
+        first = intake(
+            Received.of(payload, "filedrop", "file", now, self.MESSAGE_ID), SOURCE, hub_context, now
+        )
+        seen = dict.fromkeys(self._seen_after(first), "sub-" + "e" * 32)
+        again = Received.of(payload, "filedrop", "file", now, self.MESSAGE_ID)
+        result = intake(again, SOURCE, hub_context, now, seen=seen)
+        assert result.outcome == "duplicate"
+        assert topics(result) == [AUDIT]
+        assert [(a.stage, a.decision) for a in audits(result)] == [("intake", "duplicate")]
