@@ -1,0 +1,1 @@
+"""Simulators of the hub's counterparts (portals, transport servers) for tests and demos."""

@@ -1,0 +1,389 @@
+"""An XTA 2 (version 3, schema 2.1.1) server with one mailbox per reader, for tests and demos.
+
+It speaks SOAP 1.2 over HTTPS and demands a TLS client certificate (the
+``ssl.SSLContext`` it gets must have ``verify_mode=CERT_REQUIRED`` and the
+clients' CA loaded). Two endpoints, as the WSDL's ports:
+
+- ``/MsgBoxPort``: ``getStatusList`` (answers ``MessageMetaData`` entries and an
+  ``osci:MsgBoxResponse`` header), ``getMessage`` (``MessageMetaData`` header,
+  ``GenericContentContainer`` body), ``close`` (removes the message);
+- ``/SendXtaPort``: ``sendMessage`` (records the request, e.g. the hub's receipt).
+
+The mailbox is chosen by the ``oscimeta:Author`` header of a request (the
+identity a real XTA server takes from the client's account). Every response
+gets a fresh ``wsa:MessageID``, as real servers do, so two fetches of the same
+message are not byte-identical. :meth:`XtaSimulator.fail` makes the next calls
+of an operation drop the connection or answer a SOAP fault.
+
+Not simulated: MTOM, encryption, WS-Security, the management port, sync
+messages, quotas, and binding client certificates to accounts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Self
+
+from aiohttp import web
+from lxml import etree
+
+from hub.core import xmlsafe
+from hub.core.errors import Rejection
+from hub.core.model import Code
+from hub.core.transport import xta
+
+Operation = Literal["getStatusList", "getMessage", "close", "sendMessage"]
+FailMode = Literal["drop", "fault"]
+
+SOZIALPLATTFORM = "sop:050000100099"  # the NRW Sozialplattform's DVDV key (docs/domain.md)
+XSOZIAL_NAMESPACE = "https://portalverbund.d-nrw.de/efa/XSozial-basis/Version_2_4_0"
+# Illustrative defaults for simulated portal messages, not taken from a published code list.
+DEFAULT_SERVICE = "urn:sozialhub:sim:xsozial-basis:2.4.0"
+DEFAULT_MESSAGE_TYPE = Code(
+    code="vorgang.transportieren.1000001",
+    list_uri="urn:de:payloadSchema:elementName",
+    list_version="1.0",
+)
+DEFAULT_BUSINESS_SCENARIO = Code(
+    code="XSOZIAL_DATA", list_uri="urn:sozialhub:sim:business-scenario", list_version="1"
+)
+
+_OPERATIONS: dict[str, Operation] = {
+    f"{{{xta.OSCI}}}MsgBoxStatusListRequest": "getStatusList",
+    f"{{{xta.OSCI}}}MsgBoxFetchRequest": "getMessage",
+    f"{{{xta.OSCI}}}MsgBoxCloseRequest": "close",
+}
+_ACTIONS: dict[Operation, str] = {
+    "getStatusList": xta.ACTION_GET_STATUS_LIST,
+    "getMessage": xta.ACTION_GET_MESSAGE,
+    "close": xta.ACTION_CLOSE,
+    "sendMessage": xta.ACTION_SEND_MESSAGE,
+}
+_SOAP_CONTENT_TYPE = "application/soap+xml"
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    message_id: str
+    metadata: xta.OutboundMetadata | None
+    message: xta.Content | None
+    attachments: tuple[xta.Content, ...] = ()
+    raw: bytes | None = field(default=None, repr=False)  # a verbatim getMessage response
+
+
+class XtaSimulator:
+    """An in-process XTA server on 127.0.0.1; use ``async with`` or :meth:`start`/:meth:`stop`."""
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext,
+        *,
+        host: str = "127.0.0.1",
+        max_request_bytes: int = 16 * 1024 * 1024,
+    ) -> None:
+        if ssl_context.verify_mode != ssl.CERT_REQUIRED:
+            raise ValueError("the XTA simulator requires client certificates (CERT_REQUIRED)")
+        self._ssl = ssl_context
+        self._host = host
+        self._max_request_bytes = max_request_bytes
+        self._boxes: dict[str, dict[str, _Entry]] = {}
+        self._failures: dict[Operation, list[FailMode]] = {}
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self.closed: list[str] = []  # message ids, in the order they were closed
+        self.fetched: list[str] = []  # message ids, once per successful getMessage
+        self.receipts: list[bytes] = []  # sendMessage requests, verbatim
+        self.requests: list[Operation] = []  # every SOAP operation that reached a handler
+
+    def __repr__(self) -> str:
+        return f"XtaSimulator(url={self.url if self._port else None!r})"
+
+    # --- mailbox -------------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        payload: bytes,
+        *,
+        author: str,
+        reader: str,
+        service: str = DEFAULT_SERVICE,
+        attachments: Sequence[xta.Content] = (),
+        message_id: str | None = None,
+        content_type: str = "application/xml",
+        filename: str = "nachricht.xml",
+        message_type: Code = DEFAULT_MESSAGE_TYPE,
+        payload_schema: str = XSOZIAL_NAMESPACE,
+        business_scenario: Code | str = DEFAULT_BUSINESS_SCENARIO,
+    ) -> str:
+        """Put a message into ``reader``'s mailbox; returns its XTA message id."""
+        identifier = message_id or f"urn:de:xta:messageid:sim:{uuid.uuid4()}"
+        metadata = xta.OutboundMetadata(
+            message_id=identifier,
+            author=author,
+            reader=reader,
+            service=service,
+            message_type=message_type,
+            payload_schema=payload_schema,
+            business_scenario=business_scenario,
+        )
+        xta.message_metadata(metadata)  # fail now, not at fetch time, on invalid arguments
+        message = xta.Content(data=payload, content_type=content_type, filename=filename)
+        self._box(reader)[identifier] = _Entry(identifier, metadata, message, tuple(attachments))
+        return identifier
+
+    def add_raw(self, response: bytes, *, message_id: str, reader: str) -> str:
+        """Put a verbatim ``getMessage`` response into the mailbox (for malformed messages)."""
+        self._box(reader)[message_id] = _Entry(message_id, None, None, raw=response)
+        return message_id
+
+    def pending(self, reader: str) -> list[str]:
+        """Message ids still in ``reader``'s mailbox, oldest first."""
+        return list(self._boxes.get(reader, {}))
+
+    def fail(self, operation: Operation, mode: FailMode = "drop", times: int = 1) -> None:
+        """Make the next ``times`` calls of ``operation`` fail before they take effect."""
+        self._failures.setdefault(operation, []).extend([mode] * times)
+
+    def _box(self, reader: str) -> dict[str, _Entry]:
+        return self._boxes.setdefault(reader, {})
+
+    # --- server --------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("the simulator is not running")
+        return f"https://{self._host}:{self._port}"
+
+    @property
+    def msgbox_url(self) -> str:
+        return f"{self.url}/MsgBoxPort"
+
+    @property
+    def send_url(self) -> str:
+        return f"{self.url}/SendXtaPort"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=self._max_request_bytes)
+        app.router.add_post("/MsgBoxPort", self._msgbox)
+        app.router.add_post("/SendXtaPort", self._send)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, 0))
+        self._port = sock.getsockname()[1]
+        await web.SockSite(runner, sock, ssl_context=self._ssl).start()
+        self._runner = runner
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._port = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    # --- handlers ------------------------------------------------------------------------------
+
+    async def _parse(self, request: web.Request) -> etree._Element | web.Response:
+        if request.content_type != _SOAP_CONTENT_TYPE:
+            return web.Response(status=415)
+        try:
+            return xmlsafe.parse(await request.read())
+        except Rejection:
+            return _fault("Sender", "ParameterIsNotValidException", "request is not acceptable XML")
+
+    def _injected(self, operation: Operation, request: web.Request) -> web.Response | None:
+        queue = self._failures.get(operation)
+        if not queue:
+            return None
+        mode = queue.pop(0)
+        if mode == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)  # never sent: the connection is gone
+        return _fault("Receiver", "XTAWSTechnicalProblemException", "simulated failure")
+
+    async def _msgbox(self, request: web.Request) -> web.Response:
+        root = await self._parse(request)
+        if isinstance(root, web.Response):
+            return root
+        body = root.find(f"{{{xta.SOAP12}}}Body")
+        operation_element = None if body is None or len(body) != 1 else body[0]
+        operation = None if operation_element is None else _OPERATIONS.get(operation_element.tag)
+        if operation_element is None or operation is None:
+            return _fault("Sender", "ParameterIsNotValidException", "unknown operation")
+        self.requests.append(operation)
+        if (injected := self._injected(operation, request)) is not None:
+            return injected
+        mailbox = _author(root)
+        if mailbox is None:
+            return _fault("Sender", "PermissionDeniedException", "no author identifier")
+        handler = {
+            "getStatusList": self._status_list,
+            "getMessage": self._get_message,
+            "close": self._close,
+        }[operation]
+        return handler(mailbox, operation_element)
+
+    def _status_list(self, mailbox: str, request: etree._Element) -> web.Response:
+        limit_text = request.get("maxListItems") or str(xta.MAX_STATUS_ITEMS)
+        limit = int(limit_text) if limit_text.isdigit() else xta.MAX_STATUS_ITEMS
+        entries = list(self._boxes.get(mailbox, {}).values())
+        listed, rest = entries[:limit], entries[limit:]
+        root, header, body = _soap(xta.ACTION_GET_STATUS_LIST)
+        header.append(_box_response(pending=len(rest), empty=not entries))
+        status = etree.SubElement(body, f"{{{xta.OSCI}}}MsgStatusList")
+        for entry in listed:
+            if entry.metadata is not None:
+                status.append(xta.message_metadata(entry.metadata))
+            else:  # a raw entry: list it by id only
+                attributes = etree.SubElement(status, f"{{{xta.OSCI}}}MsgAttributes")
+                etree.SubElement(attributes, f"{{{xta.WSA}}}MessageID").text = entry.message_id
+                etree.SubElement(
+                    attributes, f"{{{xta.OSCI}}}TypeOfBusinessScenario"
+                ).text = "urn:sozialhub:sim:raw"
+                etree.SubElement(attributes, f"{{{xta.OSCI}}}MsgSize").text = str(
+                    len(entry.raw or b"")
+                )
+                etree.SubElement(
+                    attributes, f"{{{xta.OSCI}}}DeliveryTime"
+                ).text = "2026-01-01T00:00:00Z"
+        return _response(root)
+
+    def _get_message(self, mailbox: str, request: etree._Element) -> web.Response:
+        selected = request.find(f"{{{xta.OSCI}}}MsgSelector/{{{xta.WSA}}}MessageID")
+        message_id = (selected.text or "").strip() if selected is not None else ""
+        entry = self._boxes.get(mailbox, {}).get(message_id)
+        if entry is None:
+            return _fault("Sender", "InvalidMessageIDException", "no such message")
+        self.fetched.append(message_id)
+        if entry.raw is not None:
+            return web.Response(body=entry.raw, content_type=_SOAP_CONTENT_TYPE)
+        if entry.metadata is None or entry.message is None:  # pragma: no cover - by construction
+            return _fault("Receiver", "XTAWSTechnicalProblemException", "broken entry")
+        data = xta.soap_message(
+            xta.message_metadata(entry.metadata),
+            xta.content_container(entry.message, entry.attachments),
+            action=xta.ACTION_GET_MESSAGE,
+            headers=[_box_response(pending=0, empty=False)],
+        )
+        return web.Response(body=data, content_type=_SOAP_CONTENT_TYPE)
+
+    def _close(self, mailbox: str, request: etree._Element) -> web.Response:
+        ids = [
+            (element.text or "").strip()
+            for element in request.findall(f"{{{xta.OSCI}}}LastMsgReceived")
+        ]
+        box = self._boxes.get(mailbox, {})
+        if not ids or any(message_id not in box for message_id in ids):
+            return _fault("Sender", "InvalidMessageIDException", "no such message")
+        for message_id in ids:
+            del box[message_id]
+            self.closed.append(message_id)
+        root, _, _ = _soap(xta.ACTION_CLOSE)
+        return _response(root)
+
+    async def _send(self, request: web.Request) -> web.Response:
+        if request.content_type != _SOAP_CONTENT_TYPE:
+            return web.Response(status=415)
+        data = await request.read()
+        self.requests.append("sendMessage")
+        if (injected := self._injected("sendMessage", request)) is not None:
+            return injected
+        try:
+            xta.unwrap(data)
+        except Rejection:
+            return _fault("Sender", "MessageSchemaViolationException", "not a valid XTA message")
+        self.receipts.append(data)
+        root, _, _ = _soap(xta.ACTION_SEND_MESSAGE)
+        return _response(root)
+
+
+def _author(root: etree._Element) -> str | None:
+    header = root.find(f"{{{xta.SOAP12}}}Header")
+    if header is None:
+        return None
+    identifier = header.find(f"{{{xta.OSCIMETA}}}Author/{{{xta.OSCIMETA}}}Identifier")
+    if identifier is None:
+        return None
+    text = (identifier.text or "").strip()
+    return text if xta.IDENTIFIER.fullmatch(text) else None
+
+
+def _soap(action: str) -> tuple[etree._Element, etree._Element, etree._Element]:
+    root = etree.Element(
+        f"{{{xta.SOAP12}}}Envelope",
+        nsmap={"s12": xta.SOAP12, "wsa": xta.WSA, "osci": xta.OSCI, "xta": xta.XTA},
+    )
+    header = etree.SubElement(root, f"{{{xta.SOAP12}}}Header")
+    etree.SubElement(header, f"{{{xta.WSA}}}Action").text = action
+    etree.SubElement(header, f"{{{xta.WSA}}}MessageID").text = f"urn:uuid:{uuid.uuid4()}"
+    body = etree.SubElement(root, f"{{{xta.SOAP12}}}Body")
+    return root, header, body
+
+
+def _box_response(*, pending: int, empty: bool) -> etree._Element:
+    box = etree.Element(
+        f"{{{xta.OSCI}}}MsgBoxResponse",
+        MsgBoxRequestID=f"urn:uuid:{uuid.uuid4()}",
+        nsmap={"osci": xta.OSCI},
+    )
+    if empty:
+        etree.SubElement(box, f"{{{xta.OSCI}}}NoMessageAvailable", reason=xta.NO_MESSAGE_AVAILABLE)
+    else:
+        etree.SubElement(box, f"{{{xta.OSCI}}}ItemsPending").text = str(pending)
+    return box
+
+
+def _response(root: etree._Element, status: int = 200) -> web.Response:
+    body = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return web.Response(status=status, body=body, content_type=_SOAP_CONTENT_TYPE)
+
+
+def _fault(code: Literal["Sender", "Receiver"], exception: str, text: str) -> web.Response:
+    """A SOAP 1.2 fault with an XTA exception in its detail (400 for Sender, 500 otherwise)."""
+    root = etree.Element(f"{{{xta.SOAP12}}}Envelope", nsmap={"s12": xta.SOAP12, "xta": xta.XTA})
+    body = etree.SubElement(root, f"{{{xta.SOAP12}}}Body")
+    fault = etree.SubElement(body, f"{{{xta.SOAP12}}}Fault")
+    value = etree.SubElement(
+        etree.SubElement(fault, f"{{{xta.SOAP12}}}Code"), f"{{{xta.SOAP12}}}Value"
+    )
+    value.text = f"s12:{code}"
+    reason = etree.SubElement(fault, f"{{{xta.SOAP12}}}Reason")
+    reason_text = etree.SubElement(reason, f"{{{xta.SOAP12}}}Text")
+    reason_text.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+    reason_text.text = text
+    detail = etree.SubElement(fault, f"{{{xta.SOAP12}}}Detail")
+    error = etree.SubElement(etree.SubElement(detail, f"{{{xta.XTA}}}{exception}"), "errorCode")
+    etree.SubElement(error, "code").text = "SIM"
+    etree.SubElement(error, "name").text = text
+    return _response(root, status=400 if code == "Sender" else 500)
+
+
+def add_examples(
+    simulator: XtaSimulator,
+    payloads: Iterable[bytes],
+    *,
+    reader: str,
+    author: str = SOZIALPLATTFORM,
+) -> list[str]:
+    """Demo helper: put each payload into ``reader``'s mailbox as a Sozialplattform message."""
+    return [simulator.add_message(payload, author=author, reader=reader) for payload in payloads]
+
+
+async def serve_forever(simulator: XtaSimulator) -> None:  # pragma: no cover - manual demo use
+    """Run until cancelled (for a manual demo next to a running hub)."""
+    async with simulator:
+        await asyncio.Event().wait()

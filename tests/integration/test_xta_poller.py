@@ -1,0 +1,674 @@
+"""The XTA poller against the XTA simulator over real HTTPS with client certificates.
+
+No Kafka here: the handover is a test callback. Certificates (a CA, a server
+certificate for 127.0.0.1, a client certificate) are made per module with
+``cryptography``; the simulator listens on a free port of 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import os
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import xmlschema
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from xmlschema import XMLResource
+
+from connectors.xta import (
+    PollReport,
+    XtaError,
+    XtaFaultError,
+    XtaPoller,
+    XtaSettings,
+    client_ssl_context,
+)
+from hub.core import xmlsafe
+from hub.core.errors import Reason, Rejection
+from hub.core.transport import xta
+from hub.sim.xta import SOZIALPLATTFORM, XtaSimulator
+from hub.testing import SubmissionSpec, make_submission
+
+pytestmark = pytest.mark.timeout(60)
+
+OFFICE = "wgb010540880000"
+PDF = b"%PDF-1.4\n" + bytes(range(64))
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _certificate(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
+    *,
+    usage: x509.ObjectIdentifier | None = None,
+    ip: str | None = None,
+) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    issuer_name = name if issuer is None else issuer[0].subject
+    signing_key = key if issuer is None else issuer[1]
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
+            critical=False,
+        )
+    )
+    if issuer is None:
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=True, path_length=0), critical=True
+        ).add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    else:
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=False, path_length=None), critical=True
+        )
+        if usage is not None:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        if ip is not None:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
+                critical=False,
+            )
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Pki:
+    directory = tmp_path_factory.mktemp("xta-pki")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _certificate("sozialhub test XTA CA", ca_key, None)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = _certificate(
+        "xta.test", server_key, (ca, ca_key), usage=ExtendedKeyUsageOID.SERVER_AUTH, ip="127.0.0.1"
+    )
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = _certificate("hub", client_key, (ca, ca_key), usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    pem = serialization.Encoding.PEM
+    return Pki(
+        ca=_write(directory / "ca.pem", ca.public_bytes(pem)),
+        server_cert=_write(directory / "server.pem", server.public_bytes(pem)),
+        server_key=_write(directory / "server.key", _key_pem(server_key)),
+        client_cert=_write(directory / "client.pem", client.public_bytes(pem)),
+        client_key=_write(directory / "client.key", _key_pem(client_key)),
+    )
+
+
+def server_context(pki: Pki) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    context.load_verify_locations(cafile=pki.ca)
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def settings(sim: XtaSimulator, context: ssl.SSLContext, **changes) -> XtaSettings:
+    values = {
+        "msgbox_url": sim.msgbox_url,
+        "send_url": sim.send_url,
+        "mailbox": OFFICE,
+        "ssl_context": context,
+        "max_items": 10,
+        "poll_interval": 0.05,
+        "backoff_initial": 0.01,
+        "backoff_max": 0.05,
+        "timeout": 10.0,
+    }
+    return XtaSettings(**{**values, **changes})
+
+
+def client_context(pki: Pki) -> ssl.SSLContext:
+    return client_ssl_context(ca_file=pki.ca, cert_file=pki.client_cert, key_file=pki.client_key)
+
+
+def submissions(count: int) -> list[bytes]:
+    return [
+        make_submission(SubmissionSpec(message_uuid=f"00000000-0000-4000-8000-00000000000{i}"))
+        for i in range(count)
+    ]
+
+
+Scenario = Callable[[XtaSimulator], Awaitable[None]]
+
+
+def run(pki: Pki, scenario: Scenario) -> None:
+    async def main() -> None:
+        async with XtaSimulator(server_context(pki)) as sim:
+            await scenario(sim)
+
+    asyncio.run(main())
+
+
+class Recorder:
+    """A handover that records what it got and what the simulator had closed at that moment."""
+
+    def __init__(self, sim: XtaSimulator, fail: set[str] | None = None) -> None:
+        self.sim = sim
+        self.fail = fail or set()
+        self.calls: list[str] = []
+        self.originals: dict[str, list[bytes]] = {}
+        self.closed_during: list[bool] = []
+
+    async def __call__(self, original: bytes, message_id: str) -> None:
+        self.calls.append(message_id)
+        self.originals.setdefault(message_id, []).append(original)
+        closed_before = message_id in self.sim.closed
+        await asyncio.sleep(0.01)  # the poller must wait for us, not race ahead to close
+        self.closed_during.append(closed_before or message_id in self.sim.closed)
+        if message_id in self.fail:
+            self.fail.discard(message_id)
+            raise RuntimeError("broker unavailable")
+
+
+class TestPoll:
+    def test_delivers_every_message_and_closes_after_handover(self, pki):
+        """Every listed message is handed over, and closed only after its handover returned."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            ids = [
+                sim.add_message(payload, author=SOZIALPLATTFORM, reader=OFFICE)
+                for payload in submissions(3)
+            ]
+            handover = Recorder(sim)
+            async with XtaPoller(settings(sim, client_context(pki)), handover) as poller:
+                report = await poller.poll_once()
+            expected = (ids, [False, False, False], ids, [], PollReport(3, 3, 3, 0, 0, False))
+            actual = (
+                handover.calls,
+                handover.closed_during,
+                sim.closed,
+                sim.pending(OFFICE),
+                report,
+            )
+            assert expected == actual
+
+        run(pki, scenario)
+
+    def test_handed_over_bytes_unwrap_to_the_message(self, pki):
+        """The handed-over original is the getMessage envelope: it unwraps to payload and attachment."""
+        payload = submissions(1)[0]
+
+        async def scenario(sim: XtaSimulator) -> None:
+            attachment = xta.Content(PDF, "application/pdf", "nachweis.pdf")
+            message_id = sim.add_message(
+                payload, author=SOZIALPLATTFORM, reader=OFFICE, attachments=[attachment]
+            )
+            handover = Recorder(sim)
+            async with XtaPoller(settings(sim, client_context(pki)), handover) as poller:
+                await poller.poll_once()
+            envelope = xta.unwrap(handover.originals[message_id][0])
+            expected = (message_id, SOZIALPLATTFORM, OFFICE, payload, (PDF,))
+            actual = (
+                envelope.message_id,
+                envelope.author,
+                envelope.reader,
+                envelope.payload,
+                tuple(a.data for a in envelope.attachments),
+            )
+            assert expected == actual
+
+        run(pki, scenario)
+
+    def test_only_the_own_mailbox(self, pki):
+        """Messages for another reader are neither listed nor fetched."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            other = sim.add_message(b"<a/>", author=SOZIALPLATTFORM, reader="wgb999999999999")
+            own = sim.add_message(b"<b/>", author=SOZIALPLATTFORM, reader=OFFICE)
+            handover = Recorder(sim)
+            async with XtaPoller(settings(sim, client_context(pki)), handover) as poller:
+                await poller.poll_once()
+            assert ([own], [other]) == (handover.calls, sim.pending("wgb999999999999"))
+
+        run(pki, scenario)
+
+    def test_more_pending_than_one_list(self, pki):
+        """With more messages than max_items, the pass reports more, and the next pass gets the rest."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            ids = [
+                sim.add_message(b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE) for _ in range(3)
+            ]
+            handover = Recorder(sim)
+            async with XtaPoller(
+                settings(sim, client_context(pki), max_items=2), handover
+            ) as poller:
+                first = await poller.poll_once()
+                second = await poller.poll_once()
+            expected = ((2, True), (1, False), ids)
+            assert expected == (
+                (first.closed, first.more),
+                (second.closed, second.more),
+                sim.closed,
+            )
+
+        run(pki, scenario)
+
+
+class TestFailures:
+    def test_failed_handover_is_not_closed_and_fetched_again(self, pki):
+        """A handover that raises leaves the message in the mailbox; the next pass delivers it."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            ids = [
+                sim.add_message(b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE) for _ in range(3)
+            ]
+            handover = Recorder(sim, fail={ids[1]})
+            async with XtaPoller(settings(sim, client_context(pki)), handover) as poller:
+                first = await poller.poll_once()
+                after_first = (list(sim.closed), sim.pending(OFFICE))
+                second = await poller.poll_once()
+            expected = (
+                (3, 2, 1),
+                ([ids[0], ids[2]], [ids[1]]),
+                (1, 1, 0),
+                [ids[0], ids[2], ids[1]],
+                2,
+            )
+            actual = (
+                (first.listed, first.closed, first.failed),
+                after_first,
+                (second.listed, second.closed, second.failed),
+                sim.closed,
+                sim.fetched.count(ids[1]),
+            )
+            assert expected == actual
+
+        run(pki, scenario)
+
+    def test_dropped_close_is_retried_by_the_next_pass(self, pki):
+        """The connection drops on close: the pass fails, the message stays and is delivered again.
+
+        The second fetch is not byte-identical (the server's response header has a new
+        wsa:MessageID), but it unwraps to the same XTA message id: the key to deduplicate by.
+        """
+
+        async def scenario(sim: XtaSimulator) -> None:
+            message_id = sim.add_message(b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE)
+            sim.fail("close", "drop")
+            handover = Recorder(sim)
+            async with XtaPoller(settings(sim, client_context(pki)), handover) as poller:
+                with pytest.raises(XtaError) as caught:
+                    await poller.poll_once()
+                pending = sim.pending(OFFICE)
+                await poller.poll_once()
+            first, second = handover.originals[message_id]
+            expected = (
+                "close",
+                [message_id],
+                [message_id, message_id],
+                [message_id],
+                True,
+                message_id,
+            )
+            actual = (
+                caught.value.operation,
+                pending,
+                handover.calls,
+                sim.closed,
+                first != second,
+                xta.unwrap(second).message_id,
+            )
+            assert expected == actual
+
+        run(pki, scenario)
+
+    def test_client_without_certificate_is_refused(self, pki):
+        """Without a client certificate the TLS handshake fails; no request reaches the server."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            sim.add_message(b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE)
+            anonymous = ssl.create_default_context(cafile=pki.ca)
+            handover = Recorder(sim)
+            async with XtaPoller(settings(sim, anonymous), handover) as poller:
+                with pytest.raises(XtaError) as caught:
+                    await poller.poll_once()
+            expected = ("getStatusList", [], [], 1)
+            actual = (
+                caught.value.operation,
+                sim.requests,
+                handover.calls,
+                len(sim.pending(OFFICE)),
+            )
+            assert expected == actual
+
+        run(pki, scenario)
+
+    def test_server_with_untrusted_certificate_is_refused(self, pki, tmp_path):
+        """The poller trusts only its configured CA: another CA's server certificate fails."""
+        other_key = ec.generate_private_key(ec.SECP256R1())
+        other_ca = _write(
+            tmp_path / "other.pem",
+            _certificate("other CA", other_key, None).public_bytes(serialization.Encoding.PEM),
+        )
+
+        async def scenario(sim: XtaSimulator) -> None:
+            context = client_ssl_context(
+                ca_file=other_ca, cert_file=pki.client_cert, key_file=pki.client_key
+            )
+            async with XtaPoller(settings(sim, context), Recorder(sim)) as poller:
+                with pytest.raises(XtaError):
+                    await poller.poll_once()
+            assert [] == sim.requests
+
+        run(pki, scenario)
+
+    def test_status_list_fault(self, pki):
+        """A SOAP fault on getStatusList is an XtaFaultError naming the XTA exception."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            sim.fail("getStatusList", "fault")
+            async with XtaPoller(settings(sim, client_context(pki)), Recorder(sim)) as poller:
+                with pytest.raises(XtaFaultError) as caught:
+                    await poller.poll_once()
+            expected = xta.Fault("Receiver", "XTAWSTechnicalProblemException")
+            assert expected == caught.value.fault
+
+        run(pki, scenario)
+
+    def test_oversized_message_is_skipped_not_closed(self, pki):
+        """A response above max_message_bytes is not read to the end, not handed over, not closed."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            big = sim.add_message(
+                b"<a>" + b"x" * 20_000 + b"</a>", author=SOZIALPLATTFORM, reader=OFFICE
+            )
+            small = sim.add_message(b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE)
+            handover = Recorder(sim)
+            limited = settings(sim, client_context(pki), max_message_bytes=10_000)
+            async with XtaPoller(limited, handover) as poller:
+                report = await poller.poll_once()
+            expected = ([small], [small], [big], 1)
+            assert expected == (handover.calls, sim.closed, sim.pending(OFFICE), report.skipped)
+
+        run(pki, scenario)
+
+    def test_malformed_message_is_handed_over_as_is(self, pki):
+        """The poller does not judge content: a malformed container is handed over and closed.
+
+        The hub dead-letters it (here: CONTAINER) from the original bytes it received.
+        """
+
+        async def scenario(sim: XtaSimulator) -> None:
+            broken = b'<s12:Envelope xmlns:s12="http://www.w3.org/2003/05/soap-envelope"><s12:Body/></s12:Envelope>'
+            message_id = sim.add_raw(
+                broken, message_id="urn:de:xta:messageid:sim:raw1", reader=OFFICE
+            )
+            handover = Recorder(sim)
+            async with XtaPoller(settings(sim, client_context(pki)), handover) as poller:
+                await poller.poll_once()
+            with pytest.raises(Rejection) as caught:
+                xta.unwrap(handover.originals[message_id][0])
+            assert ([broken], [message_id], Reason.CONTAINER) == (
+                handover.originals[message_id],
+                sim.closed,
+                caught.value.reason,
+            )
+
+        run(pki, scenario)
+
+
+class TestRun:
+    def test_run_backs_off_and_stops(self, pki):
+        """run() survives failed passes (backing off), delivers everything, and returns on stop()."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            ids = [
+                sim.add_message(b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE) for _ in range(2)
+            ]
+            sim.fail("getStatusList", "drop", times=2)
+            delivered: list[str] = []
+            all_delivered = asyncio.Event()
+
+            async def handover(original: bytes, message_id: str) -> None:
+                delivered.append(message_id)
+                if len(delivered) == len(ids):
+                    all_delivered.set()
+
+            async with XtaPoller(settings(sim, client_context(pki)), handover) as poller:
+                task = asyncio.create_task(poller.run())
+                await asyncio.wait_for(all_delivered.wait(), timeout=5)
+                poller.stop()  # during the last handover: that message is still closed
+                await asyncio.wait_for(task, timeout=5)
+            expected = (ids, ids, 3)  # two dropped lists, then one that delivers both
+            assert expected == (delivered, sim.closed, sim.requests.count("getStatusList"))
+
+        run(pki, scenario)
+
+    def test_backoff_doubles_up_to_the_cap(self, pki):
+        """Consecutive failures double the delay from backoff_initial up to backoff_max."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            poller = XtaPoller(
+                settings(sim, client_context(pki), backoff_initial=1.0, backoff_max=5.0),
+                Recorder(sim),
+            )
+            assert [1.0, 2.0, 4.0, 5.0, 5.0] == [poller.backoff(n) for n in (1, 2, 3, 4, 100)]
+
+        run(pki, scenario)
+
+
+class TestReceipt:
+    def test_send_receipt(self, pki):
+        """send_receipt delivers the receipt with sendMessage; the server records it verbatim."""
+        original_id = "urn:de:xta:messageid:sop:4711"
+        receipt = xta.receipt_message(
+            original_message_id=original_id,
+            portal=SOZIALPLATTFORM,
+            hub=OFFICE,
+            outcome="accepted",
+            submission_id="sub-" + "ab" * 16,
+        )
+
+        async def scenario(sim: XtaSimulator) -> None:
+            async with XtaPoller(settings(sim, client_context(pki)), Recorder(sim)) as poller:
+                await poller.send_receipt(receipt)
+            assert [receipt] == sim.receipts
+
+        run(pki, scenario)
+
+    def test_rejected_send_is_a_fault(self, pki):
+        """The server refuses a non-XTA body with MessageSchemaViolationException."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            async with XtaPoller(settings(sim, client_context(pki)), Recorder(sim)) as poller:
+                with pytest.raises(XtaFaultError) as caught:
+                    await poller.send_receipt(b"<not-xta/>")
+            expected = ("MessageSchemaViolationException", [])
+            assert expected == (caught.value.fault.exception, sim.receipts)
+
+        run(pki, scenario)
+
+
+class TestSettings:
+    def test_repr_shows_no_tls_material(self, pki):
+        """Neither the settings nor the poller print the TLS context (it holds the private key)."""
+        context = client_context(pki)
+        config = XtaSettings(
+            msgbox_url="https://xta.example/MsgBoxPort",
+            send_url="https://xta.example/SendXtaPort",
+            mailbox=OFFICE,
+            ssl_context=context,
+        )
+
+        async def noop(original: bytes, message_id: str) -> None:
+            return None
+
+        text = repr(config) + repr(XtaPoller(config, noop))
+        assert ("SSLContext" in text, "ssl_context" in text, OFFICE in text) == (False, False, True)
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://xta.example/MsgBoxPort",
+            "https://user:secret@xta.example/MsgBoxPort",
+            "xta.example",
+        ],
+    )
+    def test_refuses_insecure_urls(self, pki, url):
+        """Endpoints must be https:// without credentials in the URL."""
+        with pytest.raises(ValueError, match="XTA endpoint"):
+            XtaSettings(
+                msgbox_url=url, send_url=url, mailbox=OFFICE, ssl_context=client_context(pki)
+            )
+
+    def test_refuses_unverified_server(self, pki):
+        """A TLS context that does not verify the server is refused."""
+        context = client_context(pki)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with pytest.raises(ValueError, match="CERT_REQUIRED"):
+            XtaSettings(
+                msgbox_url="https://xta.example/a",
+                send_url="https://xta.example/b",
+                mailbox=OFFICE,
+                ssl_context=context,
+            )
+
+
+# --- the simulator speaks the official schema ------------------------------------------------
+
+
+def _shared_dir() -> Path | None:
+    repo = Path(__file__).resolve().parents[2]
+    for candidate in (
+        os.environ.get("SOZIALHUB_SHARED_DIR"),
+        repo.parent / "shared",
+        "/work/shared",
+    ):
+        if candidate and (Path(candidate) / "schemas" / "xta-2.1.1" / "XTA.wsdl").is_file():
+            return Path(candidate)
+    return None
+
+
+SHARED = _shared_dir()
+
+
+@pytest.fixture(scope="module")
+def official_schema():
+    assert SHARED is not None
+    directory = SHARED / "schemas" / "xta-2.1.1"
+    imports = [(xta.XTA, "XTA-Webservice-Globale-Elemente.xsd"), (xta.OSCI, "OSCI2_02.xsd")]
+    wrapper = (
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:sozialhub:test:xta">'
+        + "".join(
+            f'<xs:import namespace="{ns}" schemaLocation="{(directory / name).as_uri()}"/>'
+            for ns, name in imports
+        )
+        + "</xs:schema>"
+    )
+    return xmlschema.XMLSchema(wrapper, base_url=str(directory), allow="local", defuse="always")
+
+
+@pytest.mark.skipif(
+    SHARED is None,
+    reason="official XTA 2.1.1 XSDs not found: set SOZIALHUB_SHARED_DIR to the shared/ directory",
+)
+class TestSimulatorMatchesTheStandard:
+    def test_responses_and_receipt_validate(self, pki, official_schema):
+        """getStatusList and getMessage responses and the receipt sent validate against XTA 2.1.1."""
+        captured: dict[str, bytes] = {}
+
+        async def scenario(sim: XtaSimulator) -> None:
+            attachment = xta.Content(PDF, "application/pdf", "nachweis.pdf")
+            message_id = sim.add_message(
+                submissions(1)[0], author=SOZIALPLATTFORM, reader=OFFICE, attachments=[attachment]
+            )
+
+            async def handover(original: bytes, mid: str) -> None:
+                captured["getMessage"] = original
+
+            async with XtaPoller(settings(sim, client_context(pki)), handover) as poller:
+                request = xta.get_status_list_request(OFFICE, 10)
+                captured["getStatusList"] = await poller._call(
+                    "getStatusList", sim.msgbox_url, request
+                )
+                await poller.poll_once()
+                envelope = xta.unwrap(captured["getMessage"])
+                await poller.send_receipt(
+                    xta.receipt_message(
+                        original_message_id=message_id,
+                        portal=envelope.author or "",
+                        hub=OFFICE,
+                        outcome="rejected",
+                        reason=Reason.XSD,
+                        now=dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC),
+                    )
+                )
+            captured["sendMessage"] = sim.receipts[0]
+
+        run(pki, scenario)
+        tags = {
+            f"{{{xta.OSCIMETA}}}MessageMetaData",
+            f"{{{xta.OSCI}}}MsgBoxResponse",
+            f"{{{xta.XTA}}}GenericContentContainer",
+            f"{{{xta.OSCI}}}MsgStatusList",
+        }
+        validated = []
+        for name, document in sorted(captured.items()):
+            root = xmlsafe.parse(document)
+            for part in root:
+                for element in part:
+                    if element.tag in tags:
+                        official_schema.validate(XMLResource(element, allow="none"))
+                        validated.append((name, element.tag.rpartition("}")[2]))
+        expected = [
+            ("getMessage", "MessageMetaData"),
+            ("getMessage", "MsgBoxResponse"),
+            ("getMessage", "GenericContentContainer"),
+            ("getStatusList", "MsgBoxResponse"),
+            ("getStatusList", "MsgStatusList"),
+            ("sendMessage", "MessageMetaData"),
+            ("sendMessage", "GenericContentContainer"),
+        ]
+        assert expected == validated
