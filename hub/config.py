@@ -101,7 +101,8 @@ class Settings:
     signing_next_key_file: Path | None = None
     signing_next_cert_file: Path | None = None
     # XTA 2 inbound (the hub polls one message box over SOAP 1.2 with a TLS client certificate).
-    xta_url: str | None = None
+    xta_msgbox_url: str | None = None  # MsgBoxPort (getStatusList, getMessage, close)
+    xta_send_url: str | None = None  # SendPort (sendMessage: the hub's receipts)
     xta_mailbox: str | None = None  # the hub's reader identifier (DVDV key) at the XTA server
     xta_client_cert: Path | None = None
     xta_client_key: Path | None = None
@@ -153,8 +154,17 @@ class Settings:
             raise ConfigError(
                 "signing_next_key_file and signing_next_cert_file must be set together"
             )
-        if self.xta_url and not (self.xta_mailbox and self.xta_client_cert):
-            raise ConfigError("xta_url needs xta_mailbox and xta_client_cert")
+        if self.xta_msgbox_url and not (
+            self.xta_send_url
+            and self.xta_mailbox
+            and self.xta_client_cert
+            and self.xta_client_key
+            and self.xta_ca_file
+        ):
+            raise ConfigError(
+                "xta_msgbox_url needs xta_send_url, xta_mailbox, xta_client_cert, "
+                "xta_client_key and xta_ca_file"
+            )
         if self.fitconnect_api_url and not (
             self.fitconnect_destination and self.fitconnect_decryption_keys
         ):

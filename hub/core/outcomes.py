@@ -22,12 +22,14 @@ class SubmissionOutcome:
         default_factory=dict
     )  # delivery id -> first delivery event
     duplicates: int = 0
+    redelivered: AuditEvent | None = None  # the same transport message again (intake)
+    receipts_sent: int = 0
 
     @property
     def final(self) -> bool:
         # Equal, not just "routed <= delivered": a delivery whose routed event has not arrived
         # yet (audit events of different producers interleave) means routing is not fully seen.
-        if self.rejected is not None:
+        if self.rejected is not None or self.redelivered is not None:
             return True
         return bool(self.routed) and self.routed.keys() == self.delivered.keys()
 
@@ -35,6 +37,8 @@ class SubmissionOutcome:
     def outcome(self) -> str:
         if self.rejected is not None:
             return "dead-lettered"
+        if self.redelivered is not None:
+            return "redelivered"
         if self.final:
             return "delivered"
         return "pending"
@@ -58,6 +62,10 @@ class OutcomeTracker:
         )
         if event.decision == "rejected" and outcome.rejected is None:
             outcome.rejected = event
+        elif event.stage == "intake" and event.decision == "duplicate":
+            outcome.redelivered = outcome.redelivered or event
+        elif event.stage == "receipt" and event.decision == "sent":
+            outcome.receipts_sent += 1
         elif event.decision == "routed" and event.delivery_id:
             outcome.routed.setdefault(event.delivery_id, event)
         elif event.decision in ("delivered", "duplicate") and event.delivery_id:

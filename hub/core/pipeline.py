@@ -487,6 +487,18 @@ def delivered(delivery: Delivery, now: dt.datetime, *, duplicate: bool) -> Emit:
     )
 
 
+def receipt_sent(receipt: PortalReceipt, now: dt.datetime) -> Emit:
+    """The audit event a receipt connector emits once the portal has the receipt."""
+    return _audit(
+        receipt.submission_id,
+        "receipt",
+        "sent",
+        now,
+        target=receipt.receipt_id,
+        reason=receipt.reason,
+    )
+
+
 def check(
     original: bytes,
     hub: HubContext,

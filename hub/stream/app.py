@@ -37,6 +37,7 @@ from prometheus_client import generate_latest
 
 from connectors.filedrop.inbound import FileDropInbox, Unreadable
 from connectors.filedrop.outbound import FileDropOutbox, UnsafeName
+from connectors.xta.poller import XtaPoller, XtaSettings, client_ssl_context
 from hub import keys
 from hub.config import Settings
 from hub.core import pipeline
@@ -45,6 +46,7 @@ from hub.core.pipeline import Emit, HubContext, StageResult
 from hub.core.records import (
     Accepted,
     Delivery,
+    PortalReceipt,
     Received,
     SourceRef,
     decode,
@@ -325,6 +327,97 @@ def file_drop_task(app: faust.App, settings: Settings, hub: HubContext, sender: 
     app.task(file_drop)
 
 
+def xta_task(app: faust.App, settings: Settings, hub: HubContext, sender: Sender) -> XtaPoller:
+    """The inbound XTA 2 connector: mailbox messages become ``submissions.received`` records.
+
+    ``close`` follows only after Kafka acknowledged the record (the poller awaits the
+    handover); a message fetched again after a failed ``close`` is a redelivery.
+    """
+    assert settings.xta_msgbox_url and settings.xta_send_url and settings.xta_mailbox  # noqa: S101 - checked by Settings
+    assert settings.xta_client_cert and settings.xta_client_key and settings.xta_ca_file  # noqa: S101
+    context = client_ssl_context(
+        ca_file=settings.xta_ca_file,
+        cert_file=settings.xta_client_cert,
+        key_file=settings.xta_client_key,
+        key_password=(
+            settings.xta_client_key_password.reveal() if settings.xta_client_key_password else None
+        ),
+    )
+    options = XtaSettings(
+        msgbox_url=settings.xta_msgbox_url,
+        send_url=settings.xta_send_url,
+        mailbox=settings.xta_mailbox,
+        ssl_context=context,
+        poll_interval=settings.xta_poll_seconds,
+        max_message_bytes=settings.max_submission_bytes,
+    )
+
+    async def handover(original: bytes, message_id: str) -> None:
+        result = pipeline.ingest(original, "xta", "xta2", hub, utcnow())
+        if result.outcome == "rejected":
+            metrics.DEAD_LETTERS.labels("ingest", result.reason or "").inc()
+        await sender.send_all(result.emits)  # exits the process on failure: nothing is closed
+        log.info("xta.taken", outcome=result.outcome)
+
+    poller = XtaPoller(options, handover)
+
+    async def xta_inbound() -> None:
+        try:
+            async with poller:
+                await poller.run()
+        except Exception as exc:  # noqa: BLE001 - a dead poller would silently stop XTA ingest
+            exit_without_commit("xta.failed", exc)
+
+    app.task(xta_inbound)
+    return poller
+
+
+RECEIPT_RETRY_MAX = 60.0
+
+
+def receipts_agent(
+    app: faust.App, sender: Sender, channels: dict[str, Callable[[PortalReceipt], Awaitable[None]]]
+) -> None:
+    """Send each portal receipt over its channel; retry with backoff until the portal has it.
+
+    Receipts have their own agent, so a portal that is down delays only its answers,
+    never intake. Each sent receipt is audited; the offset advances only after that.
+    """
+
+    async def send_receipts(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                receipt = decode(event.value, PortalReceipt)
+            except Rejection:
+                log.warning("receipt.foreign_record")
+                continue
+            send = channels.get(receipt.channel)
+            if send is None:
+                continue  # channel "none", or a transport this worker does not run
+            delay = 1.0
+            while True:
+                try:
+                    await send(receipt)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the portal is down or refuses: try again
+                    log.warning(
+                        "receipt.send_failed",
+                        channel=receipt.channel,
+                        submission_id=receipt.submission_id,
+                        error=type(exc).__name__,
+                        retry_in=delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RECEIPT_RETRY_MAX)
+            audit = pipeline.receipt_sent(receipt, utcnow())
+            await sender.send_all([audit])
+            log.info("receipt.sent", channel=receipt.channel, submission_id=receipt.submission_id)
+
+    app.agent(sender.channel(pipeline.RECEIPTS), name="receipts")(send_receipts)
+
+
 def observability(app: faust.App, settings: Settings, hub: HubContext) -> None:
     """Timers for certificate and lag gauges; /healthz, /readyz and /metrics on the web port."""
 
@@ -415,7 +508,17 @@ def create_app(
             log.warning("filedrop.swept_temporaries", count=swept)
         vendors = app.topic(*[settings.topic(name) for name in vendor_topics], internal=False)
         stage_agent(app, vendors, "deliver", deliverer(outbox), sender)
+    channels: dict[str, Callable[[PortalReceipt], Awaitable[None]]] = {}
     if options.inbound:
         file_drop_task(app, settings, hub, sender)
+        if settings.xta_msgbox_url:
+            poller = xta_task(app, settings, hub, sender)
+
+            async def send_xta(receipt: PortalReceipt) -> None:
+                await poller.send_receipt(unb64(receipt.body_b64 or ""))
+
+            channels["xta2"] = send_xta
+    if channels:
+        receipts_agent(app, sender, channels)
     observability(app, settings, hub)
     return app

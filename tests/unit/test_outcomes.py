@@ -292,3 +292,12 @@ class TestOrderIndependence:
         done = {e.delivery_id for e in subset if e.decision == "delivered"}
         expected = bool(routed) and routed == done
         assert expected == outcome.final
+
+
+def test_a_redelivered_message_is_final_and_receipts_are_counted() -> None:
+    tracker = OutcomeTracker()
+    sid = "sub-" + "1" * 32
+    tracker.add(AuditEvent("aud-1", sid, "intake", "duplicate", "2026-11-02T10:00:00.000Z"))
+    tracker.add(AuditEvent("aud-2", sid, "receipt", "sent", "2026-11-02T10:00:01.000Z"))
+    outcome = tracker.get(sid)
+    assert (outcome.final, outcome.outcome, outcome.receipts_sent) == (True, "redelivered", 1)
