@@ -39,7 +39,7 @@ from connectors.filedrop.inbound import FileDropInbox, Unreadable
 from connectors.filedrop.outbound import FileDropOutbox, UnsafeName
 from connectors.xta.poller import XtaPoller, XtaSettings, client_ssl_context
 from hub import keys
-from hub.config import Settings
+from hub.config import ConfigError, Settings
 from hub.core import pipeline
 from hub.core.errors import Reason, Rejection
 from hub.core.pipeline import Emit, HubContext, StageResult
@@ -327,39 +327,47 @@ def file_drop_task(app: faust.App, settings: Settings, hub: HubContext, sender: 
     app.task(file_drop)
 
 
+def xta_options(settings: Settings) -> XtaSettings:
+    """The poller's settings; TLS material is read here, once."""
+    msgbox, send, mailbox = settings.xta_msgbox_url, settings.xta_send_url, settings.xta_mailbox
+    cert, key, ca = settings.xta_client_cert, settings.xta_client_key, settings.xta_ca_file
+    if not (msgbox and send and mailbox and cert and key and ca):
+        raise ConfigError("XTA needs msgbox and send URLs, mailbox, client certificate, key and CA")
+    password = settings.xta_client_key_password
+    try:
+        context = client_ssl_context(
+            ca_file=ca,
+            cert_file=cert,
+            key_file=key,
+            key_password=password.reveal() if password else None,
+        )
+        return XtaSettings(
+            msgbox_url=msgbox,
+            send_url=send,
+            mailbox=mailbox,
+            ssl_context=context,
+            poll_interval=settings.xta_poll_seconds,
+            max_message_bytes=settings.max_submission_bytes,
+        )
+    except (OSError, ssl.SSLError, ValueError):
+        raise ConfigError("XTA connector settings or TLS files are not usable") from None
+
+
 def xta_task(app: faust.App, settings: Settings, hub: HubContext, sender: Sender) -> XtaPoller:
     """The inbound XTA 2 connector: mailbox messages become ``submissions.received`` records.
 
     ``close`` follows only after Kafka acknowledged the record (the poller awaits the
     handover); a message fetched again after a failed ``close`` is a redelivery.
     """
-    assert settings.xta_msgbox_url and settings.xta_send_url and settings.xta_mailbox  # noqa: S101 - checked by Settings
-    assert settings.xta_client_cert and settings.xta_client_key and settings.xta_ca_file  # noqa: S101
-    context = client_ssl_context(
-        ca_file=settings.xta_ca_file,
-        cert_file=settings.xta_client_cert,
-        key_file=settings.xta_client_key,
-        key_password=(
-            settings.xta_client_key_password.reveal() if settings.xta_client_key_password else None
-        ),
-    )
-    options = XtaSettings(
-        msgbox_url=settings.xta_msgbox_url,
-        send_url=settings.xta_send_url,
-        mailbox=settings.xta_mailbox,
-        ssl_context=context,
-        poll_interval=settings.xta_poll_seconds,
-        max_message_bytes=settings.max_submission_bytes,
-    )
 
     async def handover(original: bytes, message_id: str) -> None:
-        result = pipeline.ingest(original, "xta", "xta2", hub, utcnow())
+        result = pipeline.ingest(original, "xta", "xta2", hub, utcnow(), message_id)
         if result.outcome == "rejected":
             metrics.DEAD_LETTERS.labels("ingest", result.reason or "").inc()
         await sender.send_all(result.emits)  # exits the process on failure: nothing is closed
-        log.info("xta.taken", outcome=result.outcome)
+        log.info("xta.taken", outcome=result.outcome, message_id=message_id)
 
-    poller = XtaPoller(options, handover)
+    poller = XtaPoller(xta_options(settings), handover)
 
     async def xta_inbound() -> None:
         try:
@@ -508,17 +516,22 @@ def create_app(
             log.warning("filedrop.swept_temporaries", count=swept)
         vendors = app.topic(*[settings.topic(name) for name in vendor_topics], internal=False)
         stage_agent(app, vendors, "deliver", deliverer(outbox), sender)
-    channels: dict[str, Callable[[PortalReceipt], Awaitable[None]]] = {}
     if options.inbound:
         file_drop_task(app, settings, hub, sender)
-        if settings.xta_msgbox_url:
-            poller = xta_task(app, settings, hub, sender)
-
-            async def send_xta(receipt: PortalReceipt) -> None:
-                await poller.send_receipt(unb64(receipt.body_b64 or ""))
-
-            channels["xta2"] = send_xta
-    if channels:
-        receipts_agent(app, sender, channels)
+        inbound_connectors(app, settings, hub, sender)
     observability(app, settings, hub)
     return app
+
+
+def inbound_connectors(app: faust.App, settings: Settings, hub: HubContext, sender: Sender) -> None:
+    """The configured portal connectors, and the agent that answers their portals."""
+    channels: dict[str, Callable[[PortalReceipt], Awaitable[None]]] = {}
+    if settings.xta_msgbox_url:
+        poller = xta_task(app, settings, hub, sender)
+
+        async def send_xta(receipt: PortalReceipt) -> None:
+            await poller.send_receipt(unb64(receipt.body_b64 or ""))
+
+        channels["xta2"] = send_xta
+    if channels:
+        receipts_agent(app, sender, channels)
