@@ -198,6 +198,7 @@ def unwrap(received: Received, original: bytes, hub: HubContext, now: dt.datetim
         attachments=hub.attachments,
         osci_keys=keys.osci_decryption,
         fitconnect_keys=keys.fitconnect_decryption,
+        fitconnect_schemas=keys.fitconnect_schemas,
         now=now,
     )
 
@@ -296,6 +297,8 @@ def intake(
             verified = portalsig.verify(root, portal.signature, now)
             root, signer = verified.signed_root, verified.signer_subject
         payload_type = hub.payloads.identify(root)
+        if envelope.transport == "fitconnect" and envelope.payload_schema != payload_type.namespace:
+            raise Rejection(Reason.UNKNOWN_PAYLOAD, "metadata/submissionSchema")
         validate(root, payload_type)
         submission = payload_type.extract(root)
         hub.portals.check_payload(portal, payload_type.name, submission.author.key)
@@ -385,7 +388,13 @@ def _answered(
     if envelope is None:
         return result
     channel, media_type, body = portal_receipts.build(
-        envelope, received.submission_id, outcome, reason, hub.transport_keys, now
+        envelope,
+        received.submission_id,
+        outcome,
+        reason,
+        hub.transport_keys,
+        now,
+        unb64(received.payload_b64),
     )
     record = PortalReceipt(
         receipt_id=receipt_id(received.submission_id, envelope.message_id),

@@ -26,6 +26,7 @@ def build(
     reason: str | None,
     keys: TransportKeys,
     now: dt.datetime,
+    original: bytes | None = None,
 ) -> tuple[str, str | None, bytes | None]:
     """(channel, media type, body) of the receipt for one submission."""
     if envelope.transport == "xta2" and envelope.message_id and envelope.author:
@@ -34,7 +35,7 @@ def build(
         body = xta.receipt_message(
             original_message_id=envelope.message_id,
             portal=envelope.author,
-            hub=keys.xta_identity or envelope.reader or "",
+            hub=keys.xta_identity or envelope.reader or "sozialhub",
             submission_id=submission_id,
             outcome=outcome,
             reason=reason,
@@ -42,6 +43,9 @@ def build(
         )
         return "xta2", "application/soap+xml", body
     if envelope.transport == "fitconnect" and keys.fitconnect_signing is not None:
-        token = keys.fitconnect_signing.event(envelope, outcome, reason, now)
-        return "fitconnect", "application/jwt", token.encode("ascii")
+        # An accept SET carries the authentication tags of the encrypted parts it accepts.
+        token = keys.fitconnect_signing.event(
+            envelope, outcome, reason, now, original=original if outcome == "accepted" else None
+        )
+        return "fitconnect", "application/jose", str(token).encode("ascii")
     return "none", None, None

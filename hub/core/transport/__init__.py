@@ -56,6 +56,9 @@ class Envelope:
     attachments: tuple[Attachment, ...] = ()
     signer: str | None = None  # subject of a verified author signature on the container
     case_id: str | None = None  # FIT-Connect case id
+    # The schema the transport says the payload follows (XTA payloadSchema, FIT-Connect
+    # submissionSchema.schemaUri); the pipeline checks it against the payload it reads.
+    payload_schema: str | None = None
 
     @property
     def payload_sha256(self) -> str:

@@ -278,8 +278,10 @@ def callback_submissions(body: bytes, destination_id: str) -> tuple[str, ...]:
         if isinstance(target, str) and target.lower() != destination_id.lower():
             continue
         found.append(_uuid(entry.get("submissionId"), "callback/submissions/submissionId"))
-    for entry in _list(document.get("submissionIds", []), "callback/submissionIds"):
-        found.append(_uuid(entry, "callback/submissionIds"))
+    found.extend(
+        _uuid(entry, "callback/submissionIds")
+        for entry in _list(document.get("submissionIds", []), "callback/submissionIds")
+    )
     return tuple(dict.fromkeys(found))
 
 
@@ -311,6 +313,11 @@ def _strict_json(raw: bytes, reason: Reason, where: str) -> Any:
     except (ValueError, RecursionError):
         raise Rejection(reason, where) from None
     return document
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON (UTF-8, no duplicate members, no NaN, no lone surrogates) or ``CONTAINER``."""
+    return _strict_json(raw, Reason.CONTAINER, "json")
 
 
 def _check_strings(document: Any) -> None:
@@ -387,7 +394,7 @@ def parse_bundle(original: bytes, limits: Limits = DEFAULT_LIMITS) -> Bundle:
     if not isinstance(document, dict):
         raise Rejection(Reason.CONTAINER, "bundle")
     members = set(document)
-    if not _BUNDLE_REQUIRED <= members or not members <= _BUNDLE_REQUIRED | _BUNDLE_OPTIONAL:
+    if not members >= _BUNDLE_REQUIRED or not members <= _BUNDLE_REQUIRED | _BUNDLE_OPTIONAL:
         raise Rejection(Reason.CONTAINER, "bundle")
     attachments = document["attachments"]
     if not isinstance(attachments, dict):
@@ -407,6 +414,27 @@ def parse_bundle(original: bytes, limits: Limits = DEFAULT_LIMITS) -> Bundle:
         encrypted_data=_compact(document["encryptedData"], "bundle/encryptedData"),
         attachments=sealed,
     )
+
+
+def bundle_ids(original: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, str, str] | None:
+    """``(submission id, case id, destination id)`` of a bundle, or ``None`` if they cannot be read.
+
+    Lenient on purpose: a bundle :func:`open_submission` refuses still needs a
+    ``reject-submission`` SET, and that needs these three ids.
+    """
+    if len(original) > limits.max_bundle_bytes:
+        return None
+    try:
+        document = _strict_json(original, Reason.CONTAINER, "bundle")
+        if not isinstance(document, dict):
+            return None
+        return (
+            _uuid(document.get("submissionId"), "bundle/submissionId"),
+            _uuid(document.get("caseId"), "bundle/caseId"),
+            _uuid(document.get("destinationId"), "bundle/destinationId"),
+        )
+    except Rejection:
+        return None
 
 
 def _service_identifier(value: Any) -> str | None:
@@ -500,7 +528,10 @@ def _schema_names(schema: Any) -> frozenset[str]:
 
 
 def _validate_metadata(document: Any, validator: Validator) -> None:
-    error = best_match(validator.iter_errors(document))
+    try:
+        error = best_match(validator.iter_errors(document))
+    except RecursionError:
+        raise Rejection(Reason.METADATA, "metadata") from None
     if error is None:
         return
     names = _schema_names(validator.schema)
@@ -530,57 +561,23 @@ def _check_application_date(metadata: Mapping[str, Any], now: dt.datetime) -> No
         raise Rejection(Reason.METADATA, where)
 
 
-def open_submission(
-    original: bytes,
-    keys: DecryptionKeys,
-    schemas: SubmissionSchemas,
-    now: dt.datetime,
-    *,
-    limits: Limits = DEFAULT_LIMITS,
-    policy: AttachmentPolicy = DEFAULT_ATTACHMENTS,
-) -> Envelope:
-    """Decrypt and check a FIT-Connect bundle; return its envelope or raise a :class:`Rejection`.
-
-    Order of checks: bundle shape and size; attachment count; metadata
-    (decrypt, strict JSON, schema, data media type and schema URI, service type,
-    application date, attachment ids unique and equal to the bundle's); data
-    (decrypt, SHA-512); each attachment in metadata order (decrypt, SHA-512,
-    attachment policy). The envelope carries ``message_id`` = submission id,
-    ``reader`` = destination id, ``case_id``, ``service`` = the service type
-    identifier (LeiKa URN), and, until the envelope has a field of its own,
-    ``business_scenario`` = the data's ``submissionSchema.schemaUri``.
-    """
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    parsed = parse_bundle(original, limits)
-    policy.check_count(len(parsed.attachments))
-
-    raw_metadata = _decrypt(
-        parsed.encrypted_metadata,
-        keys,
-        "metadata",
-        limits.max_metadata_bytes,
-        Rejection(Reason.SIZE, "metadata"),
-    )
-    metadata = _strict_json(raw_metadata, Reason.METADATA, "metadata")
+def _check_metadata(
+    metadata: Any, parsed: Bundle, schemas: SubmissionSchemas, now: dt.datetime
+) -> list[str]:
+    """Schema and cross checks of the decrypted metadata; returns the listed attachment ids."""
     _validate_metadata(metadata, schemas.metadata)
     structure = metadata["contentStructure"]
-    data_meta = structure["data"]
-    schema_uri = data_meta["submissionSchema"]["schemaUri"]
+    submission_schema = structure["data"]["submissionSchema"]
     base = "metadata/contentStructure/data/submissionSchema"
-    if data_meta["submissionSchema"]["mimeType"] != "application/xml":
+    if submission_schema["mimeType"] != "application/xml":
         raise Rejection(Reason.UNKNOWN_PAYLOAD, f"{base}/mimeType")
-    if schema_uri not in schemas.data_schema_uris:
+    if submission_schema["schemaUri"] not in schemas.data_schema_uris:
         raise Rejection(Reason.UNKNOWN_PAYLOAD, f"{base}/schemaUri")
-
-    service = parsed.service_identifier
     declared_service = metadata.get("publicServiceType", {}).get("identifier")
-    if service and declared_service and declared_service != service:
+    if parsed.service_identifier and declared_service not in (None, parsed.service_identifier):
         raise Rejection(Reason.METADATA, "metadata/publicServiceType/identifier")
     _check_application_date(metadata, now)
-
-    listed = structure["attachments"]
-    ids = [entry["attachmentId"].lower() for entry in listed]
+    ids: list[str] = [entry["attachmentId"].lower() for entry in structure["attachments"]]
     for index, attachment_id in enumerate(ids):
         if attachment_id in ids[:index]:
             raise Rejection(
@@ -590,18 +587,21 @@ def open_submission(
             raise Rejection(Reason.ATTACHMENT, f"attachments/{index}")
     if set(parsed.attachments) - set(ids):
         raise Rejection(Reason.ATTACHMENT, "attachments/unlisted")
+    return ids
 
-    data = _decrypt(
-        parsed.encrypted_data, keys, "data", limits.max_data_bytes, Rejection(Reason.SIZE, "data")
-    )
-    if not _sha512_matches(data, data_meta["hash"]["content"]):
-        raise Rejection(Reason.HASH_MISMATCH, "data")
 
+def _open_attachments(
+    parsed: Bundle,
+    listed: Sequence[Mapping[str, Any]],
+    ids: Sequence[str],
+    keys: DecryptionKeys,
+    policy: AttachmentPolicy,
+) -> tuple[Attachment, ...]:
     checked: list[Attachment] = []
-    for index, entry in enumerate(listed):
+    for index, (entry, attachment_id) in enumerate(zip(listed, ids, strict=True)):
         where = f"attachments/{index}"
         content = _decrypt(
-            parsed.attachments[ids[index]],
+            parsed.attachments[attachment_id],
             keys,
             where,
             policy.max_bytes,
@@ -612,25 +612,90 @@ def open_submission(
         checked.append(
             check_attachment(
                 content,
-                filename=entry.get("filename", ids[index]),
+                filename=entry.get("filename", attachment_id),
                 content_type=entry["mimeType"],
                 declared_size=None,
                 policy=policy,
-                attachment_id=ids[index],
+                attachment_id=attachment_id,
                 where=where,
             )
         )
+    return check_all(checked, policy)
 
+
+def open_submission(
+    original: bytes,
+    keys: DecryptionKeys,
+    schemas: SubmissionSchemas,
+    now: dt.datetime,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    attachments: AttachmentPolicy = DEFAULT_ATTACHMENTS,
+) -> Envelope:
+    """Decrypt and check a FIT-Connect bundle; return its envelope or raise a :class:`Rejection`.
+
+    Order of checks: bundle shape and size; attachment count; metadata
+    (decrypt, strict JSON, schema, data media type and schema URI, service type,
+    application date, attachment ids unique and equal to the bundle's); data
+    (decrypt, SHA-512); each attachment in metadata order (decrypt, SHA-512,
+    attachment policy). The envelope carries ``message_id`` = submission id,
+    ``reader`` = destination id, ``case_id``, ``service`` = the service type
+    identifier (LeiKa URN), and ``payload_schema`` = the data's
+    ``submissionSchema.schemaUri``.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    parsed = parse_bundle(original, limits)
+    attachments.check_count(len(parsed.attachments))
+
+    raw_metadata = _decrypt(
+        parsed.encrypted_metadata,
+        keys,
+        "metadata",
+        limits.max_metadata_bytes,
+        Rejection(Reason.SIZE, "metadata"),
+    )
+    metadata = _strict_json(raw_metadata, Reason.METADATA, "metadata")
+    ids = _check_metadata(metadata, parsed, schemas, now)
+    structure = metadata["contentStructure"]
+
+    data = _decrypt(
+        parsed.encrypted_data, keys, "data", limits.max_data_bytes, Rejection(Reason.SIZE, "data")
+    )
+    if not _sha512_matches(data, structure["data"]["hash"]["content"]):
+        raise Rejection(Reason.HASH_MISMATCH, "data")
+    opened = _open_attachments(parsed, structure["attachments"], ids, keys, attachments)
+
+    service = parsed.service_identifier or metadata.get("publicServiceType", {}).get("identifier")
     return Envelope(
         transport=TRANSPORT,
         payload=data,
         payload_content_type="application/xml",
         message_id=parsed.submission_id,
         reader=parsed.destination_id,
-        service=service or declared_service,
-        business_scenario=schema_uri,
-        attachments=check_all(checked, policy),
+        service=service,
+        payload_schema=structure["data"]["submissionSchema"]["schemaUri"],
+        attachments=opened,
         case_id=parsed.case_id,
+    )
+
+
+def peek(original: bytes, limits: Limits = DEFAULT_LIMITS) -> Envelope:
+    """The outer identifiers of a bundle that did not open: enough for a ``reject-submission``.
+
+    An envelope without payload: ``message_id`` = submission id, ``case_id``,
+    ``reader`` = destination id. ``CONTAINER`` if even these cannot be read.
+    """
+    ids = bundle_ids(original, limits)
+    if ids is None:
+        raise Rejection(Reason.CONTAINER, "bundle")
+    submission_id, case_id, destination_id = ids
+    return Envelope(
+        transport=TRANSPORT,
+        payload=b"",
+        message_id=submission_id,
+        reader=destination_id,
+        case_id=case_id,
     )
 
 
@@ -694,32 +759,32 @@ def security_event_token(
     uses the destination id); ``sub`` is ``submission:<id>``, ``txn`` is
     ``case:<id>``, ``jti`` a fresh UUID. A reject carries one problem per
     rejection, built from the reason code and the first path segment only, so
-    no payload data can reach the delivery service's event log. ``accept``
-    requires the bundle's :func:`authentication_tags`.
+    no payload data can reach the delivery service's event log. Pass the
+    bundle's :func:`authentication_tags` where the bundle is at hand; without
+    them (and without problems) the event has no payload and, as FIT-Connect
+    requires for such events, no ``$schema`` claim.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     for value in (submission_id, case_id, destination_id):
         if not _UUID.fullmatch(value):
             raise ValueError("submission, case and destination ids must be UUIDs")
+    payload: dict[str, Any] = {}
+    if authentication_tags is not None:
+        payload["authenticationTags"] = dict(authentication_tags)
     if kind == "accept":
         if problems:
             raise ValueError("an accept-submission event carries no problems")
-        if authentication_tags is None:
-            raise ValueError("an accept-submission event carries the authentication tags")
-        event, payload = EVENT_ACCEPT, {"authenticationTags": dict(authentication_tags)}
+        event = EVENT_ACCEPT
     elif kind == "reject":
         if not problems:
             raise ValueError("a reject-submission event needs at least one problem")
-        payload = {"problems": [_problem(p) for p in problems]}
-        if authentication_tags is not None:
-            payload["authenticationTags"] = dict(authentication_tags)
+        payload["problems"] = [_problem(p) for p in problems]
         event = EVENT_REJECT
     else:
         raise ValueError("kind must be accept or reject")
     key = set_signing_key(signing_key)
-    claims = {
-        "$schema": SET_PAYLOAD_SCHEMA,
+    claims: dict[str, Any] = {
         "jti": jti or str(uuid.uuid4()),
         "iss": issuer or destination_id.lower(),
         "iat": int(now.timestamp()),
@@ -727,8 +792,103 @@ def security_event_token(
         "txn": f"case:{case_id.lower()}",
         "events": {event: payload},
     }
+    if payload:
+        # FIT-Connect: name the SET payload schema only when the event carries a payload.
+        claims = {"$schema": SET_PAYLOAD_SCHEMA, **claims}
     header = {"alg": SET_ALGORITHM, "typ": SET_TYPE, "kid": key_id}
     return jwt.encode(header, claims, key, algorithms=[SET_ALGORITHM])
+
+
+class SetSigner:
+    """Signs the hub's SETs with its PS512 key; the key never prints and cannot be pickled.
+
+    ``key_id`` is the ``kid`` under which the public key is registered with the
+    delivery service (default: the JWK's own ``kid``); ``issuer`` overrides the
+    default ``iss`` (the destination id).
+    """
+
+    __slots__ = ("_key", "issuer", "key_id")
+
+    def __init__(
+        self, key: Mapping[str, Any] | RSAKey, key_id: str | None = None, issuer: str | None = None
+    ) -> None:
+        self._key = set_signing_key(key)
+        kid = key_id or self._key.kid
+        if not kid:
+            raise ValueError("the SET signing key needs a key id (kid)")
+        self.key_id = kid
+        self.issuer = issuer
+
+    def __repr__(self) -> str:
+        return f"SetSigner(key_id={self.key_id!r})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("SetSigner cannot be pickled")
+
+    def sign(
+        self,
+        kind: Literal["accept", "reject"],
+        *,
+        submission_id: str,
+        case_id: str,
+        destination_id: str,
+        now: dt.datetime,
+        problems: Sequence[Rejection] = (),
+        authentication_tags: Mapping[str, Any] | None = None,
+    ) -> str:
+        return security_event_token(
+            kind,
+            submission_id=submission_id,
+            case_id=case_id,
+            destination_id=destination_id,
+            signing_key=self._key,
+            key_id=self.key_id,
+            now=now,
+            problems=problems,
+            authentication_tags=authentication_tags,
+            issuer=self.issuer,
+        )
+
+    def event(
+        self,
+        envelope: Envelope,
+        outcome: str,
+        reason: str | None,
+        now: dt.datetime,
+        original: bytes | None = None,
+    ) -> str:
+        """The SET answering one submission: ``accept`` unless ``outcome`` is ``"rejected"``.
+
+        ``envelope`` comes from :func:`open_submission` or, for a bundle that
+        did not open, :func:`peek`; ``reason`` is a :class:`Reason` value (an
+        unknown value is sent as ``INTERNAL``); with ``original`` the SET carries
+        the bundle's authentication tags.
+        """
+        if not (envelope.message_id and envelope.case_id and envelope.reader):
+            raise ValueError(
+                "the envelope lacks the FIT-Connect submission, case or destination id"
+            )
+        tags = None
+        if original is not None:
+            try:
+                tags = authentication_tags(original)
+            except Rejection:
+                tags = None
+        problems: tuple[Rejection, ...] = ()
+        if outcome == "rejected":
+            code = reason if reason is not None and reason in Reason.__members__ else "INTERNAL"
+            problems = (Rejection(Reason(code)),)
+        return self.sign(
+            "reject" if problems else "accept",
+            submission_id=envelope.message_id,
+            case_id=envelope.case_id,
+            destination_id=envelope.reader,
+            now=now,
+            problems=problems,
+            authentication_tags=tags,
+        )
 
 
 def verify_set(token: str, public_key: Mapping[str, Any] | RSAKey) -> dict[str, Any]:

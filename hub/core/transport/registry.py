@@ -25,6 +25,7 @@ class TransportKeys:
     osci_decryption: Mapping[str, Any] = field(default_factory=dict, repr=False)
     fitconnect_decryption: Any = field(default=None, repr=False)  # fitconnect.DecryptionKeys
     fitconnect_signing: Any = field(default=None, repr=False)  # fitconnect.SetSigner
+    fitconnect_schemas: Any = field(default=None, repr=False)  # fitconnect.SubmissionSchemas
     xta_identity: str | None = None  # the hub's own DVDV key, author of XTA receipt messages
 
 
@@ -36,6 +37,7 @@ def unwrap(
     attachments: AttachmentPolicy,
     osci_keys: Mapping[str, Any],
     fitconnect_keys: Any,
+    fitconnect_schemas: Any,
     now: dt.datetime,
 ) -> Envelope:
     if transport == "xta2":
@@ -51,10 +53,10 @@ def unwrap(
     if transport == "fitconnect":
         from hub.core.transport import fitconnect  # noqa: PLC0415
 
-        if fitconnect_keys is None:
+        if fitconnect_keys is None or fitconnect_schemas is None:
             raise Rejection(Reason.ENCRYPTED, "fitconnect")
         return fitconnect.open_submission(
-            original, fitconnect_keys, now=now, attachments=attachments
+            original, fitconnect_keys, fitconnect_schemas, now, attachments=attachments
         )
     raise Rejection(Reason.CONTAINER, "transport")
 

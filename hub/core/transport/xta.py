@@ -576,6 +576,7 @@ def _to_envelope(
         ),
         payload_filename=payload_filename,
         attachments=attachments,
+        payload_schema=metadata.payload_schema,
     )
 
 

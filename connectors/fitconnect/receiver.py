@@ -1,0 +1,455 @@
+"""The FIT-Connect receiver: callback endpoint, polling fallback, fetching, handover, events.
+
+Flow for one submission:
+
+1. The delivery service POSTs ``new-submissions`` to ``/fitconnect/callback``.
+   The endpoint reads at most ``max_callback_bytes``, verifies
+   ``callback-authentication``/``callback-timestamp`` (401, empty body, on
+   any failure), answers 200 at once and schedules the fetch. Independently,
+   a poll every ``poll_interval`` seconds lists the destination's pending
+   submissions, so a lost callback only delays a submission.
+2. Fetching reads ``GET /v1/submissions/{id}`` and each
+   ``GET /v1/submissions/{id}/attachments/{attachmentId}`` (size-bounded) and
+   assembles the bundle of :func:`hub.core.transport.fitconnect.bundle`.
+3. The bundle goes to the injected ``handover(bundle, submission_id)``
+   coroutine (normally: produce it to Kafka). Fetch and handover are retried
+   ``max_attempts`` times with exponential backoff; a 4xx answer is not
+   retried. A handed-over submission is not handed over again for
+   ``redeliver_after`` seconds even if polls still list it (the hub has not
+   answered yet); after that it is handed over again (at least once; the hub
+   deduplicates on the submission id).
+4. The hub answers with :meth:`FitConnectReceiver.send_event` (a SET from
+   :func:`hub.core.transport.fitconnect.security_event_token`).
+
+Logs carry submission and case ids, HTTP statuses and reason codes, never
+bodies, headers or secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from hub.config import Secret
+from hub.core.errors import Rejection
+from hub.core.transport import fitconnect as fc
+
+log = structlog.get_logger(__name__)
+
+Handover = Callable[[bytes, str], Awaitable[None]]
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_MAX_ATTACHMENTS = 100
+_REMEMBERED = 10_000  # handed-over submission ids kept for redeliver_after
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """Settings of one destination's receiver. Secrets are :class:`Secret` (masked in reprs)."""
+
+    api_url: (
+        str  # Submission API base URL, e.g. https://submission-api-testing.fit-connect.fitko.dev
+    )
+    destination_id: str
+    token: Secret  # bearer access token for the Submission API
+    callback_secret: Secret  # the destination's callback secret (HMAC-SHA512 key)
+    poll_interval: float = 60.0
+    redeliver_after: float = 900.0
+    max_attempts: int = 4
+    backoff_initial: float = 0.5
+    backoff_max: float = 10.0
+    request_timeout: float = 30.0
+    max_concurrency: int = 4
+    max_callback_bytes: int = 64 * 1024
+    max_list_bytes: int = 1024 * 1024
+    max_submission_bytes: int = 8 * 1024 * 1024  # metadata + data JWE in one JSON resource
+    max_attachment_bytes: int = 4 * 1024 * 1024  # one attachment JWE (2 MiB content, base64url)
+    page_size: int = 100
+    max_pages: int = 50
+    callback_max_age: dt.timedelta = fc.CALLBACK_MAX_AGE
+    ca_file: Path | None = None  # CA bundle for the API's TLS certificate (default: system store)
+
+    def __post_init__(self) -> None:
+        url = urlsplit(self.api_url)
+        if url.scheme != "https" and not (url.scheme == "http" and url.hostname in _LOOPBACK):
+            raise ValueError("api_url must be https (plain http only on the loopback interface)")
+        if not _UUID.fullmatch(self.destination_id):
+            raise ValueError("destination_id must be a UUID")
+        if not self.callback_secret.reveal():
+            raise ValueError("callback_secret must not be empty")
+        if self.max_attempts < 1 or self.max_concurrency < 1 or self.poll_interval <= 0:
+            raise ValueError("max_attempts, max_concurrency and poll_interval must be positive")
+
+
+class FitConnectApiError(Exception):
+    """The Submission API answered with an error status; the message names operation and status."""
+
+    def __init__(self, operation: str, status: int) -> None:
+        super().__init__(f"{operation} answered HTTP {status}")
+        self.operation = operation
+        self.status = status
+
+    @property
+    def retriable(self) -> bool:
+        return self.status >= 500 or self.status in (408, 429)
+
+
+class _Malformed(Exception):  # noqa: N818 - internal signal, never leaves this module
+    """A 2xx answer whose body is not the documented shape (not retried)."""
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def _read_limited(stream: aiohttp.StreamReader, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of a body; ``None`` (and nothing more buffered) if it is longer."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(min(1 << 16, limit + 1 - size)):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class FitConnectReceiver:
+    """Receive one destination's submissions; see the module docstring for the flow."""
+
+    CALLBACK_PATH = "/fitconnect/callback"
+
+    def __init__(
+        self,
+        config: ReceiverConfig,
+        handover: Handover,
+        *,
+        clock: Callable[[], dt.datetime] = _utc_now,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.config = config
+        self._handover = handover
+        self._clock = clock
+        self._session = session
+        self._own_session = session is None
+        self._stopping = asyncio.Event()
+        self._semaphore = asyncio.Semaphore(config.max_concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: set[str] = set()
+        self._handed: OrderedDict[str, float] = OrderedDict()
+        self._poller: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"FitConnectReceiver(destination_id={self.config.destination_id!r}, "
+            f"api_url={self.config.api_url!r})"
+        )
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post(self.CALLBACK_PATH, self.handle_callback)
+
+    async def start(self, *, poll: bool = True) -> None:
+        """Open the HTTP session and, unless ``poll`` is false, start the polling loop."""
+        if self._session is None:
+            context = ssl.create_default_context(
+                cafile=str(self.config.ca_file) if self.config.ca_file else None
+            )
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=context),
+                timeout=aiohttp.ClientTimeout(total=self.config.request_timeout),
+            )
+        self._stopping.clear()
+        if poll and self._poller is None:
+            self._poller = asyncio.create_task(self._poll_loop())
+
+    async def stop(self) -> None:
+        """Stop polling, cancel fetches still running, close the session if this receiver opened it."""
+        self._stopping.set()
+        pending = [*self._tasks, *([self._poller] if self._poller else [])]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._poller = None
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def idle(self) -> None:
+        """Wait until no fetch or handover is running (tests, graceful shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ----------------------------------------------------------------- callback
+
+    async def handle_callback(self, request: web.Request) -> web.Response:
+        """``POST /fitconnect/callback``: 401 unless authentic and fresh, then 200 and fetch."""
+        if (request.content_length or 0) > self.config.max_callback_bytes:
+            return web.Response(status=413)
+        body = await _read_limited(request.content, self.config.max_callback_bytes)
+        if body is None:
+            return web.Response(status=413)
+        try:
+            fc.verify_callback(
+                body,
+                request.headers.get("callback-timestamp", ""),
+                request.headers.get("callback-authentication", ""),
+                self.config.callback_secret.reveal().encode("utf-8"),
+                self._clock(),
+                self.config.callback_max_age,
+            )
+        except Rejection as rejection:
+            log.warning(
+                "fitconnect.callback_refused", reason=rejection.reason.value, path=rejection.path
+            )
+            return web.Response(status=401)
+        try:
+            announced = fc.callback_submissions(body, self.config.destination_id)
+        except Rejection as rejection:
+            log.warning("fitconnect.callback_malformed", reason=rejection.reason.value)
+            return web.Response(status=400)
+        for submission_id in announced:
+            self._schedule(submission_id)
+        log.info("fitconnect.callback", submissions=len(announced))
+        return web.Response(status=200)
+
+    # ----------------------------------------------------------------- polling
+
+    async def poll_once(self) -> int:
+        """List the destination's pending submissions and schedule each; returns how many."""
+        scheduled, offset = 0, 0
+        for _ in range(self.config.max_pages):
+            page = await self._get_json(
+                "list submissions",
+                "/v1/submissions",
+                self.config.max_list_bytes,
+                params={
+                    "destinationId": self.config.destination_id,
+                    "offset": str(offset),
+                    "limit": str(self.config.page_size),
+                },
+            )
+            entries = page.get("submissions")
+            if not isinstance(entries, list):
+                raise _Malformed
+            for entry in entries:
+                submission_id = entry.get("submissionId") if isinstance(entry, dict) else None
+                if isinstance(submission_id, str) and _UUID.fullmatch(submission_id):
+                    scheduled += self._schedule(submission_id.lower())
+            offset += len(entries)
+            total = page.get("totalCount")
+            if not entries or not isinstance(total, int) or offset >= total:
+                break
+        return scheduled
+
+    async def _poll_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.poll_once()
+            except (aiohttp.ClientError, TimeoutError, FitConnectApiError, _Malformed) as exc:
+                log.warning(
+                    "fitconnect.poll_failed",
+                    error=type(exc).__name__,
+                    status=getattr(exc, "status", None),
+                )
+            if await self._stop_within(self.config.poll_interval):
+                return
+
+    async def _stop_within(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; true if the receiver is stopping."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    # ----------------------------------------------------------------- fetch and hand over
+
+    def _schedule(self, submission_id: str) -> int:
+        submission_id = submission_id.lower()
+        handed = self._handed.get(submission_id)
+        if handed is not None and time.monotonic() - handed < self.config.redeliver_after:
+            return 0
+        if submission_id in self._inflight or self._stopping.is_set():
+            return 0
+        self._inflight.add(submission_id)
+        task = asyncio.create_task(self._process(submission_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return 1
+
+    async def _process(self, submission_id: str) -> None:
+        try:
+            async with self._semaphore:
+                await self._fetch_and_hand_over(submission_id)
+        finally:
+            self._inflight.discard(submission_id)
+
+    async def _fetch_and_hand_over(self, submission_id: str) -> None:
+        for attempt in range(1, self.config.max_attempts + 1):
+            status: int | None = None
+            try:
+                bundle = await self.fetch(submission_id)
+                await self._handover(bundle, submission_id)
+            except (FitConnectApiError, _Malformed) as exc:
+                status = exc.status if isinstance(exc, FitConnectApiError) else None
+                final = not (isinstance(exc, FitConnectApiError) and exc.retriable)
+                error = type(exc).__name__
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                final, error = False, type(exc).__name__
+            except Exception as exc:  # noqa: BLE001 - the injected handover may fail in any way; retry it
+                final, error = False, type(exc).__name__
+            else:
+                self._remember(submission_id)
+                log.info("fitconnect.handed_over", submission_id=submission_id, attempt=attempt)
+                return
+            if final:
+                log.error("fitconnect.fetch_refused", submission_id=submission_id, status=status)
+                return
+            log.warning(
+                "fitconnect.fetch_retry",
+                submission_id=submission_id,
+                attempt=attempt,
+                error=error,
+                status=status,
+            )
+            if attempt == self.config.max_attempts or await self._stop_within(
+                self._backoff(attempt)
+            ):
+                break
+        log.error("fitconnect.fetch_gave_up", submission_id=submission_id)
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.config.backoff_max, self.config.backoff_initial * 2 ** (attempt - 1)))
+
+    def _remember(self, submission_id: str) -> None:
+        self._handed[submission_id] = time.monotonic()
+        self._handed.move_to_end(submission_id)
+        while len(self._handed) > _REMEMBERED:
+            self._handed.popitem(last=False)
+
+    async def fetch(self, submission_id: str) -> bytes:
+        """Fetch a submission and its attachments; return the bundle for the hub."""
+        if not _UUID.fullmatch(submission_id):
+            raise ValueError("submission_id must be a UUID")
+        resource = await self._get_json(
+            "get submission", f"/v1/submissions/{submission_id}", self.config.max_submission_bytes
+        )
+        case_id = resource.get("caseId")
+        attachment_ids = resource.get("attachments", [])
+        if (
+            str(resource.get("submissionId", "")).lower() != submission_id.lower()
+            or str(resource.get("destinationId", "")).lower() != self.config.destination_id.lower()
+            or not isinstance(case_id, str)
+            or not isinstance(resource.get("encryptedMetadata"), str)
+            or not isinstance(attachment_ids, list)
+            or len(attachment_ids) > _MAX_ATTACHMENTS
+            or not all(isinstance(a, str) and _UUID.fullmatch(a) for a in attachment_ids)
+        ):
+            raise _Malformed
+        attachments: dict[str, str] = {}
+        for attachment_id in attachment_ids:
+            raw = await self._get(
+                "get attachment",
+                f"/v1/submissions/{submission_id}/attachments/{attachment_id}",
+                self.config.max_attachment_bytes,
+            )
+            attachments[attachment_id] = raw.decode("ascii", errors="replace").strip()
+        service_type = resource.get("serviceType")
+        encrypted_data = resource.get("encryptedData")
+        return fc.bundle(
+            submission_id=submission_id,
+            case_id=case_id,
+            destination_id=self.config.destination_id,
+            service_type=service_type if isinstance(service_type, dict) else None,
+            encrypted_metadata=resource["encryptedMetadata"],
+            # A submission without data is handed over as such; the hub rejects it (CONTAINER).
+            encrypted_data=encrypted_data if isinstance(encrypted_data, str) else "",
+            attachments=attachments,
+        )
+
+    # ----------------------------------------------------------------- events
+
+    async def send_event(self, case_id: str, set_token: str) -> None:
+        """POST a Security Event Token to the case's event log, with bounded retries."""
+        if not _UUID.fullmatch(case_id):
+            raise ValueError("case_id must be a UUID")
+        for attempt in range(1, self.config.max_attempts + 1):
+            try:
+                async with self._http().post(
+                    self._url(f"/v1/cases/{case_id}/events"),
+                    data=set_token.encode("ascii"),
+                    headers={**self._auth(), "Content-Type": "application/jose"},
+                ) as response:
+                    if 200 <= response.status < 300:
+                        log.info("fitconnect.event_sent", case_id=case_id)
+                        return
+                    error: Exception = FitConnectApiError("post event", response.status)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = exc
+            if isinstance(error, FitConnectApiError) and not error.retriable:
+                log.error("fitconnect.event_refused", case_id=case_id, status=error.status)
+                raise error
+            log.warning(
+                "fitconnect.event_retry",
+                case_id=case_id,
+                attempt=attempt,
+                error=type(error).__name__,
+            )
+            if attempt == self.config.max_attempts or await self._stop_within(
+                self._backoff(attempt)
+            ):
+                raise error
+
+    # ----------------------------------------------------------------- HTTP
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the receiver is not started")
+        return self._session
+
+    def _url(self, path: str) -> str:
+        return self.config.api_url.rstrip("/") + path
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.token.reveal()}"}
+
+    async def _get(
+        self, operation: str, path: str, limit: int, params: Mapping[str, str] | None = None
+    ) -> bytes:
+        async with self._http().get(
+            self._url(path), headers=self._auth(), params=params
+        ) as response:
+            if response.status != 200:
+                raise FitConnectApiError(operation, response.status)
+            body = await _read_limited(response.content, limit)
+        if body is None:
+            raise _Malformed
+        return body
+
+    async def _get_json(
+        self, operation: str, path: str, limit: int, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        body = await self._get(operation, path, limit, params)
+        try:
+            document = fc.parse_json(body)
+        except Rejection:
+            raise _Malformed from None
+        if not isinstance(document, dict):
+            raise _Malformed
+        return document
