@@ -118,6 +118,8 @@ class Settings:
     fitconnect_signing_key: Path | None = None  # JSON: private RSA JWK for PS512 SETs
     fitconnect_ca_file: Path | None = None
     fitconnect_poll_seconds: float = 30.0
+    fitconnect_callback_port: int = 6067  # the callback endpoint (POST /fitconnect/callback)
+    fitconnect_signing_key_id: str | None = None
     # Limits and runtime.
     max_submission_bytes: int = 4 * 1024 * 1024
     max_record_bytes: int = 8_000_000  # below the topics' max.message.bytes (8 MiB)
@@ -166,10 +168,15 @@ class Settings:
                 "xta_client_key and xta_ca_file"
             )
         if self.fitconnect_api_url and not (
-            self.fitconnect_destination and self.fitconnect_decryption_keys
+            self.fitconnect_destination
+            and self.fitconnect_decryption_keys
+            and self.fitconnect_signing_key
+            and self.fitconnect_token
+            and self.fitconnect_callback_secret
         ):
             raise ConfigError(
-                "fitconnect_api_url needs fitconnect_destination and fitconnect_decryption_keys"
+                "fitconnect_api_url needs fitconnect_destination, fitconnect_decryption_keys, "
+                "fitconnect_signing_key, fitconnect_token and fitconnect_callback_secret"
             )
 
     @property

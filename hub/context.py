@@ -2,22 +2,47 @@
 
 from __future__ import annotations
 
-from hub import keys, offices, portals, schemas
+from hub import fitconnect, keys, offices, portals, schemas
 from hub.config import ConfigError, Settings
+from hub.core.payloads import PayloadRegistry
 from hub.core.pipeline import HubContext, vendor_topic
+from hub.core.transport.registry import TransportKeys
 from hub.core.xmlsafe import Limits
 from hub.topics import TopicSpec
 
 
+def transport_keys(settings: Settings, payloads: PayloadRegistry) -> TransportKeys:
+    """Keys of the configured transports, read once."""
+    if not settings.fitconnect_decryption_keys:
+        return TransportKeys(xta_identity=settings.xta_mailbox)
+    return TransportKeys(
+        fitconnect_decryption=fitconnect.load_decryption_keys(settings.fitconnect_decryption_keys),
+        fitconnect_signing=(
+            fitconnect.load_set_signer(
+                settings.fitconnect_signing_key, settings.fitconnect_signing_key_id
+            )
+            if settings.fitconnect_signing_key
+            else None
+        ),
+        # FIT-Connect data may claim any payload schema the hub reads, and nothing else.
+        fitconnect_schemas=fitconnect.load_submission_schemas(
+            settings.schema_dir, [t.namespace for t in payloads]
+        ),
+        xta_identity=settings.xta_mailbox,
+    )
+
+
 def build(settings: Settings) -> HubContext:
+    payloads = schemas.load_payloads(settings.schema_dir)
     return HubContext(
-        payloads=schemas.load_payloads(settings.schema_dir),
+        payloads=payloads,
         offices=offices.load(settings.offices_file, settings.schema_dir),
         signer=keys.load_signer(settings),
         identity=settings.hub_identity,
         limits=Limits(max_bytes=settings.max_submission_bytes),
         max_record_bytes=settings.max_record_bytes,
         portals=portals.load(settings.portals_file, settings.schema_dir),
+        transport_keys=transport_keys(settings, payloads),
     )
 
 

@@ -33,10 +33,12 @@ from typing import Any, NoReturn
 
 import faust
 import structlog
+from aiohttp import web as aiohttp_web
 from prometheus_client import generate_latest
 
 from connectors.filedrop.inbound import FileDropInbox, Unreadable
 from connectors.filedrop.outbound import FileDropOutbox, UnsafeName
+from connectors.fitconnect.receiver import FitConnectReceiver, ReceiverConfig
 from connectors.xta.poller import XtaPoller, XtaSettings, client_ssl_context
 from hub import keys
 from hub.config import ConfigError, Settings
@@ -380,6 +382,60 @@ def xta_task(app: faust.App, settings: Settings, hub: HubContext, sender: Sender
     return poller
 
 
+def fitconnect_task(
+    app: faust.App, settings: Settings, hub: HubContext, sender: Sender
+) -> FitConnectReceiver:
+    """The FIT-Connect receiver: callback endpoint plus polling; bundles become received records.
+
+    A bundle is handed over (produced and acknowledged) before the receiver counts it
+    as taken; the accept or reject event goes out later through the receipts agent.
+    """
+    api, destination = settings.fitconnect_api_url, settings.fitconnect_destination
+    token, secret = settings.fitconnect_token, settings.fitconnect_callback_secret
+    if not (api and destination and token and secret):
+        raise ConfigError("FIT-Connect needs API URL, destination, token and callback secret")
+    try:
+        config = ReceiverConfig(
+            api_url=api,
+            destination_id=destination,
+            token=token,
+            callback_secret=secret,
+            poll_interval=settings.fitconnect_poll_seconds,
+            ca_file=settings.fitconnect_ca_file,
+        )
+    except ValueError:
+        raise ConfigError("FIT-Connect receiver settings are not usable") from None
+
+    async def handover(bundle: bytes, submission_id: str) -> None:
+        result = pipeline.ingest(bundle, "fitconnect", "fitconnect", hub, utcnow(), submission_id)
+        await sender.send_all(result.emits)
+        log.info("fitconnect.taken", outcome=result.outcome)
+
+    receiver = FitConnectReceiver(config, handover)
+
+    async def fitconnect_inbound() -> None:
+        web_app = aiohttp_web.Application(client_max_size=config.max_callback_bytes)
+        receiver.add_routes(web_app)
+        runner = aiohttp_web.AppRunner(web_app, access_log=None)
+        try:
+            await runner.setup()
+            site = aiohttp_web.TCPSite(runner, settings.web_host, settings.fitconnect_callback_port)
+            await site.start()
+            await receiver.start(poll=True)
+            log.info("fitconnect.listening", port=settings.fitconnect_callback_port)
+            await asyncio.Event().wait()  # until the worker stops (the task is cancelled)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a dead receiver would silently stop ingest
+            exit_without_commit("fitconnect.failed", exc)
+        finally:
+            await receiver.stop()
+            await runner.cleanup()
+
+    app.task(fitconnect_inbound)
+    return receiver
+
+
 RECEIPT_RETRY_MAX = 60.0
 
 
@@ -533,5 +589,15 @@ def inbound_connectors(app: faust.App, settings: Settings, hub: HubContext, send
             await poller.send_receipt(unb64(receipt.body_b64 or ""))
 
         channels["xta2"] = send_xta
+    if settings.fitconnect_api_url:
+        receiver = fitconnect_task(app, settings, hub, sender)
+
+        async def send_fitconnect(receipt: PortalReceipt) -> None:
+            if receipt.case_id is None:
+                raise ValueError("a FIT-Connect receipt needs its case id")
+            token = unb64(receipt.body_b64 or "").decode("ascii")
+            await receiver.send_event(receipt.case_id, token)
+
+        channels["fitconnect"] = send_fitconnect
     if channels:
         receipts_agent(app, sender, channels)
