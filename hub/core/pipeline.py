@@ -247,9 +247,14 @@ def _not_a_replay(envelope: Envelope, sid: str, seen: Mapping[str, str]) -> list
 
 
 def _with_transport(submission: Submission, envelope: Envelope) -> Submission:
-    """Transport metadata is authoritative: its reader wins, its attachments travel as documents."""
+    """Transport attachments travel as documents; the transport's reader fills a missing one.
+
+    A payload that names its reader (XSozial ``leser``) keeps it: the hub's XTA
+    mailbox is often one for several offices, so the transport reader may be the
+    hub itself. The transport reader is in the accepted record either way.
+    """
     changes: dict[str, Any] = {}
-    if envelope.reader and envelope.transport in ("xta2", "osci"):
+    if envelope.reader and envelope.transport in ("xta2", "osci") and submission.reader is None:
         changes["reader"] = Party("DVDV", envelope.reader, None)
     if envelope.attachments:
         changes["documents"] = submission.documents + tuple(
