@@ -1,9 +1,13 @@
 """``sozialhub demo``: the whole hub on a laptop, end to end.
 
 Starts the embedded broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` is set), applies
-``topics.yml``, starts a worker process, drops the example submissions into its
-inbox, follows the audit log until every submission is delivered or
-dead-lettered, prints a summary and stops everything again.
+``topics.yml``, starts the portal simulators (an XTA server with a development
+PKI, a FIT-Connect Submission API) and a worker process configured for them,
+then sends each example the way its portal would (:data:`TRANSPORTS`): through
+the XTA mailbox, as an encrypted FIT-Connect submission, or into the file-drop
+inbox. It follows the audit log and the receipts topic until every submission
+is delivered or dead-lettered and every portal has its receipt, prints a
+summary and stops everything again.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import secrets
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +27,32 @@ import structlog
 
 from hub import topics
 from hub.broker import cluster, free_port
-from hub.config import PROJECT_ROOT, Settings
+from hub.config import PROJECT_ROOT, Secret, Settings, variable
 from hub.core.outcomes import OutcomeTracker
-from hub.core.records import submission_id
-from hub.kafka import follow_outcomes
+from hub.core.pipeline import AUDIT, RECEIPTS
+from hub.core.records import AuditEvent, PortalReceipt, decode, submission_id
+from hub.core.transport import xta
+from hub.core.wohngeld import NAMESPACE as WOHNGELD_NAMESPACE
+from hub.kafka import consumer
+from hub.sim import fitconnect as sim_fitconnect
+from hub.sim.portals import PortalSimulators
 from hub.supervise import WorkerProcess
 
 log = structlog.get_logger(__name__)
 
 EXAMPLES = PROJECT_ROOT / "examples" / "submissions"
+
+# How each example reaches the hub; anything not listed goes through the file drop.
+TRANSPORTS = {
+    "01-buergergeld-recklinghausen.xml": "xta2",
+    "03-grundsicherung-gladbeck-ars.xml": "xta2",
+    "05-asylblg-herten-reader.xml": "xta2",
+    "06-invalid-birthdate.xml": "xta2",
+    "09-wohngeld-serviceportal-herten.xml": "fitconnect",
+}
+HUB_MAILBOX = "hub:055620000000"  # the hub's XTA mailbox (an example key)
+SOZIALPLATTFORM = "sop:050000100099"
+FITCONNECT_DESTINATION = "6f1d2c3b-4a5e-4f60-8b7a-9c0d1e2f3a4b"  # config/portals.yml
 
 
 def drop(files: list[Path], inbox: Path) -> None:
@@ -40,27 +64,77 @@ def drop(files: list[Path], inbox: Path) -> None:
         temporary.replace(inbox / source.name)
 
 
+@dataclass
+class Progress:
+    """What the demo has seen: outcomes from the audit log, receipts by transport message id."""
+
+    tracker: OutcomeTracker = field(default_factory=OutcomeTracker)
+    receipts: dict[str, PortalReceipt] = field(default_factory=dict)  # message id -> receipt
+
+    def add(self, topic: str, value: bytes) -> None:
+        if topic.endswith(AUDIT):
+            self.tracker.add(decode(value, AuditEvent))
+        elif topic.endswith(RECEIPTS):
+            receipt = decode(value, PortalReceipt)
+            if receipt.transport_message_id:
+                self.receipts.setdefault(receipt.transport_message_id, receipt)
+
+
+@dataclass
+class Example:
+    path: Path
+    transport: str
+    submission_id: str | None = None  # known up front for the file drop
+    message_id: str | None = None  # XTA message id or FIT-Connect submission id
+
+    def resolve(self, progress: Progress) -> str | None:
+        if self.submission_id is None and self.message_id in progress.receipts:
+            self.submission_id = progress.receipts[self.message_id].submission_id
+        return self.submission_id
+
+
+def finished(
+    examples: list[Example], progress: Progress, portals_answered: Callable[[], bool]
+) -> bool:
+    for example in examples:
+        sid = example.resolve(progress)
+        if sid is None or not progress.tracker.get(sid).final:
+            return False
+    return portals_answered()
+
+
 def summary_rows(
-    files: dict[str, Path], tracker: OutcomeTracker, outbox: Path
+    examples: list[Example], progress: Progress, outbox: Path, answered: dict[str, str]
 ) -> list[dict[str, Any]]:
     rows = []
-    for sid, path in files.items():
-        outcome = tracker.get(sid)
+    for example in examples:
+        sid = example.resolve(progress)
+        outcome = progress.tracker.get(sid or "sub-unknown")
         deliveries = []
         for did, routed in sorted(outcome.routed.items(), key=lambda item: item[1].office or ""):
             written = sorted(outbox.glob(f"*/*/{did}.*")) if did in outcome.delivered else []
             output = str(written[0].relative_to(outbox.parent)) if written else None
             deliveries.append({"office": routed.office, "vendor": routed.vendor, "output": output})
+        receipt = progress.receipts.get(example.message_id or "")
         rows.append(
             {
-                "file": path.name,
+                "file": example.path.name,
+                "transport": example.transport,
                 "submission_id": sid,
-                "outcome": outcome.outcome,
+                "outcome": outcome.outcome if sid else "pending",
                 "reason": outcome.reason,
                 "stage": outcome.rejected.stage if outcome.rejected else None,
                 "offices": [d["office"] for d in deliveries],
                 "outputs": [d["output"] for d in deliveries if d["output"]],
                 "deliveries": deliveries,
+                "receipt": None
+                if receipt is None
+                else {
+                    "channel": receipt.channel,
+                    "outcome": receipt.outcome,
+                    "reason": receipt.reason,
+                    "portal_has_it": answered.get(example.message_id or "") == receipt.outcome,
+                },
             }
         )
     return rows
@@ -72,17 +146,52 @@ def print_summary(rows: list[dict[str, Any]], *, as_json: bool) -> None:
             print(json.dumps(row, ensure_ascii=False))
         return
     print()
-    print(f"{'submission':38} {'outcome':14} {'reason':18} {'office':24} output")
-    print("-" * 130)
+    print(
+        f"{'submission':38} {'via':10} {'outcome':14} {'reason':18} {'receipt':10} {'office':22} output"
+    )
+    print("-" * 150)
     for row in rows:
         lines = row["deliveries"] or [{"office": "-", "output": "-"}]
+        receipt = row["receipt"]["outcome"] if row["receipt"] else "-"
         for index, delivery in enumerate(lines):
             head = (
-                (row["file"], row["outcome"], row["reason"] or "-") if index == 0 else ("", "", "")
+                (row["file"], row["transport"], row["outcome"], row["reason"] or "-", receipt)
+                if index == 0
+                else ("", "", "", "", "")
             )
             print(
-                f"{head[0]:38} {head[1]:14} {head[2]:18} {delivery['office']:24} {delivery['output'] or '-'}"
+                f"{head[0]:38} {head[1]:10} {head[2]:14} {head[3]:18} {head[4]:10} "
+                f"{delivery['office']:22} {delivery['output'] or '-'}"
             )
+
+
+def _write_json(path: Path, document: Any) -> Path:
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(document), "utf-8")
+    return path
+
+
+def follow(
+    settings: Settings, progress: Progress, done: Callable[[], bool], timeout: float
+) -> None:
+    """Fold the audit log and the receipts topic into ``progress`` until ``done()`` or timeout."""
+    from confluent_kafka import KafkaError  # noqa: PLC0415
+
+    reader = consumer(settings)
+    reader.subscribe([settings.topic(AUDIT), settings.topic(RECEIPTS)])
+    deadline = time.monotonic() + timeout
+    try:
+        while not done() and time.monotonic() < deadline:
+            message = reader.poll(0.2)
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                    continue
+                raise RuntimeError(f"consumer error: {message.error().name()}")
+            progress.add(message.topic(), message.value())
+    finally:
+        reader.close()
 
 
 def run(
@@ -98,7 +207,6 @@ def run(
     if not files:
         print(f"no example submissions in {examples}")
         return 2
-    by_id = {submission_id(p.read_bytes()): p for p in files}
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     root = (workdir or Path("var") / f"demo-{stamp}").resolve()
     embedded = settings.embedded
@@ -111,31 +219,140 @@ def run(
         specs = topics.load(settings)
         plan = topics.apply(settings, specs)
         log.info("demo.topics_applied", created=len(plan.create), drift=len(plan.drift))
-        worker = WorkerProcess(settings, log_file=root / "worker.log").start()
+        settings, sims, portal_secrets = _start_portals(settings, root, stack)
+        worker = WorkerProcess(
+            settings,
+            log_file=root / "worker.log",
+            secrets=portal_secrets,
+        ).start()
         stack.callback(worker.stop)
         log.info(
             "demo.worker_started", pid=worker.pid, web_port=settings.web_port, workdir=str(root)
         )
-        drop(files, settings.inbox_dir)
-        expected = set(by_id)
-        tracker = follow_outcomes(
-            settings, expected, timeout, lambda t: t.all_final(expected) or not worker.alive()
+        worker.wait_ready()
+        planned = [Example(p, TRANSPORTS.get(p.name, "file")) for p in files]
+        _send(planned, sims, settings.inbox_dir)
+        progress = Progress()
+        answered: dict[str, str] = {}
+
+        def portals_answered() -> bool:
+            answered.update(_portal_answers(sims))
+            remote = [e for e in planned if e.transport != "file"]
+            return all(e.message_id in answered for e in remote)
+
+        follow(
+            settings,
+            progress,
+            lambda: finished(planned, progress, portals_answered) or not worker.alive(),
+            timeout,
         )
-        rows = summary_rows(by_id, tracker, settings.outbox_dir)
+        rows = summary_rows(planned, progress, settings.outbox_dir, answered)
         print_summary(rows, as_json=as_json)
         pending = [r["file"] for r in rows if r["outcome"] == "pending"]
+        unanswered = [
+            r["file"]
+            for r in rows
+            if r["transport"] != "file" and not (r["receipt"] or {}).get("portal_has_it")
+        ]
         elapsed = time.monotonic() - started
-        if pending:
+        if pending or unanswered:
             print(
-                f"\n{len(pending)} submission(s) without an outcome after {elapsed:.0f} s: {', '.join(pending)}"
+                f"\n{len(pending)} submission(s) without an outcome, {len(unanswered)} portal(s) "
+                f"without a receipt after {elapsed:.0f} s: {', '.join(pending + unanswered)}"
             )
             print(f"worker log: {root / 'worker.log'}")
             return 1
         delivered = sum(r["outcome"] == "delivered" for r in rows)
         print(
             f"\n{len(rows)} submissions: {delivered} delivered, {len(rows) - delivered} dead-lettered "
-            f"in {elapsed:.1f} s. Output under {root}."
+            f"in {elapsed:.1f} s; every XTA and FIT-Connect sender got its receipt. "
+            f"Output under {root}."
         )
         if embedded:
             print("The embedded broker kept everything in memory; it is gone when the demo ends.")
     return 0
+
+
+def _start_portals(
+    settings: Settings, root: Path, stack: contextlib.ExitStack
+) -> tuple[Settings, PortalSimulators, dict[str, str]]:
+    """Start both simulators; return worker settings for them and the secrets it needs."""
+    keys = sim_fitconnect.demo_keys()
+    token, secret = secrets.token_urlsafe(24), secrets.token_hex(32)
+    callback_port = free_port()
+    sims = PortalSimulators(
+        root / "pki",
+        destination_id=FITCONNECT_DESTINATION,
+        token=token,
+        callback_secret=secret.encode("ascii"),
+        receiver_signing_key=keys.signing,
+        callback_url=f"http://127.0.0.1:{callback_port}/fitconnect/callback",
+    )
+    sims.start()
+    stack.callback(sims.stop)
+    configured = settings.with_overrides(
+        xta_msgbox_url=sims.xta.msgbox_url,
+        xta_send_url=sims.xta.send_url,
+        xta_mailbox=HUB_MAILBOX,
+        xta_client_cert=sims.pki.client_cert,
+        xta_client_key=sims.pki.client_key,
+        xta_ca_file=sims.pki.ca,
+        xta_poll_seconds=0.5,
+        fitconnect_api_url=sims.fitconnect.url,
+        fitconnect_destination=FITCONNECT_DESTINATION,
+        fitconnect_token=Secret(token),
+        fitconnect_callback_secret=Secret(secret),
+        fitconnect_decryption_keys=_write_json(
+            root / "pki" / "fitconnect-decryption.jwks",
+            {"keys": [keys.encryption.as_dict(private=True)]},
+        ),
+        fitconnect_signing_key=_write_json(
+            root / "pki" / "fitconnect-signing.jwk", keys.signing.as_dict(private=True)
+        ),
+        fitconnect_callback_port=callback_port,
+        fitconnect_poll_seconds=2.0,
+    )
+    worker_secrets = {
+        variable("fitconnect_token"): token,
+        variable("fitconnect_callback_secret"): secret,
+    }
+    return configured, sims, worker_secrets
+
+
+def _send(planned: list[Example], sims: PortalSimulators, inbox: Path) -> None:
+    """Each example the way its portal sends it."""
+    keys = sim_fitconnect.demo_keys()
+    for example in planned:
+        data = example.path.read_bytes()
+        if example.transport == "xta2":
+            example.message_id = sims.add_xta_message(
+                data, author=SOZIALPLATTFORM, reader=HUB_MAILBOX
+            )
+        elif example.transport == "fitconnect":
+            example.message_id = sims.submit_fitconnect(
+                data,
+                [],
+                keys.encryption_public,
+                schema_uri=WOHNGELD_NAMESPACE,
+                service_identifier="urn:de:fim:leika:leistung:99107023017001",
+            )
+        else:
+            example.submission_id = submission_id(data)
+    drop([e.path for e in planned if e.transport == "file"], inbox)
+
+
+def _portal_answers(sims: PortalSimulators) -> dict[str, str]:
+    """Transport message id -> the outcome the portal was told (from the simulators' records)."""
+    answers: dict[str, str] = {}
+    _, receipts = sims.xta_state()
+    for body in receipts:
+        message_id, outcome = xta.receipt_outcome(body)
+        answers[message_id] = outcome
+    answers.update(
+        {
+            submission: status
+            for submission, status in sims.fitconnect_status().items()
+            if status in ("accepted", "rejected")
+        }
+    )
+    return answers

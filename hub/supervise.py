@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,11 +26,19 @@ def worker_environment(settings: Settings) -> dict[str, str]:
 
 class WorkerProcess:
     def __init__(
-        self, settings: Settings, *, log_file: Path | None = None, args: tuple[str, ...] = ()
+        self,
+        settings: Settings,
+        *,
+        log_file: Path | None = None,
+        args: tuple[str, ...] = (),
+        secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.log_file = log_file
         self.args = args
+        # Secret settings travel only through the child's environment (to_environment leaves
+        # them out): variable name -> value, e.g. the demo's throw-away FIT-Connect token.
+        self._secrets = dict(secrets or {})
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[Any] | None = None
 
@@ -42,7 +51,7 @@ class WorkerProcess:
             self._log = self.log_file.open("ab")
         self.process = subprocess.Popen(
             dies_with_parent([sys.executable, "-m", "hub", "run", *args]),
-            env=worker_environment(self.settings),
+            env={**worker_environment(self.settings), **self._secrets},
             stdin=subprocess.DEVNULL,
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,

@@ -67,9 +67,17 @@ def test_demo_delivers_or_dead_letters_every_example(tmp_path):
         for e in EXPECTED
     }
     assert expected == actual
+    assert {e["file"]: e["transport"] for e in EXPECTED} == {
+        r["file"]: r["transport"] for r in rows
+    }
     for row in rows:
         for output in row["outputs"]:
             assert (tmp_path / "demo" / output).is_file()
+        if row["transport"] != "file":
+            # The portal (simulator) received a receipt whose outcome matches the hub's verdict.
+            verdict = "accepted" if row["outcome"] == "delivered" else "rejected"
+            assert row["receipt"]["outcome"] == verdict
+            assert row["receipt"]["portal_has_it"] is True
     assert b"memory only" in completed.stderr + completed.stdout
 
 

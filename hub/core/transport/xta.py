@@ -957,3 +957,20 @@ def receipt_message(
     )
     request_id = f"urn:uuid:{uuid.uuid5(_RECEIPT_IDS, message_id)}"
     return soap_message(metadata, container, action=ACTION_SEND_MESSAGE, request_id=request_id)
+
+
+def receipt_outcome(request: bytes) -> tuple[str, str]:
+    """(original message id, outcome) of a receipt ``sendMessage`` request (portal side, tests).
+
+    The request is read like any XTA message (:func:`unwrap`); its payload must be
+    a ``transportReceipt``, else ``CONTAINER``.
+    """
+    envelope = unwrap(request)
+    root = xmlsafe.parse(envelope.payload)
+    r = f"{{{RECEIPT_NAMESPACE}}}"
+    if root.tag != f"{r}transportReceipt":
+        raise _fail("transportReceipt")
+    message_id, status = root.findtext(f"{r}messageId"), root.findtext(f"{r}status")
+    if not message_id or not status:
+        raise _fail("transportReceipt")
+    return message_id, status
