@@ -158,12 +158,19 @@ class TestExpectationsFile:
 
     @pytest.mark.parametrize("entry", EXPECTED, ids=lambda e: e["file"])
     def test_entry_is_consistent(self, entry):
-        """Accepted: offices, no reason. Rejected: a reason code, no offices. Nothing else."""
+        """Accepted: offices, no reason. Rejected: a reason code, no offices. A demo transport."""
         accepted = entry["verdict"] == "accepted"
-        expected = ({"file", "verdict", "reason", "offices"}, True, True, accepted)
+        expected = (
+            {"file", "verdict", "reason", "offices", "transport"},
+            True,
+            True,
+            True,
+            accepted,
+        )
         actual = (
             set(entry),
             entry["verdict"] in ("accepted", "rejected"),
+            entry["transport"] in ("xta2", "fitconnect", "file"),
             entry["reason"] is None if accepted else entry["reason"] in REASON_CODES,
             bool(entry["offices"]),
         )
@@ -217,8 +224,9 @@ class TestCheckJson:
 
     @pytest.mark.parametrize("name", sorted(EXPECTED_BY_FILE))
     def test_payload_is_the_root_namespace(self, report_of, name):
-        """payload is the XSozial-basis namespace, or null when the document could not be parsed."""
-        expected = None if name.startswith("07-") else NAMESPACE
+        """payload is the root namespace (XSozial-basis or Wohngeld), or null if unparsable."""
+        namespaces = {"07-": None, "09-": "urn:sozialhub:payload:wohngeld-antrag:1"}
+        expected = namespaces.get(name[:3], NAMESPACE)
         assert expected == report_of[name]["payload"]
 
     def test_reader_rule(self, report_of):
