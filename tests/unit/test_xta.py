@@ -1172,3 +1172,24 @@ class TestOfficialSchema:
             test_message=True,
         )
         official_schema.validate(XMLResource(xta.message_metadata(meta), allow="none"))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rechnung\u202efdp.exe",
+        "a\u200db.pdf",
+        "../../etc/passwd",
+        ".hidden.pdf",
+        " x.pdf",
+        "a/b.pdf",
+    ],
+)
+def test_unsafe_attachment_file_names_are_refused(name: str) -> None:
+    from hub.core.transport import check_attachment  # noqa: PLC0415
+
+    with pytest.raises(Rejection) as caught:
+        check_attachment(
+            b"%PDF-1.7", filename=name, content_type="application/pdf", declared_size=None
+        )
+    assert (caught.value.reason, caught.value.path) == (Reason.ATTACHMENT, "attachment/filename")

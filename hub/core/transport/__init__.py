@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -86,6 +87,20 @@ DEFAULT_ATTACHMENTS = AttachmentPolicy()
 _FILENAME = re.compile(r"[^\x00-\x1f\x7f/\\:*?\"<>|]{1,200}")
 
 
+def is_safe_filename(name: str) -> bool:
+    """A plain file name: no path, no leading dot or space, no control or format characters.
+
+    Format characters (Unicode category Cf: bidi overrides such as U+202E, zero-width
+    joiners) are refused because they make ``rechnung\u202efdp.exe`` display as a PDF.
+    """
+    return (
+        _FILENAME.fullmatch(name) is not None
+        and not name.startswith(".")
+        and name.strip() == name
+        and not any(unicodedata.category(c) in ("Cf", "Co", "Cs") for c in name)
+    )
+
+
 def check_attachment(
     data: bytes,
     *,
@@ -105,7 +120,7 @@ def check_attachment(
     if media not in policy.media_types:
         raise Rejection(Reason.ATTACHMENT, f"{where}/contentType")
     name = filename or ""
-    if not _FILENAME.fullmatch(name) or name.startswith(".") or name.strip() != name:
+    if not is_safe_filename(name):
         raise Rejection(Reason.ATTACHMENT, f"{where}/filename")
     return Attachment(
         filename=name,
