@@ -1186,7 +1186,7 @@ class TestOfficialSchema:
     ],
 )
 def test_unsafe_attachment_file_names_are_refused(name: str) -> None:
-    from hub.core.transport import check_attachment  # noqa: PLC0415
+    from hub.core.transport import check_attachment
 
     with pytest.raises(Rejection) as caught:
         check_attachment(
