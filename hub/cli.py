@@ -1,8 +1,8 @@
 """The ``sozialhub`` command line (also ``python -m hub``).
 
-Exit status: 0 success; 1 a check found rejected input, or the demo/benchmark
-did not finish; 2 usage or configuration error; 3 topic drift remains after
-``topics apply``.
+Exit status: 0 success; 1 a check found rejected input, the demo/benchmark
+did not finish, or a ``dlq`` command found no such dead letter or refused; 2
+usage or configuration error; 3 topic drift remains after ``topics apply``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -20,6 +21,9 @@ from hub import __version__, config
 from hub import logging as hub_logging
 from hub.broker import Terminated, cluster
 from hub.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from hub.core.dlq import Listed, SourceCheck, SourceState
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_DRIFT = 0, 1, 2, 3
 
@@ -71,7 +75,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="the whole pure pipeline on files, offline")
     check.add_argument("--json", action="store_true", help="one JSON object per line per file")
+    check.add_argument(
+        "--transport",
+        choices=("auto", "file", "xta2", "osci", "fitconnect"),
+        default="auto",
+        help="how the file arrived: auto (default) recognises XTA, OSCI and FIT-Connect bundles",
+    )
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+    dead = commands.add_parser(
+        "dlq", help="dead letters on the configured cluster: list, show, retry"
+    )
+    dead_commands = dead.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
+    dlq_list = dead_commands.add_parser("list", help="one line per dead letter, never payload")
+    dlq_list.add_argument("--stage", help="only this stage (ingest, intake, route, map, ...)")
+    dlq_list.add_argument("--reason", help="only this reason code (XSD, ROUTE_UNRESOLVED, ...)")
+    dlq_list.add_argument("--since", type=_dlq_time, help="only from this ISO 8601 time on (UTC)")
+    dlq_list.add_argument("--limit", type=_positive, help="only the N most recent")
+    dlq_list.add_argument("--json", action="store_true", help="one JSON object per line")
+    dlq_show = dead_commands.add_parser("show", help="a dead letter, its original and audit trail")
+    dlq_show.add_argument("dead_letter_id", metavar="DEAD_LETTER_ID")
+    dlq_show.add_argument("--json", action="store_true")
+    dlq_retry = dead_commands.add_parser(
+        "retry", help="re-produce the original record unchanged to the topic it came from"
+    )
+    dlq_retry.add_argument("dead_letter_id", metavar="DEAD_LETTER_ID")
+    dlq_retry.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     topic = commands.add_parser("topics", help="topics as code: plan, apply, strimzi")
     topic_commands = topic.add_subparsers(
@@ -95,9 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check(settings: Settings, files: Sequence[Path], *, as_json: bool) -> int:
+def _check(
+    settings: Settings, files: Sequence[Path], *, as_json: bool, transport: str = "auto"
+) -> int:
     from hub import context  # noqa: PLC0415
-    from hub.core.pipeline import check  # noqa: PLC0415
+    from hub.core.pipeline import check, transport_message_id_of_name  # noqa: PLC0415
+    from hub.core.transport.registry import sniff  # noqa: PLC0415
 
     missing = [f for f in files if not f.is_file()]
     if missing:
@@ -109,7 +141,18 @@ def _check(settings: Settings, files: Sequence[Path], *, as_json: bool) -> int:
     for path in files:
         with path.open("rb") as handle:
             data = handle.read(settings.max_submission_bytes + 1)
-        report = {"file": str(path), **check(data, hub, dt.datetime.now(dt.UTC))}
+        how = sniff(data) if transport == "auto" else transport
+        message_id = transport_message_id_of_name(path.name) if how == "file" else None
+        report = {
+            "file": str(path),
+            **check(
+                data,
+                hub,
+                dt.datetime.now(dt.UTC),
+                transport=how,
+                transport_message_id=message_id,
+            ),
+        }
         if report["verdict"] != "accepted":
             status = EXIT_REJECTED
         if as_json:
@@ -159,6 +202,119 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_DRIFT if body["drift"] else EXIT_OK
 
 
+def _dlq_time(text: str) -> dt.datetime:
+    from hub.core.dlq import iso_time  # noqa: PLC0415
+
+    try:
+        return iso_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 date or time: {text!r} (e.g. 2026-11-05 or 2026-11-05T12:00Z)"
+        ) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
+
+
+def _dlq(settings: Settings, args: argparse.Namespace) -> int:  # noqa: PLR0911 - one per outcome
+    from hub import dlq  # noqa: PLC0415
+    from hub.core import dlq as dead  # noqa: PLC0415
+
+    name = f"sozialhub dlq {args.dlq_command}"
+    if settings.embedded:
+        print(
+            f"{name}: KAFKA_BOOTSTRAP_SERVERS is not set; the embedded broker keeps data in memory "
+            "only, so there are no dead letters to inspect",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.dlq_command != "list" and not dead.is_dead_letter_id(args.dead_letter_id):
+        print(f"{name}: a dead-letter id is 'dlq-' and 32 lowercase hex digits", file=sys.stderr)
+        return EXIT_USAGE
+    if args.dlq_command == "retry" and not args.yes and not sys.stdin.isatty():
+        print(f"{name}: not a terminal; pass --yes to re-produce without asking", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        letters, foreign = dlq.dead_letters(settings)
+        if foreign:
+            print(f"{name}: skipped {foreign} record(s) that are not dead letters", file=sys.stderr)
+        listed = dead.collect(letters)
+        if args.dlq_command == "list":
+            selection = dead.Filter(args.stage, args.reason, args.since)
+            for item in dead.select(listed, selection, args.limit):
+                print(json.dumps(dead.summary(item)) if args.json else dead.summary_line(item))
+            return EXIT_OK
+        found = [i for i in listed if i.letter.dead_letter_id == args.dead_letter_id]
+        if not found:
+            print(f"{name}: no dead letter {args.dead_letter_id}", file=sys.stderr)
+            return EXIT_REJECTED
+        item = found[0]
+        state = dlq.fetch(settings, item.letter.source)
+        checked = dead.check_source(item.letter, state)
+        if args.dlq_command == "show":
+            events = dlq.audit_events(settings, item.letter.submission_id)
+            trail = dead.trail(item.letter, events)
+            body = dead.report(item, state, checked, trail, str(settings.archive_dir))
+            print(json.dumps(body) if args.json else "\n".join(dead.report_lines(body)))
+            return EXIT_OK
+        return _dlq_retry(settings, item, state, checked, confirmed=args.yes)
+    except dlq.MissingTopicError as exc:
+        print(
+            f"{name}: {exc} (check SOZIALHUB_TOPIC_PREFIX; `sozialhub topics apply`)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except dlq.DlqError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
+
+
+def _dlq_retry(
+    settings: Settings, item: Listed, state: SourceState, checked: SourceCheck, *, confirmed: bool
+) -> int:
+    from hub import dlq  # noqa: PLC0415
+    from hub.core import dlq as dead  # noqa: PLC0415
+
+    letter, source = item.letter, item.letter.source
+    if checked.refusal is not None or source is None:
+        print(f"sozialhub dlq retry: refused: {checked.refusal}", file=sys.stderr)
+        return EXIT_REJECTED
+    where = f"{source.topic} partition {source.partition} offset {source.offset}"
+    print(dead.summary_line(item))
+    if not confirmed:
+        try:
+            answer = input(f"re-produce {where} unchanged? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("sozialhub dlq retry: not confirmed; nothing was sent", file=sys.stderr)
+            return EXIT_REJECTED
+    produced = dlq.reproduce(settings, source, state)
+    print(
+        f"re-produced {where} as offset {produced.offset} "
+        f"(same key and value, {len(state.value or b'')} bytes, digest {checked.digest})"
+    )
+    emit = dead.retried(letter, produced, dt.datetime.now(dt.UTC))
+    try:
+        logged = dlq.send_audit(settings, emit)
+    except dlq.DlqError as exc:
+        print(f"sozialhub dlq retry: the audit event was not written: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
+    print(
+        f"audit: {dead.STAGE}/{dead.RETRIED} for {letter.dead_letter_id} "
+        f"on {logged.topic} partition {logged.partition} offset {logged.offset}"
+    )
+    stage = dead.next_stage(source.topic, settings.topic_prefix) or "its consumer"
+    print(
+        f"{stage} processes it again. Ids are deterministic: a delivery already made counts as a "
+        f"duplicate, a repeated rejection repeats {letter.dead_letter_id}."
+    )
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
     args = build_parser().parse_args(argv)
     try:
@@ -170,9 +326,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
     log = structlog.get_logger("hub.cli")
     try:
         if args.command == "check":
-            return _check(settings, args.files, as_json=args.json)
+            return _check(settings, args.files, as_json=args.json, transport=args.transport)
         if args.command == "topics":
             return _topics(settings, args)
+        if args.command == "dlq":
+            return _dlq(settings, args)
         if args.command == "demo":
             from hub import demo  # noqa: PLC0415
 

@@ -202,3 +202,25 @@ class TestPortalSignaturePolicy:
 def test_reason_codes_used_here_exist() -> None:
     for code in ("SENDER_MISMATCH", "SIG_MISSING", "SIG_DIGEST", "CERT_VALIDITY", "XSD"):
         assert Reason(code).value == code
+
+
+@pytest.mark.parametrize(
+    ("data", "transport"),
+    [
+        (b"<?xml version='1.0'?><a/>", "file"),
+        (b'{"submissionId": "x", "encryptedMetadata": "e.y.j"}', "fitconnect"),
+        (b"MIME-Version: 1.0\r\nContent-Type: multipart/related\r\n\r\n", "osci"),
+        (b'<osci:ContentPackage xmlns:osci="http://www.osci.de/2002/04/osci"/>', "osci"),
+        (b"", "file"),
+    ],
+)
+def test_sniff_recognises_transport_containers(data: bytes, transport: str) -> None:
+    from hub.core.transport.registry import sniff
+
+    assert sniff(data) == transport
+
+
+def test_sniff_recognises_an_xta_message() -> None:
+    from hub.core.transport.registry import sniff
+
+    assert sniff(xta_message(make_submission())) == "xta2"

@@ -75,3 +75,27 @@ def peek(transport: str, original: bytes) -> Envelope | None:
     except Rejection:
         return None
     return None
+
+
+_SOAP12 = b"http://www.w3.org/2003/05/soap-envelope"
+_OSCI = b"http://www.osci.de/2002/04/osci"
+
+
+def sniff(original: bytes) -> str:
+    """The transport a file most likely came by (``sozialhub check --transport auto``).
+
+    Looks only at the first bytes; never parses. A JSON object with
+    ``encryptedMetadata`` is a FIT-Connect bundle, MIME headers or an OSCI
+    namespace an OSCI content package, a SOAP 1.2 envelope an XTA message,
+    anything else a bare payload file.
+    """
+    head = original[:4096]
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"{") and b'"encryptedMetadata"' in original[:65536]:
+        return "fitconnect"
+    lowered = stripped[:200].lower()
+    if lowered.startswith((b"mime-version:", b"content-type:")) or _OSCI in head:
+        return "osci"
+    if _SOAP12 in head:
+        return "xta2"
+    return "file"
