@@ -1,0 +1,218 @@
+"""Kafka side of ``sozialhub dlq``: read topics to their end, fetch one record, re-produce it.
+
+Readers use ``assign()`` from the beginning, never join a consumer group and
+never commit; they stop at the high watermarks taken when they start, so every
+command terminates while workers keep writing. The decisions (filters, digest
+check, the retry's audit event) are in :mod:`hub.core.dlq`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from hub import kafka
+from hub.config import Settings
+from hub.core.dlq import (
+    BEYOND_END,
+    EXPIRED,
+    NO_RECORD,
+    NO_SOURCE,
+    NO_TOPIC,
+    PRESENT,
+    SourceState,
+)
+from hub.core.errors import Rejection
+from hub.core.pipeline import AUDIT, DEAD_LETTER, Emit
+from hub.core.records import AuditEvent, DeadLetter, SourceRef, decode
+
+METADATA_TIMEOUT = 10.0
+IDLE_TIMEOUT = 30.0  # no record and no end-of-partition for this long: give up
+ACK_TIMEOUT = 30.0
+
+
+class DlqError(RuntimeError):
+    """The cluster did not answer as needed. The message names topics, never record content."""
+
+
+class MissingTopicError(DlqError):
+    """A topic the command reads does not exist (wrong prefix, or ``topics apply`` not run)."""
+
+
+def _reader(settings: Settings) -> Any:
+    # A throw-away group id that is never joined (assign, not subscribe) and never committed.
+    extra: dict[str, Any] = {"enable.partition.eof": True}
+    return kafka.consumer(settings, None, **extra)
+
+
+def _partitions(reader: Any, topic: str) -> list[int]:
+    from confluent_kafka import KafkaException  # noqa: PLC0415
+
+    try:
+        metadata = reader.list_topics(topic, timeout=METADATA_TIMEOUT)
+    except KafkaException:
+        raise DlqError(f"the cluster did not answer within {METADATA_TIMEOUT:.0f} s") from None
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        raise MissingTopicError(f"topic {topic} does not exist")
+    return sorted(found.partitions)
+
+
+def _watermarks(reader: Any, topic: str, partition: int) -> tuple[int, int]:
+    from confluent_kafka import KafkaException, TopicPartition  # noqa: PLC0415
+
+    try:
+        low, high = reader.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=METADATA_TIMEOUT, cached=False
+        )
+    except KafkaException:
+        raise DlqError(f"no offsets for {topic} partition {partition}") from None
+    return int(low), int(high)
+
+
+def read_topic(settings: Settings, topic: str) -> Iterator[Any]:
+    """Every record of ``topic`` (full name) from the beginning to the high watermarks at the start."""
+    from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition  # noqa: PLC0415
+
+    reader = _reader(settings)
+    try:
+        ends = {p: _watermarks(reader, topic, p) for p in _partitions(reader, topic)}
+        pending = {p for p, (low, high) in ends.items() if high > low}
+        if pending:
+            reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
+        deadline = time.monotonic() + IDLE_TIMEOUT
+        while pending:
+            message = reader.poll(0.2)
+            if message is None:
+                if time.monotonic() > deadline:
+                    raise DlqError(f"{topic}: no progress for {IDLE_TIMEOUT:.0f} s")
+                continue
+            deadline = time.monotonic() + IDLE_TIMEOUT
+            partition = message.partition()
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                    pending.discard(partition)
+                    continue
+                raise DlqError(f"consumer error on {topic}: {message.error().name()}")
+            end = ends[partition][1]
+            if partition not in pending or message.offset() >= end:
+                pending.discard(partition)  # written after the start: not ours to read
+                continue
+            yield message
+            if message.offset() >= end - 1:
+                pending.discard(partition)
+    finally:
+        reader.close()
+
+
+def dead_letters(settings: Settings) -> tuple[list[DeadLetter], int]:
+    """Every dead letter on the topic, and how many records were not dead letters (skipped)."""
+    letters: list[DeadLetter] = []
+    foreign = 0
+    for message in read_topic(settings, settings.topic(DEAD_LETTER)):
+        try:
+            letters.append(decode(message.value(), DeadLetter))
+        except Rejection:
+            foreign += 1
+    return letters, foreign
+
+
+def audit_events(settings: Settings, submission_id: str) -> list[AuditEvent]:
+    """The audit events keyed by ``submission_id`` (the whole log is read; only those are decoded)."""
+    wanted = submission_id.encode("ascii")
+    events: list[AuditEvent] = []
+    for message in read_topic(settings, settings.topic(AUDIT)):
+        if message.key() != wanted:
+            continue
+        try:
+            events.append(decode(message.value(), AuditEvent))
+        except Rejection:
+            continue
+    return events
+
+
+def fetch(settings: Settings, ref: SourceRef | None) -> SourceState:
+    """The record at ``ref``, or why it is not there (retention, missing topic)."""
+    if ref is None:
+        return SourceState(NO_SOURCE)
+    reader = _reader(settings)
+    try:
+        try:
+            partitions = _partitions(reader, ref.topic)
+        except MissingTopicError:
+            return SourceState(NO_TOPIC)
+        if ref.partition not in partitions:
+            return SourceState(NO_TOPIC)
+        low, high = _watermarks(reader, ref.topic, ref.partition)
+        if ref.offset < low:
+            return SourceState(EXPIRED, low, high)
+        if ref.offset >= high:
+            return SourceState(BEYOND_END, low, high)
+        return _read_at(reader, ref, low, high)
+    finally:
+        reader.close()
+
+
+def _read_at(reader: Any, ref: SourceRef, low: int, high: int) -> SourceState:
+    """The record at an offset inside the partition's range (there may be none: compaction, markers)."""
+    from confluent_kafka import KafkaError, TopicPartition  # noqa: PLC0415
+
+    reader.assign([TopicPartition(ref.topic, ref.partition, ref.offset)])
+    deadline = time.monotonic() + IDLE_TIMEOUT
+    while time.monotonic() < deadline:
+        message = reader.poll(0.2)
+        if message is None:
+            continue
+        if message.error():
+            if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                return SourceState(NO_RECORD, low, high)
+            raise DlqError(f"consumer error on {ref.topic}: {message.error().name()}")
+        if message.offset() == ref.offset:
+            return SourceState(PRESENT, low, high, message.key(), message.value())
+        if message.offset() > ref.offset:
+            return SourceState(NO_RECORD, low, high)
+    raise DlqError(f"{ref.topic}: no answer for offset {ref.offset} in {IDLE_TIMEOUT:.0f} s")
+
+
+def produce(
+    settings: Settings,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    partition: int | None = None,
+) -> SourceRef:
+    """Send one record and wait for its acknowledgement; where it landed.
+
+    Without ``partition`` the key decides with the Java-compatible murmur2
+    partitioner, which the workers' producer (aiokafka) also uses, so a
+    submission's audit events stay in one partition.
+    """
+    sender = kafka.producer(settings, partitioner="murmur2_random")
+    landed: list[Any] = []
+    failed: list[str] = []
+
+    def acknowledged(error: Any, message: Any) -> None:
+        if error is not None:
+            failed.append(error.name())
+        else:
+            landed.append(message)
+
+    where = {} if partition is None else {"partition": partition}
+    sender.produce(topic, key=key, value=value, on_delivery=acknowledged, **where)
+    sender.flush(ACK_TIMEOUT)
+    if failed:
+        raise DlqError(f"sending to {topic} failed: {failed[0]}")
+    if not landed:
+        raise DlqError(f"sending to {topic} was not acknowledged within {ACK_TIMEOUT:.0f} s")
+    message = landed[0]
+    return SourceRef(message.topic(), message.partition(), message.offset())
+
+
+def reproduce(settings: Settings, ref: SourceRef, state: SourceState) -> SourceRef:
+    """The source record again, unchanged (key and value bytes), into its topic and partition."""
+    return produce(settings, ref.topic, state.key, state.value, ref.partition)
+
+
+def send_audit(settings: Settings, emit: Emit) -> SourceRef:
+    return produce(settings, settings.topic(emit.topic), emit.key.encode("ascii"), emit.value)
