@@ -4,8 +4,8 @@ sozialhub's own payload contract (schemas/payload/wohngeld-antrag-1, assumed
 until a portal supplies its own): the benefit and its code list, the household
 with the applicant, the rented home's address, evidence documents. Amounts
 (rent, floor space, income) are validated by the schema but are not part of
-the canonical model yet; they stay in the original bytes that travel with
-every delivery.
+the canonical model yet: they are in the payload bytes on
+``submissions.accepted`` only, not in the ``fv-xml`` deliveries.
 """
 
 from __future__ import annotations
