@@ -35,8 +35,10 @@ def test_extracts_household_benefit_and_home(payloads: PayloadRegistry) -> None:
     assert payload_type.name == "wohngeld-antrag-1"
     assert submission.case_id == spec.application_uuid
     applicant = submission.applicant
-    assert applicant is not None and applicant.family_name == "Kowalski"
-    assert applicant.address is not None and applicant.address.postcode == "45768"
+    assert applicant is not None
+    assert applicant.family_name == "Kowalski"
+    assert applicant.address is not None
+    assert applicant.address.postcode == "45768"
     (benefit,) = submission.benefits
     assert (benefit.code, benefit.list_uri, benefit.list_version) == (
         WOHNGELD,
@@ -70,7 +72,8 @@ def test_a_negative_rent_fails_the_schema_with_a_path_and_no_value(
     with pytest.raises(Rejection) as caught:
         _extract(payloads, make_wohngeld_application(WohngeldSpec(rent="-612.40")))
     assert caught.value.reason is Reason.XSD
-    assert caught.value.path is not None and "bruttokaltmieteEuro" in caught.value.path
+    assert caught.value.path is not None
+    assert "bruttokaltmieteEuro" in caught.value.path
     assert "612" not in str(caught.value)
 
 

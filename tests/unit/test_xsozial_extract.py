@@ -27,7 +27,8 @@ def test_third_parties_keep_role_code_list_and_contact(payloads: PayloadRegistry
     assert school.role.list_uri == "urn:xoev-de:xsozial:codeliste:drittenrolle"
     assert school.role.list_version == "1.0"
     assert school.name == "Grundschule am Stadtgarten"
-    assert school.address is not None and school.address.town == "Marl"
+    assert school.address is not None
+    assert school.address.town == "Marl"
     assert school.email == "sekretariat@schule.example"
 
 
