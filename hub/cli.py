@@ -118,8 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     strimzi.add_argument("--namespace", default="sozialhub")
     strimzi.add_argument("--output", type=Path, default=None)
 
-    bench = commands.add_parser("bench", help="throughput and latency through the running pipeline")
-    bench.add_argument("--n", type=int, default=2000, help="number of submissions")
+    bench = commands.add_parser(
+        "bench",
+        help="throughput and latency through the running pipeline, or one stage in-process",
+    )
+    bench.add_argument(
+        "--stage",
+        choices=("pipeline", "ingest"),
+        default="pipeline",
+        help="pipeline: through a worker and the broker; "
+        "ingest: the intake stage alone against its raw parse/validate/sign costs, no Kafka",
+    )
+    bench.add_argument("--n", type=int, default=2000, help="number of submissions (pipeline)")
+    bench.add_argument(
+        "--seconds", type=float, default=3.0, help="seconds per measurement (ingest)"
+    )
+    bench.add_argument(
+        "--profile", action="store_true", help="also print a cProfile of intake (ingest)"
+    )
     bench.add_argument("--json", action="store_true")
     return parser
 
@@ -360,6 +376,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
 
             return worker.run(
                 settings, WorkerOptions(inbound=not args.no_inbound, outbound=not args.no_outbound)
+            )
+        if args.command == "bench" and args.stage == "ingest":
+            from hub import bench_ingest  # noqa: PLC0415
+
+            return bench_ingest.run(
+                settings, args.seconds, as_json=args.json, with_profile=args.profile
             )
         if args.command == "bench":
             from hub import bench  # noqa: PLC0415

@@ -1,4 +1,4 @@
-"""Build the core's :class:`HubContext` from settings: schemas, office table, signing key."""
+"""Build the core's :class:`HubContext` from settings: schemas, office table, signing keys."""
 
 from __future__ import annotations
 
@@ -34,10 +34,12 @@ def transport_keys(settings: Settings, payloads: PayloadRegistry) -> TransportKe
 
 def build(settings: Settings) -> HubContext:
     payloads = schemas.load_payloads(settings.schema_dir)
+    signers = keys.load_signers(settings)  # current and next (rotation), loaded once
     return HubContext(
         payloads=payloads,
         offices=offices.load(settings.offices_file, settings.schema_dir),
-        signer=keys.load_signer(settings),
+        signer=signers.current,
+        signers=signers,
         identity=settings.hub_identity,
         limits=Limits(max_bytes=settings.max_submission_bytes),
         max_record_bytes=settings.max_record_bytes,

@@ -1,8 +1,9 @@
-"""Load the hub's signing key and certificate once, or make an ephemeral pair."""
+"""Load the hub's signing keys and certificates once (current and next), or make an ephemeral pair."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import structlog
 from cryptography import x509
@@ -12,6 +13,7 @@ from cryptography.x509.oid import NameOID
 
 from hub.config import ConfigError, Settings
 from hub.core.receipt import ReceiptSigner, SigningKey
+from hub.core.rotation import RotationError, SignerSet
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +51,7 @@ def ephemeral_certificate(
 
 
 def load_signer(settings: Settings) -> ReceiptSigner:
+    """The current signing key and certificate, or an ephemeral pair if none is configured."""
     if settings.signing_key_file is None or settings.signing_cert_file is None:
         key = ec.generate_private_key(ec.SECP256R1())
         log.warning(
@@ -58,26 +61,91 @@ def load_signer(settings: Settings) -> ReceiptSigner:
         return ReceiptSigner(
             key, ephemeral_certificate(key, settings.hub_identity, days=365), "ecdsa-sha256"
         )
+    return _load_pair(
+        settings, settings.signing_key_file, settings.signing_cert_file, "signing_key_file"
+    )
+
+
+def load_signers(settings: Settings, now: dt.datetime | None = None) -> SignerSet:
+    """The current signer and, if configured, the next one, loaded once and checked.
+
+    The next pair gets the checks of the current one (readable, key fits the
+    certificate, ``signing_algorithm`` fits the key) and must continue the current
+    certificate without a gap (:class:`hub.core.rotation.SignerSet`); the current
+    certificate stays trusted until it expires (``overlap_until``). Some configured
+    certificate must be able to sign ``now``, or the hub would sign nothing.
+    """
+    rotating = settings.signing_next_key_file is not None
+    if rotating and settings.signing_key_file is None:
+        raise ConfigError("signing_next_key_file needs signing_key_file and signing_cert_file")
+    current = load_signer(settings)
+    following = None
+    if settings.signing_next_key_file is not None and settings.signing_next_cert_file is not None:
+        following = _load_pair(
+            settings,
+            settings.signing_next_key_file,
+            settings.signing_next_cert_file,
+            "signing_next_key_file",
+        )
+    try:
+        signers = SignerSet(current, following, None if following is None else current.not_after)
+    except ValueError as exc:
+        # SignerSet's messages describe the two certificates' dates, never key material.
+        raise ConfigError(
+            f"signing_next_cert_file does not continue signing_cert_file: {exc}"
+        ) from None
+    moment = now or dt.datetime.now(dt.UTC)
+    try:
+        signers.signer_at(moment)
+    except RotationError:
+        if moment < current.certificate.not_valid_before_utc:
+            raise ConfigError("signing_cert_file is not valid yet (notBefore)") from None
+        raise ConfigError(
+            "no signing certificate is valid now: signing_cert_file has expired"
+            + (" and signing_next_cert_file too" if following else "")
+        ) from None
+    if signers.next is not None:
+        log.info(
+            "signing.rotation_configured",
+            switch_at=_iso(signers.switch_at),
+            current_not_after=_iso(signers.current.not_after),
+            next_not_after=_iso(signers.next.not_after),
+        )
+    return signers
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _load_pair(
+    settings: Settings, key_file: Path, cert_file: Path, key_setting: str
+) -> ReceiptSigner:
+    """One key and certificate; errors name the settings (``cert_setting`` follows ``key_setting``)."""
+    cert_setting = key_setting.replace("_key_file", "_cert_file")
     password = (
         settings.signing_key_password.reveal().encode() if settings.signing_key_password else None
     )
     try:
-        loaded = serialization.load_pem_private_key(
-            settings.signing_key_file.read_bytes(), password
-        )
-        certificate = x509.load_pem_x509_certificate(settings.signing_cert_file.read_bytes())
+        loaded = serialization.load_pem_private_key(key_file.read_bytes(), password)
     except (OSError, ValueError, TypeError):
-        raise ConfigError("signing key or certificate cannot be loaded") from None
+        raise ConfigError(
+            f"{key_setting} cannot be loaded (unreadable, not PEM, or signing_key_password wrong)"
+        ) from None
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except (OSError, ValueError):
+        raise ConfigError(f"{cert_setting} cannot be loaded (unreadable or not PEM)") from None
     if not isinstance(loaded, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise ConfigError("signing key must be RSA or EC")
+        raise ConfigError(f"{key_setting} must hold an RSA or EC key")
     public, own = certificate.public_key(), loaded.public_key()
     if not isinstance(public, type(own)) or public.public_numbers() != own.public_numbers():
-        raise ConfigError("signing certificate does not belong to the signing key")
+        raise ConfigError(f"{cert_setting} does not belong to {key_setting}")
     try:
         return ReceiptSigner(loaded, certificate, settings.signing_algorithm)
     except ValueError:
         raise ConfigError(
-            "signing_algorithm does not fit the signing key (ECDSA needs EC, RSA needs RSA)"
+            f"signing_algorithm does not fit {key_setting} (ECDSA needs EC, RSA needs RSA)"
         ) from None
 
 

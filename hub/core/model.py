@@ -8,7 +8,8 @@ so it can travel on internal topics.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 LEIKA_LIST_URI = "urn:de:fim:leika:leistung"
@@ -115,7 +116,42 @@ class Submission:
 
 
 def to_json(submission: Submission) -> dict[str, Any]:
-    return asdict(submission)
+    """The submission as plain data: equal to ``dataclasses.asdict(submission)``."""
+    result: dict[str, Any] = _plain(submission)
+    return result
+
+
+# Immutable leaves: asdict's deep copy returns them unchanged, so they are taken as they are.
+_ATOMIC = frozenset({str, int, float, bool, type(None)})
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass type, None for any other type; looked up once per type."""
+    if kind not in _FIELD_NAMES:
+        _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind)) if is_dataclass(kind) else None
+    return _FIELD_NAMES[kind]
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict``'s conversion without copying every string (intake's hot path)."""
+    kind = type(value)
+    if kind in _ATOMIC:
+        return value
+    names = _field_names(kind)
+    if names is not None:
+        result = {}
+        for name in names:
+            item = getattr(value, name)
+            result[name] = item if type(item) in _ATOMIC else _plain(item)
+        return result
+    if kind is tuple or kind is list:
+        return kind(_plain(item) for item in value)
+    if kind is dict:
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return copy.deepcopy(value)
 
 
 def _code(data: dict[str, Any] | None) -> Code | None:

@@ -46,6 +46,7 @@ from hub.core.records import (
     timestamp,
     unb64,
 )
+from hub.core.rotation import SignerSet
 from hub.core.route import OfficeTable, Route, applicant_ars, route
 from hub.core.transport import DEFAULT_ATTACHMENTS, AttachmentPolicy, Envelope, registry
 from hub.core.transport.registry import TransportKeys
@@ -92,6 +93,12 @@ class HubContext:
     portals: PortalTable = field(default_factory=open_table)
     attachments: AttachmentPolicy = DEFAULT_ATTACHMENTS
     transport_keys: TransportKeys = field(default_factory=TransportKeys)
+    # Signers by time during a key rotation (hub.core.rotation); None: ``signer`` always signs.
+    signers: SignerSet | None = None
+
+    def signer_at(self, moment: dt.datetime) -> ReceiptSigner:
+        """The signer for a receipt made at ``moment``; RotationError if no certificate is valid."""
+        return self.signer if self.signers is None else self.signers.signer_at(moment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +234,12 @@ class Redelivery(Exception):  # noqa: N818 - an outcome, like Rejection
         self.first = first
 
 
+def _check_claimed_schema(envelope: Envelope, payload_type: PayloadType) -> None:
+    """A FIT-Connect submission's data must be of the schema its metadata names."""
+    if envelope.transport == "fitconnect" and envelope.payload_schema != payload_type.namespace:
+        raise Rejection(Reason.UNKNOWN_PAYLOAD, "metadata/submissionSchema")
+
+
 def _not_a_replay(envelope: Envelope, sid: str, seen: Mapping[str, str]) -> list[tuple[str, str]]:
     """The replay keys of a submission nobody sent before (or this very record, re-processed).
 
@@ -302,8 +315,7 @@ def intake(
             verified = portalsig.verify(root, portal.signature, now)
             root, signer = verified.signed_root, verified.signer_subject
         payload_type = hub.payloads.identify(root)
-        if envelope.transport == "fitconnect" and envelope.payload_schema != payload_type.namespace:
-            raise Rejection(Reason.UNKNOWN_PAYLOAD, "metadata/submissionSchema")
+        _check_claimed_schema(envelope, payload_type)
         validate(root, payload_type)
         submission = payload_type.extract(root)
         hub.portals.check_payload(portal, payload_type.name, submission.author.key)
@@ -320,7 +332,7 @@ def intake(
         result = _reject(sid, "intake", rejection, received.payload_sha256, source, now)
         return _answered(result, received, known, "rejected", rejection.reason.value, hub, now)
     digest = envelope.payload_sha256
-    receipt = hub.signer.sign(
+    receipt = hub.signer_at(now).sign(
         Attestation(
             submission_id=sid,
             payload_sha256=digest,
@@ -399,7 +411,8 @@ def _answered(
         reason,
         hub.transport_keys,
         now,
-        unb64(received.payload_b64),
+        # Only a FIT-Connect accept SET uses the original bytes: decode them only for it.
+        unb64(received.payload_b64) if envelope.transport == "fitconnect" else None,
     )
     record = PortalReceipt(
         receipt_id=receipt_id(received.submission_id, envelope.message_id),
@@ -501,12 +514,12 @@ def delivered(delivery: Delivery, now: dt.datetime, *, duplicate: bool) -> Emit:
     )
 
 
-def receipt_sent(receipt: PortalReceipt, now: dt.datetime) -> Emit:
-    """The audit event a receipt connector emits once the portal has the receipt."""
+def receipt_sent(receipt: PortalReceipt, now: dt.datetime, *, sent: bool = True) -> Emit:
+    """The audit event a receipt connector emits: the portal has it (``sent``) or ``refused`` it."""
     return _audit(
         receipt.submission_id,
         "receipt",
-        "sent",
+        "sent" if sent else "refused",
         now,
         target=receipt.receipt_id,
         reason=receipt.reason,

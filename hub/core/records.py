@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, TypeVar
 
 from hub.core.errors import Reason, Rejection
@@ -97,13 +97,14 @@ class Received:
         now: dt.datetime,
         transport_message_id: str | None = None,
     ) -> Received:
+        digest = hashlib.sha256(original).hexdigest()
         return cls(
-            submission_id=submission_id(original),
+            submission_id=submission_id_of_digest(digest),
             source=source,
             transport=transport,
             received_at=timestamp(now),
             payload_b64=b64(original),
-            payload_sha256=hashlib.sha256(original).hexdigest(),
+            payload_sha256=digest,
             transport_message_id=transport_message_id,
         )
 
@@ -198,6 +199,7 @@ class AuditEvent:
     mapping_version: str | None = None
     payload_sha256: str | None = None
     benefits: list[str] | None = None  # LeiKa keys a routed delivery carries
+    dead_letter_id: str | None = None  # the dead letter a `dlq retry` re-produced the source of
     TYPE = "sozialhub.audit"
 
 
@@ -245,9 +247,36 @@ class PortalReceipt:
 RecordT = Received | Accepted | Delivery | DeadLetter | AuditEvent | Seen | PortalReceipt
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A record type's field names, looked up once per type."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def _nested(value: Any) -> dict[str, Any]:
+    """The JSON encoder's fallback: a nested dataclass (e.g. :class:`SourceRef`) as its fields."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {name: getattr(value, name) for name in _field_names(type(value))}
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# Sorted keys, compact separators, UTF-8: the bytes dataclasses.asdict + json.dumps gave, without
+# asdict's deep copy of every value (a 10 KB submission's canonical model is hundreds of them).
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_nested
+)
+
+
 def encode(record: RecordT) -> bytes:
-    body = {"type": record.TYPE, "v": 1, **asdict(record)}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    body: dict[str, Any] = {"type": record.TYPE, "v": 1}
+    for name in _field_names(type(record)):
+        body[name] = getattr(record, name)
+    return _ENCODER.encode(body).encode()
 
 
 _ID = re.compile(r"(sub|dlv)-[0-9a-f]{32}")

@@ -79,6 +79,12 @@ class SignerSet:
         """When the next signer takes over (None: no rotation configured)."""
         return None if self.next is None else self.next.certificate.not_valid_before_utc
 
+    @property
+    def signing_until(self) -> dt.datetime:
+        """After this moment no configured certificate can sign (the last one has expired)."""
+        last = self.current if self.next is None else self.next
+        return last.certificate.not_valid_after_utc
+
     def signer_at(self, moment: dt.datetime) -> ReceiptSigner:
         """The signer for a receipt made at ``moment``; RotationError if its certificate is not valid."""
         _aware(moment)
@@ -109,19 +115,20 @@ class SignerSet:
 
 
 def verify_any(
-    data: bytes, certificates: Sequence[x509.Certificate]
+    data: bytes, certificates: Sequence[x509.Certificate], at: dt.datetime | None = None
 ) -> tuple[dict[str, str], x509.Certificate]:
     """Verify a receipt with each certificate in turn (current and next during a rotation).
 
     Returns the attested fields and the certificate that verified them. A receipt
     that no certificate verifies is ``SIG_INVALID``; any other rejection (the
-    receipt is not well-formed, too large, ...) is raised at once.
+    receipt is not well-formed, too large, ...) is raised at once. ``at`` is
+    passed to :func:`hub.core.receipt.verify` (the time certificates must be valid).
     """
     if not certificates:
         raise ValueError("no certificates to verify with")
     for certificate in certificates:
         try:
-            return receipt.verify(data, certificate), certificate
+            return receipt.verify(data, certificate, at), certificate
         except Rejection as rejection:
             if rejection.reason is not Reason.SIG_INVALID:
                 raise

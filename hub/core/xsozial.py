@@ -27,16 +27,16 @@ def _address(element: etree._Element | None) -> Address | None:
     if element is None:
         return None
     return Address(
-        street=xoev.text(element.find("strasse")),
-        house_number=xoev.text(element.find("hausnummer")),
-        postcode=xoev.text(element.find("postleitzahl")),
-        town=xoev.text(element.find("ort")),
-        region_key=xoev.code(element.find("gemeindeschluessel")),
+        street=xoev.text(xoev.child(element, "strasse")),
+        house_number=xoev.text(xoev.child(element, "hausnummer")),
+        postcode=xoev.text(xoev.child(element, "postleitzahl")),
+        town=xoev.text(xoev.child(element, "ort")),
+        region_key=xoev.code(xoev.child(element, "gemeindeschluessel")),
     )
 
 
 def _person(element: etree._Element) -> Person:
-    general = element.find("allgemein")
+    general = xoev.child(element, "allgemein")
     if general is None:
         raise Rejection(Reason.FIELD_FORMAT, "person/allgemein")
     return Person(
@@ -45,9 +45,9 @@ def _person(element: etree._Element) -> Person:
         applicant=xoev.required(element, "antragsteller") in ("true", "1"),
         given_name=xoev.required(general, "name/vorname"),
         family_name=xoev.required(general, "name/familienname"),
-        birth_date=xoev.text(general.find("geburtsdatum")),
-        sex=xoev.code(general.find("geschlecht")),
-        address=_address(general.find("anschrift")),
+        birth_date=xoev.text(xoev.child(general, "geburtsdatum")),
+        sex=xoev.code(xoev.child(general, "geschlecht")),
+        address=_address(xoev.child(general, "anschrift")),
         benefits=tuple(
             xoev.required_code(benefit, "leistungArt")
             for benefit in element.iterfind("beantragteLeistung")
@@ -57,7 +57,7 @@ def _person(element: etree._Element) -> Person:
 
 def _document(element: etree._Element, position: int) -> Document:
     where = f"xsozial/dokument[{position}]"
-    representation = element.find("dokumentRepraesentation")
+    representation = xoev.child(element, "dokumentRepraesentation")
     if representation is None:
         raise Rejection(Reason.FIELD_FORMAT, f"{where}/dokumentRepraesentation")
     encoded = "".join((representation.findtext("inhalt") or "").split())
@@ -70,26 +70,26 @@ def _document(element: etree._Element, position: int) -> Document:
     media = check_document(content, xoev.required(representation, "mimeType"), where)
     return Document(
         document_id=xoev.identifier(element, "dokumentID"),
-        name=xoev.text(element.find("name")),
+        name=xoev.text(xoev.child(element, "name")),
         mime_type=media,
-        file_name=xoev.text(representation.find("dateiname")),
+        file_name=xoev.text(xoev.child(representation, "dateiname")),
         size=len(content),
         sha256=hashlib.sha256(content).hexdigest(),
-        kind=xoev.code(element.find("dokumentTyp")),
+        kind=xoev.code(xoev.child(element, "dokumentTyp")),
         content_b64=encoded,
     )
 
 
 def extract(root: etree._Element) -> Submission:
     """The canonical submission of a validated XSozial-basis 2.4.0 message."""
-    head = root.find("nachrichtenkopf.g2g")
-    case = root.find("xsozial")
+    head = xoev.child(root, "nachrichtenkopf.g2g")
+    case = xoev.child(root, "xsozial")
     if head is None or case is None:
         raise Rejection(Reason.FIELD_FORMAT, "/")
-    author = xoev.party(head.find("autor"), "nachrichtenkopf.g2g/autor")
+    author = xoev.party(xoev.child(head, "autor"), "nachrichtenkopf.g2g/autor")
     if author is None:
         raise Rejection(Reason.FIELD_FORMAT, "nachrichtenkopf.g2g/autor")
-    procedure = case.find("vorgang")
+    procedure = xoev.child(case, "vorgang")
     if procedure is None:
         raise Rejection(Reason.FIELD_FORMAT, "xsozial/vorgang")
     return Submission(
@@ -98,10 +98,10 @@ def extract(root: etree._Element) -> Submission:
         message_id=xoev.identifier(head, "identifikation.nachricht/nachrichtenUUID").lower(),
         created=xoev.required(head, "identifikation.nachricht/erstellungszeitpunkt"),
         author=author,
-        reader=xoev.party(head.find("leser"), "nachrichtenkopf.g2g/leser"),
+        reader=xoev.party(xoev.child(head, "leser"), "nachrichtenkopf.g2g/leser"),
         case_id=xoev.identifier(case, "identifikationVorgang/vorgangsID").lower(),
         case_type=xoev.required_code(procedure, "vorgangsTyp"),
-        application_date=xoev.text(procedure.find("antragsDatum")),
+        application_date=xoev.text(xoev.child(procedure, "antragsDatum")),
         persons=tuple(_person(p) for p in procedure.iterfind("person")),
         documents=_documents(case),
         third_parties=tuple(_third_party(t) for t in procedure.iterfind("dritte")),
@@ -116,11 +116,11 @@ def _documents(case: etree._Element) -> tuple[Document, ...]:
 
 
 def _third_party(element: etree._Element) -> ThirdParty:
-    contact = element.find("kontakt")
+    contact = xoev.child(element, "kontakt")
     return ThirdParty(
         role=xoev.required_code(element, "rolle"),
         name=xoev.required(element, "bezeichnung"),
-        address=_address(element.find("anschrift")),
-        phone=None if contact is None else xoev.text(contact.find("telefon")),
-        email=None if contact is None else xoev.text(contact.find("email")),
+        address=_address(xoev.child(element, "anschrift")),
+        phone=None if contact is None else xoev.text(xoev.child(contact, "telefon")),
+        email=None if contact is None else xoev.text(xoev.child(contact, "email")),
     )

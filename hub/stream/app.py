@@ -56,6 +56,7 @@ from hub.core.records import (
     submission_id_of_digest,
     unb64,
 )
+from hub.core.rotation import RotationError, SignerSet
 from hub.stream import metrics, seen
 
 log = structlog.get_logger(__name__)
@@ -65,6 +66,7 @@ BATCH_SIZE = 100
 BATCH_WITHIN = 0.05
 EXIT_SEND_FAILED = 75  # EX_TEMPFAIL: a supervisor should restart the worker
 SEEN_LOAD_SECONDS = 60.0  # intake waits this long for the replay index, then exits
+SIGNING_STOP_MARGIN = 60.0  # seconds before the last signing certificate expires: exit
 
 
 def utcnow() -> dt.datetime:
@@ -439,6 +441,41 @@ def fitconnect_task(
 RECEIPT_RETRY_MAX = 60.0
 
 
+async def _send_receipt(
+    send: Callable[[PortalReceipt], Awaitable[None]], receipt: PortalReceipt
+) -> bool:
+    """Send until the portal has it (True), or until it refuses for good (False).
+
+    Transient failures (connection, 5xx, 429) are retried with backoff without limit:
+    the portal must get its answer. A permanent refusal (an error whose ``retriable``
+    is false, e.g. a 4xx from the FIT-Connect delivery service for an event it
+    already has) is logged and audited as ``receipt``/``refused``, so one refused
+    receipt cannot block every later one.
+    """
+    delay = 1.0
+    while True:
+        try:
+            await send(receipt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the portal is down or refuses
+            permanent = getattr(exc, "retriable", True) is False
+            log.warning(
+                "receipt.send_failed",
+                channel=receipt.channel,
+                submission_id=receipt.submission_id,
+                error=type(exc).__name__,
+                retry_in=None if permanent else delay,
+            )
+            if permanent:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECEIPT_RETRY_MAX)
+        else:
+            log.info("receipt.sent", channel=receipt.channel, submission_id=receipt.submission_id)
+            return True
+
+
 def receipts_agent(
     app: faust.App, sender: Sender, channels: dict[str, Callable[[PortalReceipt], Awaitable[None]]]
 ) -> None:
@@ -458,41 +495,59 @@ def receipts_agent(
             send = channels.get(receipt.channel)
             if send is None:
                 continue  # channel "none", or a transport this worker does not run
-            delay = 1.0
-            while True:
-                try:
-                    await send(receipt)
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - the portal is down or refuses: try again
-                    log.warning(
-                        "receipt.send_failed",
-                        channel=receipt.channel,
-                        submission_id=receipt.submission_id,
-                        error=type(exc).__name__,
-                        retry_in=delay,
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RECEIPT_RETRY_MAX)
-            audit = pipeline.receipt_sent(receipt, utcnow())
+            sent = await _send_receipt(send, receipt)
+            audit = pipeline.receipt_sent(receipt, utcnow(), sent=sent)
             await sender.send_all([audit])
-            log.info("receipt.sent", channel=receipt.channel, submission_id=receipt.submission_id)
 
     app.agent(sender.channel(pipeline.RECEIPTS), name="receipts")(send_receipts)
 
 
+def check_certificates(signers: SignerSet, warn_days: float, now: dt.datetime) -> None:
+    """Set the days-left gauge per certificate; warn for each expiring within ``warn_days``."""
+    for which, signer in (("current", signers.current), ("next", signers.next)):
+        if signer is not None:
+            metrics.CERT_DAYS_LEFT.labels(which).set(keys.days_left(signer, now))
+    switch = signers.switch_at
+    for which, left in signers.expiry_warnings(now, warn_days):
+        # The current certificate's expiry is expected when the next one takes over before it.
+        extra = {"next_signs_from": switch.isoformat()} if which == "current" and switch else {}
+        log.warning(
+            "signing.certificate_expires_soon", which=which, days_left=round(left, 1), **extra
+        )
+
+
+async def stop_when_signing_ends(signers: SignerSet) -> None:
+    """Exit without commit shortly before the last certificate expires: nothing could sign.
+
+    Intake would otherwise dead-letter every valid submission (``INTERNAL``); this
+    way they stay on ``submissions.received`` until a valid key is configured.
+    """
+    while True:  # re-read the wall clock at least hourly: a long sleep can drift from it
+        left = (signers.signing_until - utcnow()).total_seconds() - SIGNING_STOP_MARGIN
+        if left <= 0:
+            exit_without_commit(
+                "signing.no_valid_certificate", RotationError("no certificate can sign")
+            )
+        await asyncio.sleep(min(left, 3600.0))
+
+
 def observability(app: faust.App, settings: Settings, hub: HubContext) -> None:
-    """Timers for certificate and lag gauges; /healthz, /readyz and /metrics on the web port."""
+    """Timers for certificate and lag gauges; /healthz, /readyz and /metrics on the web port.
+
+    When no configured certificate can sign any more, the worker exits without
+    committing (:func:`stop_when_signing_ends`); a restart refuses to start until
+    a valid key is configured (``hub.keys.load_signers``).
+    """
+    signers = hub.signers or SignerSet(hub.signer)
 
     def check_certificate() -> None:
-        left = keys.days_left(hub.signer)
-        metrics.CERT_DAYS_LEFT.set(left)
-        if left < settings.cert_warn_days:
-            log.warning("signing.certificate_expires_soon", days_left=round(left, 1))
+        check_certificates(signers, settings.cert_warn_days, utcnow())
 
     async def certificate_check() -> None:
         check_certificate()
+
+    async def signing_deadline() -> None:
+        await stop_when_signing_ends(signers)
 
     async def consumer_lag() -> None:
         consumer = app.consumer
@@ -518,6 +573,7 @@ def observability(app: faust.App, settings: Settings, hub: HubContext) -> None:
 
     check_certificate()  # at start too: Faust's first timer tick comes only after an interval
     app.timer(interval=3600.0)(certificate_check)
+    app.task(signing_deadline)
     app.timer(interval=5.0)(consumer_lag)
     app.page("/healthz")(healthz)
     app.page("/readyz")(readyz)

@@ -39,7 +39,8 @@ CONSUMER_LAG = Gauge(
 )
 CERT_DAYS_LEFT = Gauge(
     "sozialhub_signing_certificate_days_left",
-    "Days until the hub signing certificate expires",
+    "Days until the hub signing certificate expires (which: current, or next during a rotation)",
+    ["which"],
     registry=REGISTRY,
 )
 INBOX_FILES = Gauge(

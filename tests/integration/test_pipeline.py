@@ -119,7 +119,7 @@ class TestExamplesThroughTheBroker:
         gauge = next(
             line
             for line in metrics_text.decode().splitlines()
-            if line.startswith("sozialhub_signing_certificate_days_left ")
+            if line.startswith('sozialhub_signing_certificate_days_left{which="current"} ')
         )
         assert 9.0 < float(gauge.split()[1]) <= 10.0
 
