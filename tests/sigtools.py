@@ -12,10 +12,7 @@ import base64
 import contextlib
 import copy
 import datetime as dt
-import socket
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +26,7 @@ from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, Signatur
 from signxml.signer import XMLSigner
 
 from hub.core import xmlsafe
+from tests import canary
 
 NOW = dt.datetime(2026, 11, 2, 10, 0, 0, tzinfo=dt.UTC)
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -308,51 +306,7 @@ def canonical_without_signature(root: etree._Element) -> bytes:
 # -- network canary ------------------------------------------------------------------------
 
 
-class Canary:
-    """A loopback TCP listener counting every connection that is not its own probe."""
-
-    def __init__(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self._server.settimeout(0.1)
-        self.port = self._server.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.connections = 0
-        self._probes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(0.5)
-                try:
-                    first = conn.recv(1)
-                except OSError:
-                    first = b""
-                if first == b"\x00":
-                    self._probes += 1
-                else:
-                    self.connections += 1
-
-    def settle(self) -> int:
-        """Connections so far, after every earlier connection was accepted (FIFO backlog)."""
-        probes = self._probes
-        with socket.create_connection(("127.0.0.1", self.port)) as s:
-            s.sendall(b"\x00")
-            deadline = time.monotonic() + 5
-            while self._probes == probes and time.monotonic() < deadline:
-                time.sleep(0.01)
-        return self.connections
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._server.close()
+Canary = canary.Canary  # re-exported: the signature tests use sigtools.Canary
 
 
 class NetworkWatch:
