@@ -33,7 +33,7 @@ from hub.core.pipeline import AUDIT, RECEIPTS
 from hub.core.records import AuditEvent, PortalReceipt, decode, submission_id
 from hub.core.transport import xta
 from hub.core.wohngeld import NAMESPACE as WOHNGELD_NAMESPACE
-from hub.kafka import consumer
+from hub.kafka import follow
 from hub.sim import fitconnect as sim_fitconnect
 from hub.sim.portals import PortalSimulators
 from hub.supervise import WorkerProcess
@@ -171,29 +171,6 @@ def _write_json(path: Path, document: Any) -> Path:
     return path
 
 
-def follow(
-    settings: Settings, progress: Progress, done: Callable[[], bool], timeout: float
-) -> None:
-    """Fold the audit log and the receipts topic into ``progress`` until ``done()`` or timeout."""
-    from confluent_kafka import KafkaError  # noqa: PLC0415
-
-    reader = consumer(settings)
-    reader.subscribe([settings.topic(AUDIT), settings.topic(RECEIPTS)])
-    deadline = time.monotonic() + timeout
-    try:
-        while not done() and time.monotonic() < deadline:
-            message = reader.poll(0.2)
-            if message is None:
-                continue
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
-                    continue
-                raise RuntimeError(f"consumer error: {message.error().name()}")
-            progress.add(message.topic(), message.value())
-    finally:
-        reader.close()
-
-
 def run(
     settings: Settings,
     examples: Path = EXAMPLES,
@@ -240,12 +217,13 @@ def run(
             remote = [e for e in planned if e.transport != "file"]
             return all(e.message_id in answered for e in remote)
 
-        follow(
+        for message in follow(
             settings,
-            progress,
+            (AUDIT, RECEIPTS),
             lambda: finished(planned, progress, portals_answered) or not worker.alive(),
             timeout,
-        )
+        ):
+            progress.add(message.topic(), message.value())
         rows = summary_rows(planned, progress, settings.outbox_dir, answered)
         print_summary(rows, as_json=as_json)
         pending = [r["file"] for r in rows if r["outcome"] == "pending"]

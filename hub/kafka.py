@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from hub.config import Settings
@@ -45,13 +45,15 @@ def consumer(settings: Settings, group: str | None = None, **extra: Any) -> Any:
 
 
 def follow(
-    settings: Settings, topic: str, stop: Callable[[], bool], timeout: float
+    settings: Settings, topic: str | Sequence[str], stop: Callable[[], bool], timeout: float
 ) -> Iterator[Any]:
-    """Yield records of ``topic`` from the beginning until ``stop()`` is true or time runs out."""
+    """Yield records of ``topic`` (one logical name or several) from the beginning until
+    ``stop()`` is true or time runs out."""
     from confluent_kafka import KafkaError  # noqa: PLC0415
 
+    names = [topic] if isinstance(topic, str) else list(topic)
     reader = consumer(settings)
-    reader.subscribe([settings.topic(topic)])
+    reader.subscribe([settings.topic(name) for name in names])
     deadline = time.monotonic() + timeout
     try:
         while not stop() and time.monotonic() < deadline:
@@ -61,7 +63,7 @@ def follow(
             if message.error():
                 if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
                     continue
-                raise RuntimeError(f"consumer error on {topic}: {message.error().name()}")
+                raise RuntimeError(f"consumer error on {names}: {message.error().name()}")
             yield message
     finally:
         reader.close()

@@ -331,6 +331,25 @@ def file_drop_task(app: faust.App, settings: Settings, hub: HubContext, sender: 
     app.task(file_drop)
 
 
+def handover_to(
+    hub: HubContext, sender: Sender, source: str, transport: str
+) -> Callable[[bytes, str], Awaitable[None]]:
+    """A connector's handover: the received record is produced and acknowledged when it returns.
+
+    The connector confirms to its server (XTA ``close``) only after this returns; a
+    failed send ends the process first (:meth:`Sender.send_all`).
+    """
+
+    async def handover(original: bytes, message_id: str) -> None:
+        result = pipeline.ingest(original, source, transport, hub, utcnow(), message_id)
+        if result.outcome == "rejected":
+            metrics.DEAD_LETTERS.labels("ingest", result.reason or "").inc()
+        await sender.send_all(result.emits)
+        log.info("connector.taken", source=source, outcome=result.outcome, message_id=message_id)
+
+    return handover
+
+
 def xta_options(settings: Settings) -> XtaSettings:
     """The poller's settings; TLS material is read here, once."""
     msgbox, send, mailbox = settings.xta_msgbox_url, settings.xta_send_url, settings.xta_mailbox
@@ -364,14 +383,7 @@ def xta_task(app: faust.App, settings: Settings, hub: HubContext, sender: Sender
     handover); a message fetched again after a failed ``close`` is a redelivery.
     """
 
-    async def handover(original: bytes, message_id: str) -> None:
-        result = pipeline.ingest(original, "xta", "xta2", hub, utcnow(), message_id)
-        if result.outcome == "rejected":
-            metrics.DEAD_LETTERS.labels("ingest", result.reason or "").inc()
-        await sender.send_all(result.emits)  # exits the process on failure: nothing is closed
-        log.info("xta.taken", outcome=result.outcome, message_id=message_id)
-
-    poller = XtaPoller(xta_options(settings), handover)
+    poller = XtaPoller(xta_options(settings), handover_to(hub, sender, "xta", "xta2"))
 
     async def xta_inbound() -> None:
         try:
@@ -408,12 +420,7 @@ def fitconnect_task(
     except ValueError:
         raise ConfigError("FIT-Connect receiver settings are not usable") from None
 
-    async def handover(bundle: bytes, submission_id: str) -> None:
-        result = pipeline.ingest(bundle, "fitconnect", "fitconnect", hub, utcnow(), submission_id)
-        await sender.send_all(result.emits)
-        log.info("fitconnect.taken", outcome=result.outcome)
-
-    receiver = FitConnectReceiver(config, handover)
+    receiver = FitConnectReceiver(config, handover_to(hub, sender, "fitconnect", "fitconnect"))
 
     async def fitconnect_inbound() -> None:
         web_app = aiohttp_web.Application(client_max_size=config.max_callback_bytes)

@@ -1178,6 +1178,8 @@ class TestOfficialSchema:
     "name",
     [
         "rechnung\u202efdp.exe",
+        "a\x85b.pdf",
+        "a\u2028b.pdf",
         "a\u200db.pdf",
         "../../etc/passwd",
         ".hidden.pdf",

@@ -87,6 +87,10 @@ DEFAULT_ATTACHMENTS = AttachmentPolicy()
 _FILENAME = re.compile(r"[^\x00-\x1f\x7f/\\:*?\"<>|]{1,200}")
 
 
+# Control (C0 and C1), format, private-use, surrogate, line and paragraph separator characters.
+_FORBIDDEN_IN_NAMES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+
+
 def is_safe_filename(name: str) -> bool:
     """A plain file name: no path, no leading dot or space, no control or format characters.
 
@@ -97,7 +101,7 @@ def is_safe_filename(name: str) -> bool:
         _FILENAME.fullmatch(name) is not None
         and not name.startswith(".")
         and name.strip() == name
-        and not any(unicodedata.category(c) in ("Cf", "Co", "Cs") for c in name)
+        and not any(unicodedata.category(c) in _FORBIDDEN_IN_NAMES for c in name)
     )
 
 

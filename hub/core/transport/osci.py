@@ -63,7 +63,6 @@ file name or any other value.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -78,6 +77,7 @@ from hub.core.transport import (
     AttachmentPolicy,
     Envelope,
     check_attachment,
+    is_safe_filename,
 )
 from hub.core.transport._codec import (
     b64decode_strict,
@@ -119,7 +119,6 @@ _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _CID_URL = re.compile(r"(?:[!-$&-;=?-~]|%[0-9A-Fa-f]{2})+")
 _CID_VALUE = re.compile(r"[!-;=?-~]+")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
-_FORBIDDEN_NAME_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
 _EXTENSIONS = {
     "application/pdf": ".pdf",
     "image/jpeg": ".jpg",
@@ -376,10 +375,6 @@ def _cid(href: str) -> str | None:
         return None
     decoded = _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), value[4:])
     return decoded if _CID_VALUE.fullmatch(decoded) else None
-
-
-def _safe_name(name: str) -> bool:
-    return not any(unicodedata.category(ch) in _FORBIDDEN_NAME_CATEGORIES for ch in name)
 
 
 # --- the walk ------------------------------------------------------------------------------------
@@ -673,13 +668,7 @@ def _payload_filename(payload: _Data) -> str | None:
     if part is None or part.filename is None:
         return None
     name = part.filename
-    if (
-        not 0 < len(name) <= 200
-        or not _safe_name(name)
-        or any(ch in name for ch in '/\\:*?"<>|')
-        or name.startswith(".")
-        or name.strip() != name
-    ):
+    if not is_safe_filename(name):
         raise Rejection(Reason.CONTAINER, f"{part.path}/Content-Disposition")
     return name
 
@@ -692,9 +681,7 @@ def _attachment(item: _Data, index: int, policy: AttachmentPolicy) -> Attachment
     else:
         stem = item.content_id or f"content-{index}"
         filename = stem + _EXTENSIONS.get(media, ".xml" if is_xml_media_type(media) else ".bin")
-    if not _safe_name(filename):
-        raise Rejection(Reason.ATTACHMENT, f"{item.path}/filename")
-    return check_attachment(
+    return check_attachment(  # refuses unsafe file names at f"{item.path}/filename"
         item.data,
         filename=filename,
         content_type=media,

@@ -31,7 +31,6 @@ base64.
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import re
 import uuid
@@ -51,6 +50,7 @@ from hub.core.transport import (
     check_all,
     check_attachment,
 )
+from hub.core.transport._codec import b64decode_strict
 
 TRANSPORT = "xta2"
 
@@ -398,12 +398,9 @@ def _base64(
     padding = len(compact) - len(compact.rstrip("="))
     if len(compact) // 4 * 3 - padding > max_bytes:
         raise Rejection(size_reason, size_path)
-    try:
-        data = base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError):
-        raise _fail(path) from None
-    if base64.b64encode(data) != compact.encode("ascii"):
-        raise _fail(path)  # non-zero pad bits: a second spelling of the same bytes
+    data = b64decode_strict(compact)  # canonical only: one spelling per value
+    if data is None:
+        raise _fail(path)
     return data
 
 
