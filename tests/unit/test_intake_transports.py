@@ -224,3 +224,19 @@ def test_sniff_recognises_an_xta_message() -> None:
     from hub.core.transport.registry import sniff
 
     assert sniff(xta_message(make_submission())) == "xta2"
+
+
+def test_an_osci_package_without_an_authenticated_author_is_refused(hub_context, now):
+    """The author of an OSCI package comes from the OSCI client, never from the content.
+
+    Until an OSCI connector hands that author over, intake cannot tell the portal and
+    refuses the package, although it unpacks.
+    """
+    from tests import osci_builders
+
+    report = check(osci_builders.inline_package(), hub_context, now, transport="osci")
+    assert (report["verdict"], report["reason"], report["path"]) == (
+        "rejected",
+        "SENDER_MISMATCH",
+        "transport/author",
+    )
