@@ -110,15 +110,22 @@ class XtaSettings:
 
 def client_ssl_context(
     *,
-    ca_file: Path,
-    cert_file: Path,
-    key_file: Path,
+    ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
     key_password: str | None = None,
 ) -> ssl.SSLContext:
-    """A TLS 1.2+ client context: trust ``ca_file`` only, present the client certificate."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    """A TLS 1.2+ client context: trust ``ca_file`` only, present the client certificate.
+
+    ``ca_file=None`` trusts the system store and ``cert_file=None`` presents no
+    certificate (the HTTP delivery channel; XTA always passes both).
+    """
+    cafile = None if ca_file is None else str(ca_file)
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(str(cert_file), str(key_file), password=key_password)
+    if cert_file is not None:
+        keyfile = None if key_file is None else str(key_file)
+        context.load_cert_chain(str(cert_file), keyfile, password=key_password)
     return context
 
 

@@ -1,1 +1,1 @@
-"""Simulators of the hub's counterparts (portals, transport servers) for tests and demos."""
+"""Simulators of the hub's counterparts (portals, transport servers, vendor endpoints) for tests and demos."""
