@@ -2,8 +2,10 @@
 
 In one run, on one broker:
 
-1. **hub**: a worker process (intake -> dispatch -> deliver, outbound file drop
-   on) is started and warmed up; N distinct valid submissions are produced to
+1. **hub**: a worker process (intake -> dispatch -> deliver through every channel:
+   files, the Avro vendor topic, JSON over HTTP to a vendor endpoint simulator on
+   loopback) is started and warmed up; N distinct valid submissions, the four
+   kinds of :data:`KINDS` in turn, are produced to
    ``submissions.received`` as fast as the producer allows; the clock stops when
    the audit log shows every one delivered. Latency per submission is
    ``delivered.at - received_at`` (both stamped on this machine).
@@ -35,13 +37,32 @@ from hub.core.outcomes import OutcomeTracker
 from hub.core.pipeline import RECEIVED
 from hub.core.records import Received, encode
 from hub.kafka import consumer, follow_outcomes, producer
+from hub.sim.vendor import VendorSimulator, VendorSimulatorThread
 from hub.supervise import WorkerProcess
-from hub.testing import SubmissionSpec, make_submission
+from hub.testing import DocumentSpec, PersonSpec, SubmissionSpec, make_submission
+
+# One submission kind per delivery channel of the example office table, in turn:
+# SGB II -> Jobcenter (Avro on the vendor topic), Grundsicherung -> Sozialamt (vendor XML
+# file), Wohngeld with a document -> Wohngeldstelle (fixed-width file, document beside),
+# BuT -> BuT office (JSON over HTTP to the vendor endpoint simulator).
+KINDS: tuple[tuple[tuple[tuple[str, str], ...], tuple[DocumentSpec, ...]], ...] = (
+    ((("99107002017000", "Bürgergeld, Bewilligung"),), ()),
+    ((("99107009017000", "Grundsicherung, Bewilligung"),), ()),
+    ((("99107023017001", "Wohngeld, Bewilligung erstmalig"),), (DocumentSpec(),)),
+    ((("99107032148000", "Bildung und Teilhabe, Erbringung"),), ()),
+)
 
 
 def _payloads(n: int) -> list[bytes]:
-    """N distinct valid submissions (fresh UUIDs make distinct content-addressed ids)."""
-    return [make_submission(SubmissionSpec()) for _ in range(n)]
+    """N distinct valid submissions, the kinds in turn (fresh UUIDs make distinct ids)."""
+    return [
+        make_submission(
+            SubmissionSpec(
+                persons=(PersonSpec(benefits=KINDS[i % 4][0]),), documents=KINDS[i % 4][1]
+            )
+        )
+        for i in range(n)
+    ]
 
 
 def _produce(settings: Settings, topic: str, payloads: list[bytes]) -> list[Received]:
@@ -79,6 +100,7 @@ def measure_hub(settings: Settings, n: int, timeout: float) -> dict[str, Any]:
     finally:
         worker.stop()
     latencies = []
+    channels: dict[str, int] = {}
     for record in records:
         outcome = tracker.get(record.submission_id)
         if not outcome.final or outcome.outcome != "delivered":
@@ -86,7 +108,20 @@ def measure_hub(settings: Settings, n: int, timeout: float) -> dict[str, Any]:
         sent = dt.datetime.fromisoformat(record.received_at)
         done = max(dt.datetime.fromisoformat(e.at) for e in outcome.delivered.values())
         latencies.append((done - sent).total_seconds() * 1000)
-    return {"seconds": finished - started, "latencies_ms": latencies}
+        for event in outcome.delivered.values():
+            channels[event.channel or "?"] = channels.get(event.channel or "?", 0) + 1
+    return {"seconds": finished - started, "latencies_ms": latencies, "channels": channels}
+
+
+def _http_vendor_urls(settings: Settings, simulator: VendorSimulator) -> str:
+    from hub import offices  # noqa: PLC0415
+
+    table = offices.load(settings.offices_file, settings.schema_dir)
+    return ",".join(
+        f"{v.vendor_id}={simulator.url_template}"
+        for v in table.vendors.values()
+        if v.channel == "http"
+    )
 
 
 def measure_passthrough(settings: Settings, payloads: list[bytes]) -> float:
@@ -161,7 +196,13 @@ def run(settings: Settings, n: int, *, as_json: bool = False, timeout: float = 6
             for name in ("bench.passthrough.in", "bench.passthrough.out")
         )
         topics.apply(settings, specs + passthrough_specs)
+        # The http vendor's endpoint: a simulator on loopback (plain HTTP, always up).
+        vendor = VendorSimulatorThread(VendorSimulator(max_request_bytes=16 * 1024 * 1024))
+        vendor.start()
+        stack.callback(vendor.stop)
+        settings = settings.with_overrides(vendor_urls=_http_vendor_urls(settings, vendor.sim))
         hub = measure_hub(settings, n, timeout)
+        booked = vendor.snapshot()
         passthrough_seconds = measure_passthrough(settings, _payloads(n))
     latencies = hub["latencies_ms"]
     result = {
@@ -173,13 +214,19 @@ def run(settings: Settings, n: int, *, as_json: bool = False, timeout: float = 6
         "p50_ms": round(_percentile(latencies, 0.50), 1),
         "p99_ms": round(_percentile(latencies, 0.99), 1),
         "mean_ms": round(statistics.fmean(latencies), 1),
+        "channels": hub["channels"],
+        "http_bookings": booked["bookings"],
     }
     if as_json:
         print(json.dumps(result))
     else:
         print(f"submissions        {n} ({result['broker']})")
         print(
-            f"hub                {result['hub_per_s']:>10} submissions/s  (intake, sign, route, map, file delivery)"
+            f"hub                {result['hub_per_s']:>10} submissions/s  (intake, sign, route, map, deliver)"
+        )
+        print(
+            "deliveries         "
+            + ", ".join(f"{channel} {count}" for channel, count in sorted(hub["channels"].items()))
         )
         print(
             f"passthrough        {result['passthrough_per_s']:>10} records/s      (confluent-kafka consume -> produce)"

@@ -83,6 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
+    explain = commands.add_parser(
+        "route", help="explain the routing decision for one file, step by step, offline"
+    )
+    explain.add_argument("--json", action="store_true", help="the report as one JSON object")
+    explain.add_argument(
+        "--transport",
+        choices=("auto", "file", "xta2", "osci", "fitconnect"),
+        default="auto",
+        help="how the file arrived (default: recognise it)",
+    )
+    explain.add_argument("file", type=Path, metavar="FILE")
+
+    asyncapi = commands.add_parser(
+        "asyncapi", help="write the AsyncAPI 3 document of the vendor topics (stdout or --output)"
+    )
+    asyncapi.add_argument("--output", type=Path, default=None, metavar="FILE")
+
     dead = commands.add_parser(
         "dlq", help="dead letters on the configured cluster: list, show, retry"
     )
@@ -124,14 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--stage",
-        choices=("pipeline", "ingest"),
+        choices=("pipeline", "ingest", "mapping"),
         default="pipeline",
         help="pipeline: through a worker and the broker; "
-        "ingest: the intake stage alone against its raw parse/validate/sign costs, no Kafka",
+        "ingest: the intake stage alone against its raw parse/validate/sign costs, no Kafka; "
+        "mapping: each vendor mapping alone against a JSON passthrough, no Kafka",
     )
     bench.add_argument("--n", type=int, default=2000, help="number of submissions (pipeline)")
     bench.add_argument(
-        "--seconds", type=float, default=3.0, help="seconds per measurement (ingest)"
+        "--seconds", type=float, default=3.0, help="seconds per measurement (ingest, mapping)"
     )
     bench.add_argument(
         "--profile", action="store_true", help="also print a cProfile of intake (ingest)"
@@ -331,6 +349,50 @@ def _dlq_retry(
     return EXIT_OK
 
 
+def _route(settings: Settings, path: Path, *, as_json: bool, transport: str) -> int:
+    from hub import context  # noqa: PLC0415
+    from hub.core.pipeline import route_report, transport_message_id_of_name  # noqa: PLC0415
+    from hub.core.transport.registry import sniff  # noqa: PLC0415
+
+    if not path.is_file():
+        print(f"sozialhub route: no such file: {path}", file=sys.stderr)
+        return EXIT_USAGE
+    hub = context.build(settings)
+    with path.open("rb") as handle:
+        data = handle.read(settings.max_submission_bytes + 1)
+    how = sniff(data) if transport == "auto" else transport
+    message_id = transport_message_id_of_name(path.name) if how == "file" else None
+    report = {
+        "file": str(path),
+        **route_report(
+            data, hub, dt.datetime.now(dt.UTC), transport=how, transport_message_id=message_id
+        ),
+    }
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(f"{path}: {report['submission_id']}")
+        for number, step in enumerate(report["steps"], start=1):
+            facts = ", ".join(
+                f"{k}={v}" for k, v in step.items() if k not in ("step", "outcome", "explanation")
+            )
+            print(
+                f"  {number}. {step['step']}: {step['outcome']}" + (f" ({facts})" if facts else "")
+            )
+        if report["verdict"] == "routed":
+            for r in report["routes"]:
+                print(
+                    f"  -> LeiKa {r['leika']}: {r['office']} by {r['rule']} rule; "
+                    f"vendor {r['vendor']}, {r['format']} over {r['channel']}"
+                )
+        else:
+            where = f" at {report['path']}" if report["path"] else ""
+            print(f"  rejected at {report['stage']}: {report['reason']}{where}")
+            if report["explanation"]:
+                print(f"  why: {report['explanation']}")
+    return EXIT_OK if report["verdict"] == "routed" else EXIT_REJECTED
+
+
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
     args = build_parser().parse_args(argv)
     try:
@@ -343,6 +405,18 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
     try:
         if args.command == "check":
             return _check(settings, args.files, as_json=args.json, transport=args.transport)
+        if args.command == "route":
+            return _route(settings, args.file, as_json=args.json, transport=args.transport)
+        if args.command == "asyncapi":
+            from hub import asyncapi as contract  # noqa: PLC0415
+            from hub import topics  # noqa: PLC0415
+
+            text = contract.render(settings, topics.load(settings))
+            if args.output is None:
+                sys.stdout.write(text)
+            else:
+                args.output.write_text(text, encoding="utf-8")
+            return EXIT_OK
         if args.command == "topics":
             return _topics(settings, args)
         if args.command == "dlq":
@@ -383,6 +457,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             return bench_ingest.run(
                 settings, args.seconds, as_json=args.json, with_profile=args.profile
             )
+        if args.command == "bench" and args.stage == "mapping":
+            from hub import bench_mapping  # noqa: PLC0415
+
+            return bench_mapping.run(settings, args.seconds, as_json=args.json)
         if args.command == "bench":
             from hub import bench  # noqa: PLC0415
 

@@ -120,6 +120,12 @@ class Settings:
     fitconnect_poll_seconds: float = 30.0
     fitconnect_callback_port: int = 6067  # the callback endpoint (POST /fitconnect/callback)
     fitconnect_signing_key_id: str | None = None
+    # Delivery to vendors (config/offices.yml names the channel per vendor).
+    # One directory per http vendor: <dir>/<vendor>/client.crt, client.key, ca.crt, token
+    # (each optional; a Kubernetes Secret mounted per vendor fits this layout).
+    vendor_credentials_dir: Path | None = None
+    # Override http vendors' endpoint URLs, e.g. for staging: "oksozius=https://…/{office}/cases".
+    vendor_urls: str | None = None
     # Limits and runtime.
     max_submission_bytes: int = 4 * 1024 * 1024
     max_record_bytes: int = 8_000_000  # below the topics' max.message.bytes (8 MiB)
@@ -167,6 +173,10 @@ class Settings:
                 "xta_msgbox_url needs xta_send_url, xta_mailbox, xta_client_cert, "
                 "xta_client_key and xta_ca_file"
             )
+        for item in (self.vendor_urls or "").split(","):
+            name, sign, url = item.strip().partition("=")
+            if item.strip() and not (sign and name and url.startswith(("https://", "http://"))):
+                raise ConfigError("vendor_urls must be vendor=URL pairs separated by commas")
         if self.fitconnect_api_url and not (
             self.fitconnect_destination
             and self.fitconnect_decryption_keys
@@ -178,6 +188,14 @@ class Settings:
                 "fitconnect_api_url needs fitconnect_destination, fitconnect_decryption_keys, "
                 "fitconnect_signing_key, fitconnect_token and fitconnect_callback_secret"
             )
+
+    def vendor_url(self, vendor_id: str) -> str | None:
+        """The endpoint URL ``vendor_urls`` sets for ``vendor_id``, if any."""
+        for item in (self.vendor_urls or "").split(","):
+            name, _, url = item.strip().partition("=")
+            if name == vendor_id and url:
+                return url
+        return None
 
     @property
     def embedded(self) -> bool:

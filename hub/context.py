@@ -5,7 +5,7 @@ from __future__ import annotations
 from hub import fitconnect, keys, offices, portals, schemas
 from hub.config import ConfigError, Settings
 from hub.core.payloads import PayloadRegistry
-from hub.core.pipeline import HubContext, vendor_topic
+from hub.core.pipeline import HubContext, delivery_queue, vendor_topic
 from hub.core.transport.registry import TransportKeys
 from hub.core.xmlsafe import Limits
 from hub.topics import TopicSpec
@@ -49,9 +49,15 @@ def build(settings: Settings) -> HubContext:
 
 
 def check_vendor_topics(hub: HubContext, specs: tuple[TopicSpec, ...]) -> tuple[str, ...]:
-    """Every vendor of the office table needs a declared topic; return their logical names."""
+    """Every vendor needs its delivery queue, a kafka-channel vendor also its vendor topic.
+
+    Returns their logical names, delivery queues first.
+    """
     declared = {s.name for s in specs}
-    needed = tuple(sorted(vendor_topic(v) for v in hub.offices.vendors))
+    vendors = sorted(hub.offices.vendors.values(), key=lambda v: v.vendor_id)
+    needed = tuple(delivery_queue(v.vendor_id) for v in vendors) + tuple(
+        vendor_topic(v.vendor_id) for v in vendors if v.channel == "kafka"
+    )
     missing = [name for name in needed if name not in declared]
     if missing:
         raise ConfigError("topics.yml lacks vendor topics: " + ", ".join(missing))

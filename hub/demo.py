@@ -5,9 +5,16 @@ Starts the embedded broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` is set), applies
 PKI, a FIT-Connect Submission API) and a worker process configured for them,
 then sends each example the way its portal would (:data:`TRANSPORTS`): through
 the XTA mailbox, as an encrypted FIT-Connect submission, or into the file-drop
-inbox. It follows the audit log and the receipts topic until every submission
-is delivered or dead-lettered and every portal has its receipt, prints a
-summary and stops everything again.
+inbox. Deliveries leave through every channel of the example office table:
+files in the outbox (vendor XML, fixed-width records with documents beside),
+Avro records on the vendor topic, and JSON over HTTPS to a vendor endpoint
+simulator with a client certificate. That endpoint is down when the first
+case arrives and comes back :data:`OUTAGE_SECONDS` later, then fails every
+second request for a while: the worker retries, pauses the partition, probes,
+and delivers every case exactly once. The demo follows the audit log, the
+receipts topic and the vendor topic until every submission is delivered or
+dead-lettered and every portal has its receipt, prints a summary and stops
+everything again.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import datetime as dt
 import json
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,13 +37,15 @@ from hub import topics
 from hub.broker import cluster, free_port
 from hub.config import PROJECT_ROOT, Secret, Settings, variable
 from hub.core.outcomes import OutcomeTracker
-from hub.core.pipeline import AUDIT, RECEIPTS
+from hub.core.pipeline import AUDIT, RECEIPTS, vendor_topic
 from hub.core.records import AuditEvent, PortalReceipt, decode, submission_id
 from hub.core.transport import xta
 from hub.core.wohngeld import NAMESPACE as WOHNGELD_NAMESPACE
 from hub.kafka import follow
 from hub.sim import fitconnect as sim_fitconnect
+from hub.sim import pki
 from hub.sim.portals import PortalSimulators
+from hub.sim.vendor import VendorSimulator, VendorSimulatorThread
 from hub.supervise import WorkerProcess
 
 log = structlog.get_logger(__name__)
@@ -53,6 +63,8 @@ TRANSPORTS = {
 HUB_MAILBOX = "hub:055620000000"  # the hub's XTA mailbox (an example key)
 SOZIALPLATTFORM = "sop:050000100099"
 FITCONNECT_DESTINATION = "6f1d2c3b-4a5e-4f60-8b7a-9c0d1e2f3a4b"  # config/portals.yml
+OUTAGE_SECONDS = 8.0  # how long the http vendor stays down after its first failed attempt
+FLAKY_SECONDS = 10.0  # then every second request fails for this long
 
 
 def drop(files: list[Path], inbox: Path) -> None:
@@ -70,10 +82,14 @@ class Progress:
 
     tracker: OutcomeTracker = field(default_factory=OutcomeTracker)
     receipts: dict[str, PortalReceipt] = field(default_factory=dict)  # message id -> receipt
+    vendor_records: dict[str, int] = field(default_factory=dict)  # delivery id -> bytes on topic
+    vendor_topics: tuple[str, ...] = ()
 
-    def add(self, topic: str, value: bytes) -> None:
+    def add(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         if topic.endswith(AUDIT):
             self.tracker.add(decode(value, AuditEvent))
+        elif topic.endswith(self.vendor_topics) and key is not None:
+            self.vendor_records[key.decode("ascii", "replace")] = len(value)
         elif topic.endswith(RECEIPTS):
             receipt = decode(value, PortalReceipt)
             if receipt.transport_message_id:
@@ -103,8 +119,32 @@ def finished(
     return portals_answered()
 
 
+def _output(
+    did: str, channel: str | None, outbox: Path, progress: Progress, vendor: VendorSimulator | None
+) -> str | None:
+    """Where a delivery ended up: the file(s), the vendor topic record, or the booking."""
+    if channel == "file":
+        written = sorted(outbox.glob(f"*/*/{did}.*"))
+        if not written:
+            return None
+        record = next((w for w in written if w.name.count(".") == 1), written[0])
+        return str(record.relative_to(outbox.parent))
+    if channel == "kafka" and did in progress.vendor_records:
+        return (
+            f"topic {progress.vendor_topics[0]} key {did} ({progress.vendor_records[did]} B Avro)"
+        )
+    if channel == "http" and vendor is not None:
+        booking = vendor.booking(did)
+        return f"booking {booking.booking_id} at {booking.location}" if booking else None
+    return None
+
+
 def summary_rows(
-    examples: list[Example], progress: Progress, outbox: Path, answered: dict[str, str]
+    examples: list[Example],
+    progress: Progress,
+    outbox: Path,
+    answered: dict[str, str],
+    vendor: VendorSimulator | None = None,
 ) -> list[dict[str, Any]]:
     rows = []
     for example in examples:
@@ -112,9 +152,18 @@ def summary_rows(
         outcome = progress.tracker.get(sid or "sub-unknown")
         deliveries = []
         for did, routed in sorted(outcome.routed.items(), key=lambda item: item[1].office or ""):
-            written = sorted(outbox.glob(f"*/*/{did}.*")) if did in outcome.delivered else []
-            output = str(written[0].relative_to(outbox.parent)) if written else None
-            deliveries.append({"office": routed.office, "vendor": routed.vendor, "output": output})
+            done = outcome.delivered.get(did)
+            channel = done.channel if done else None
+            output = _output(did, channel, outbox, progress, vendor) if done else None
+            deliveries.append(
+                {
+                    "office": routed.office,
+                    "vendor": routed.vendor,
+                    "channel": channel,
+                    "attempts": done.attempt if done else None,
+                    "output": output,
+                }
+            )
         receipt = progress.receipts.get(example.message_id or "")
         rows.append(
             {
@@ -125,8 +174,12 @@ def summary_rows(
                 "reason": outcome.reason,
                 "stage": outcome.rejected.stage if outcome.rejected else None,
                 "offices": [d["office"] for d in deliveries],
-                "outputs": [d["output"] for d in deliveries if d["output"]],
+                "outputs": [
+                    d["output"] for d in deliveries if d["output"] and d["channel"] == "file"
+                ],
+                "channels": {d["office"]: d["channel"] for d in deliveries},
                 "deliveries": deliveries,
+                "retries": outcome.retries,
                 "receipt": None
                 if receipt is None
                 else {
@@ -147,11 +200,12 @@ def print_summary(rows: list[dict[str, Any]], *, as_json: bool) -> None:
         return
     print()
     print(
-        f"{'submission':38} {'via':10} {'outcome':14} {'reason':18} {'receipt':10} {'office':22} output"
+        f"{'submission':38} {'via':10} {'outcome':14} {'reason':18} {'receipt':10} "
+        f"{'office':22} {'channel':8} output"
     )
-    print("-" * 150)
+    print("-" * 160)
     for row in rows:
-        lines = row["deliveries"] or [{"office": "-", "output": "-"}]
+        lines = row["deliveries"] or [{"office": "-", "channel": "-", "output": "-"}]
         receipt = row["receipt"]["outcome"] if row["receipt"] else "-"
         for index, delivery in enumerate(lines):
             head = (
@@ -161,7 +215,7 @@ def print_summary(rows: list[dict[str, Any]], *, as_json: bool) -> None:
             )
             print(
                 f"{head[0]:38} {head[1]:10} {head[2]:14} {head[3]:18} {head[4]:10} "
-                f"{delivery['office']:22} {delivery['output'] or '-'}"
+                f"{delivery['office']:22} {delivery['channel'] or '-':8} {delivery['output'] or '-'}"
             )
 
 
@@ -197,6 +251,7 @@ def run(
         plan = topics.apply(settings, specs)
         log.info("demo.topics_applied", created=len(plan.create), drift=len(plan.drift))
         settings, sims, portal_secrets = _start_portals(settings, root, stack)
+        settings, vendor = _start_vendor(settings, root, stack)
         worker = WorkerProcess(
             settings,
             log_file=root / "worker.log",
@@ -209,8 +264,9 @@ def run(
         worker.wait_ready()
         planned = [Example(p, TRANSPORTS.get(p.name, "file")) for p in files]
         _send(planned, sims, settings.inbox_dir)
-        progress = Progress()
+        progress = Progress(vendor_topics=tuple(_kafka_vendor_topics(settings)))
         answered: dict[str, str] = {}
+        recovery = _Recovery(vendor)
 
         def portals_answered() -> bool:
             answered.update(_portal_answers(sims))
@@ -219,13 +275,26 @@ def run(
 
         for message in follow(
             settings,
-            (AUDIT, RECEIPTS),
+            (AUDIT, RECEIPTS, *progress.vendor_topics),
             lambda: finished(planned, progress, portals_answered) or not worker.alive(),
             timeout,
         ):
-            progress.add(message.topic(), message.value())
-        rows = summary_rows(planned, progress, settings.outbox_dir, answered)
+            progress.add(message.topic(), message.value(), message.key())
+            recovery.observe(progress)
+        recovery.cancel()
+        rows = summary_rows(planned, progress, settings.outbox_dir, answered, vendor)
         print_summary(rows, as_json=as_json)
+        booked = vendor.snapshot()
+        print(
+            f"\nVendor endpoint (OK.SOZIUS, JSON over HTTPS): down for {OUTAGE_SECONDS:.0f} s after "
+            f"the first attempt, then failing every second request; "
+            f"{sum(r['retries'] for r in rows)} retried attempt(s), {booked['requests']} requests, "
+            f"{booked['bookings']} cases booked, {booked['replays']} replays answered, "
+            f"{len(booked['booked_twice'])} booked twice."
+        )
+        if booked["booked_twice"]:
+            print("A case was booked twice: the idempotency contract is broken.")
+            return 1
         pending = [r["file"] for r in rows if r["outcome"] == "pending"]
         unanswered = [
             r["file"]
@@ -295,6 +364,77 @@ def _start_portals(
         variable("fitconnect_callback_secret"): secret,
     }
     return configured, sims, worker_secrets
+
+
+def _kafka_vendor_topics(settings: Settings) -> list[str]:
+    from hub import offices  # noqa: PLC0415
+
+    table = offices.load(settings.offices_file, settings.schema_dir)
+    return [vendor_topic(v.vendor_id) for v in table.vendors.values() if v.channel == "kafka"]
+
+
+def _start_vendor(
+    settings: Settings, root: Path, stack: contextlib.ExitStack
+) -> tuple[Settings, VendorSimulator]:
+    """The http vendor's endpoint: HTTPS with a client certificate, down until it has been tried.
+
+    Its credentials go where the worker reads them, one directory per vendor
+    (``vendor_credentials_dir``); its URL overrides the example's (``vendor_urls``).
+    """
+    from hub import offices  # noqa: PLC0415
+
+    table = offices.load(settings.offices_file, settings.schema_dir)
+    vendor_id = next(v.vendor_id for v in table.vendors.values() if v.channel == "http")
+    tls = pki.create(root / "vendor-pki")
+    token = secrets.token_urlsafe(24)
+    simulator = VendorSimulator(
+        ssl_context=tls.server_context(), token=token, max_request_bytes=16 * 1024 * 1024
+    )
+    simulator.down(retry_after=1)
+    runner = VendorSimulatorThread(simulator)
+    runner.start()
+    stack.callback(runner.stop)
+    credentials = root / "vendors" / vendor_id
+    credentials.mkdir(parents=True)
+    shutil.copyfile(tls.client_cert, credentials / "client.crt")
+    shutil.copyfile(tls.client_key, credentials / "client.key")
+    shutil.copyfile(tls.ca, credentials / "ca.crt")
+    (credentials / "token").touch(mode=0o600)
+    (credentials / "token").write_text(token, "utf-8")
+    configured = settings.with_overrides(
+        vendor_credentials_dir=root / "vendors",
+        vendor_urls=f"{vendor_id}={simulator.url_template}",
+    )
+    return configured, simulator
+
+
+class _Recovery:
+    """Brings the vendor endpoint back :data:`OUTAGE_SECONDS` after the first failed attempt."""
+
+    def __init__(self, vendor: VendorSimulator) -> None:
+        self.vendor = vendor
+        self.timers: list[threading.Timer] = []
+
+    def observe(self, progress: Progress) -> None:
+        if self.timers or not any(o.retries for o in progress.tracker.by_submission.values()):
+            return
+        log.info("demo.vendor_down", recovers_in_s=OUTAGE_SECONDS)
+
+        def flaky() -> None:
+            self.vendor.up()
+            self.vendor.flaky(every_nth=2)
+
+        self.timers = [
+            threading.Timer(OUTAGE_SECONDS, flaky),
+            threading.Timer(OUTAGE_SECONDS + FLAKY_SECONDS, self.vendor.heal),
+        ]
+        for timer in self.timers:
+            timer.daemon = True
+            timer.start()
+
+    def cancel(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
 
 
 def _send(planned: list[Example], sims: PortalSimulators, inbox: Path) -> None:

@@ -1,6 +1,7 @@
 """Outbound file drop: one file per delivery, written atomically.
 
-Layout: ``<outbox>/<vendor>/<office>/<delivery id><suffix>``. The file is
+Layout: ``<outbox>/<vendor>/<office>/<delivery id><suffix>``, and for formats whose
+documents travel beside the record, ``<delivery id>.d<nn>.<ext>`` next to it. The file is
 written under a hidden temporary name in the same directory, flushed to disk,
 then hard-linked into place (which never overwrites), so a Fachverfahren import
 job never sees half a file.
@@ -25,10 +26,12 @@ import re
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 _SAFE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SUFFIX = re.compile(r"^\.[a-z0-9]{1,8}$")
+_BESIDE = re.compile(r"^dlv-[0-9a-f]{32}\.d[0-9]{2,3}\.[a-z0-9]{1,8}$")
 
 
 class UnsafeName(ValueError):  # noqa: N818 - reads as the condition it reports
@@ -93,12 +96,16 @@ class FileDropOutbox:
             os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         _fsync_directory(marker.parent)
 
-    def write(self, target: Path, body: bytes) -> bool:
+    def write(self, target: Path, body: bytes, beside: Sequence[tuple[str, bytes]] = ()) -> bool:
         """Write ``body`` atomically; False when the delivery was made before (duplicate).
 
         "Before" is judged by the ledger, not only by the file: a Fachverfahren import
         job may have taken the file away long ago, and a redelivery must not book the
         case twice.
+
+        ``beside`` are (file name, bytes) of documents that travel next to the record.
+        They are written first, each atomically, and the record last, so an import job
+        that reacts to the record finds every document it references already complete.
         """
         if self._marker(target).exists():
             return False
@@ -106,6 +113,18 @@ class FileDropOutbox:
             self._remember(target)  # written before a crash that came before the ledger entry
             return False
         target.parent.mkdir(parents=True, exist_ok=True)
+        for name, data in beside:
+            if not _BESIDE.match(name) or not name.startswith(target.stem + "."):
+                raise UnsafeName("unsafe document file name")
+            # A document left by a crashed earlier attempt has the same name and bytes.
+            self._place(target.parent / name, data)
+        if not self._place(target, body):
+            return False
+        self._remember(target)
+        return True
+
+    def _place(self, target: Path, body: bytes) -> bool:
+        """Write one file under a temporary name, fsync, hard-link into place; False if it exists."""
         fd, temporary = tempfile.mkstemp(
             dir=target.parent, prefix=f".{self._host}-{os.getpid()}-", suffix=".part"
         )
@@ -121,7 +140,6 @@ class FileDropOutbox:
         finally:
             Path(temporary).unlink(missing_ok=True)
         _fsync_directory(target.parent)
-        self._remember(target)
         return True
 
 

@@ -62,7 +62,7 @@ _TCHARS = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
 _MEDIA_TYPE = re.compile(
     rf"{_TCHARS}/{_TCHARS}(?:[ \t]*;[ \t]*{_TCHARS}=(?:{_TCHARS}|\"[^\"\\\x00-\x1f\x7f]*\"))*"
 )
-_MAPPING_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_MAPPING_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")  # e.g. fv-json/1.0.0
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 OutcomeKind = Literal["delivered", "replayed", "refused", "unavailable"]

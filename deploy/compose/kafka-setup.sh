@@ -9,7 +9,7 @@ set -euo pipefail
 
 bootstrap=${BOOTSTRAP:-kafka:19092}
 prefix=${TOPIC_PREFIX:-sozialhub.}
-vendors=${VENDORS:-akdn openprosoz lammkom oksozius}
+vendors=${VENDORS:-akdn}  # the kafka-channel vendors of config/offices.yml
 secrets=/etc/kafka/secrets
 admin=(--bootstrap-server "$bootstrap" --command-config "$secrets/admin.properties")
 bin=/opt/kafka/bin

@@ -19,7 +19,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=$(mkdir -p "${1:-$here/secrets}" && cd "${1:-$here/secrets}" && pwd)
 ca_dir=$(dirname "$out")/ca
-vendors=${VENDORS:-akdn openprosoz lammkom oksozius}
+vendors=${VENDORS:-akdn}  # the kafka-channel vendors of config/offices.yml
 days=${DAYS:-365}
 
 if [ -n "$(ls -A "$out")" ]; then

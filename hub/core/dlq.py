@@ -352,6 +352,7 @@ def report_lines(body: dict[str, Any]) -> list[str]:
         f"stage         {letter['stage']}",
         f"reason        {letter['reason']}",
         f"path          {letter['path'] or '-'}",
+        *([f"why           {letter['explanation']}"] if letter.get("explanation") else []),
         f"at            {letter['at']}",
         f"sha256        {letter['payload_sha256'] or '-'}",
     ]
@@ -397,6 +398,6 @@ def next_stage(topic: str, prefix: str) -> str | None:
         return "intake"
     if logical == ACCEPTED:
         return "dispatch"
-    if logical is not None and logical.startswith("fachverfahren."):
+    if logical is not None and logical.startswith("deliveries."):
         return "deliver"
     return None

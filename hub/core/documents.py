@@ -42,3 +42,23 @@ def check_document(
     if not content.startswith(_MAGIC[media]):
         raise Rejection(Reason.ATTACHMENT, f"{where}/content")
     return media
+
+
+_EXTENSIONS = {
+    "application/pdf": "pdf",
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/tiff": "tif",
+    "application/xml": "xml",
+    "text/xml": "xml",
+}
+
+
+def beside_file_name(delivery_id: str, index: int, media_type: str) -> str:
+    """The file a document travels in next to its delivery record: ``<delivery id>.d<nn>.<ext>``.
+
+    Built from the delivery id, the document's position (1-based) and its media
+    type only, never from a portal-supplied file name, so it is always a safe name.
+    """
+    extension = _EXTENSIONS.get(media_type.split(";", 1)[0].strip().lower(), "bin")
+    return f"{delivery_id}.d{index:02d}.{extension}"

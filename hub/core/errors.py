@@ -31,6 +31,9 @@ class Reason(enum.StrEnum):
     SCHEMA_VERSION = "SCHEMA_VERSION"
     XSD = "XSD"
     FIELD_FORMAT = "FIELD_FORMAT"
+    # Vendor formats with fixed widths or a narrow character set (docs/formats.md)
+    FIELD_LENGTH = "FIELD_LENGTH"  # too long for a field that must not be truncated
+    FIELD_CHARSET = "FIELD_CHARSET"  # a character the target encoding lacks, no transliteration
     ROUTE_UNRESOLVED = "ROUTE_UNRESOLVED"
     ROUTE_AMBIGUOUS = "ROUTE_AMBIGUOUS"
     MAPPING_ERROR = "MAPPING_ERROR"

@@ -24,6 +24,7 @@ class SubmissionOutcome:
     duplicates: int = 0
     redelivered: AuditEvent | None = None  # the same transport message again (intake)
     receipts_sent: int = 0
+    retries: int = 0  # failed delivery attempts that were tried again
 
     @property
     def final(self) -> bool:
@@ -51,6 +52,11 @@ class SubmissionOutcome:
     def offices(self) -> list[str]:
         return sorted({e.office for e in self.routed.values() if e.office})
 
+    @property
+    def channels(self) -> dict[str, str]:
+        """Office -> the channel its delivery went through (``file``, ``http``, ``kafka``)."""
+        return {e.office: e.channel for e in self.delivered.values() if e.office and e.channel}
+
 
 class OutcomeTracker:
     def __init__(self) -> None:
@@ -66,6 +72,8 @@ class OutcomeTracker:
             outcome.redelivered = outcome.redelivered or event
         elif event.stage == "receipt" and event.decision == "sent":
             outcome.receipts_sent += 1
+        elif event.decision == "retried" and event.delivery_id:
+            outcome.retries += 1
         elif event.decision == "routed" and event.delivery_id:
             outcome.routed.setdefault(event.delivery_id, event)
         elif event.decision in ("delivered", "duplicate") and event.delivery_id:

@@ -17,6 +17,7 @@ from typing import Any
 from lxml import etree
 
 from hub.core import portal_receipts, portalsig, xmlsafe
+from hub.core.documents import beside_file_name
 from hub.core.errors import Reason, Rejection
 from hub.core.mapping import DeliveryContext, mapping_for
 from hub.core.model import Code, Document, Party, Submission, from_json, to_json
@@ -47,7 +48,15 @@ from hub.core.records import (
     unb64,
 )
 from hub.core.rotation import SignerSet
-from hub.core.route import OfficeTable, Route, applicant_ars, route
+from hub.core.route import (
+    FITCONNECT_DIRECTORY,
+    OfficeTable,
+    Route,
+    RouteRejection,
+    applicant_ars,
+    explain,
+    route,
+)
 from hub.core.transport import DEFAULT_ATTACHMENTS, AttachmentPolicy, Envelope, registry
 from hub.core.transport.registry import TransportKeys
 
@@ -62,7 +71,13 @@ NOTHING_SEEN: Mapping[str, str] = {}
 ATTACHMENT_KIND = "urn:sozialhub:codeliste:dokumentherkunft"
 
 
+def delivery_queue(vendor_id: str) -> str:
+    """The hub-internal topic where a vendor's deliveries wait for its delivery channel."""
+    return f"deliveries.{vendor_id}"
+
+
 def vendor_topic(vendor_id: str) -> str:
+    """The vendor-facing topic of a ``kafka``-channel vendor: its mapped records, nothing else."""
     return f"fachverfahren.{vendor_id}"
 
 
@@ -157,6 +172,7 @@ def _reject(
         payload_sha256=payload_sha256,
         source=source,
         at=timestamp(now),
+        explanation=rejection.explanation if isinstance(rejection, RouteRejection) else None,
     )
     audit = _audit(
         submission,
@@ -218,9 +234,9 @@ class Intake:
     portal: Portal | None = None
 
 
-def _replay_keys(envelope: Envelope) -> list[tuple[str, str]]:
+def _replay_keys(envelope: Envelope, payload_sha256: str) -> list[tuple[str, str]]:
     """(key, path) pairs that identify a replay: the transport message id and the payload digest."""
-    keys = [(seen_key("pay", envelope.payload_sha256), "payload")]
+    keys = [(seen_key("pay", payload_sha256), "payload")]
     if envelope.message_id:
         keys.insert(0, (seen_key("msg", envelope.transport, envelope.message_id), "messageId"))
     return keys
@@ -240,7 +256,9 @@ def _check_claimed_schema(envelope: Envelope, payload_type: PayloadType) -> None
         raise Rejection(Reason.UNKNOWN_PAYLOAD, "metadata/submissionSchema")
 
 
-def _not_a_replay(envelope: Envelope, sid: str, seen: Mapping[str, str]) -> list[tuple[str, str]]:
+def _not_a_replay(
+    envelope: Envelope, payload_sha256: str, sid: str, seen: Mapping[str, str]
+) -> list[tuple[str, str]]:
     """The replay keys of a submission nobody sent before (or this very record, re-processed).
 
     The same message id with the same payload under another record is a redelivery
@@ -248,7 +266,7 @@ def _not_a_replay(envelope: Envelope, sid: str, seen: Mapping[str, str]) -> list
     polled twice): :class:`Redelivery`. Anything else already seen is a replay:
     ``DUPLICATE``.
     """
-    keys = _replay_keys(envelope)
+    keys = _replay_keys(envelope, payload_sha256)
     firsts = {where: seen.get(key) for key, where in keys}
     by_message, by_payload = firsts.get("messageId"), firsts.get("payload")
     if by_message is not None and by_message != sid and by_payload == by_message:
@@ -264,11 +282,16 @@ def _with_transport(submission: Submission, envelope: Envelope) -> Submission:
 
     A payload that names its reader (XSozial ``leser``) keeps it: the hub's XTA
     mailbox is often one for several offices, so the transport reader may be the
-    hub itself. The transport reader is in the accepted record either way.
+    hub itself. A FIT-Connect destination becomes a reader in the ``FIT-Connect``
+    directory, which routing maps to the office that owns the destination. The
+    transport reader is in the accepted record either way.
     """
     changes: dict[str, Any] = {}
-    if envelope.reader and envelope.transport in ("xta2", "osci") and submission.reader is None:
-        changes["reader"] = Party("DVDV", envelope.reader, None)
+    if envelope.reader and submission.reader is None:
+        if envelope.transport in ("xta2", "osci"):
+            changes["reader"] = Party("DVDV", envelope.reader, None)
+        elif envelope.transport == "fitconnect":
+            changes["reader"] = Party(FITCONNECT_DIRECTORY, envelope.reader, None)
     if envelope.attachments:
         changes["documents"] = submission.documents + tuple(
             Document(
@@ -306,6 +329,10 @@ def intake(
     try:
         original = _checked_original(received)
         envelope = unwrap(received, original, hub, now)
+        # A bare file is its own payload, whose digest the record holds and was just checked.
+        digest = (
+            received.payload_sha256 if envelope.payload is original else envelope.payload_sha256
+        )
         known = Intake(envelope)
         portal = hub.portals.for_envelope(envelope)
         known = Intake(envelope, portal)
@@ -319,7 +346,7 @@ def intake(
         validate(root, payload_type)
         submission = payload_type.extract(root)
         hub.portals.check_payload(portal, payload_type.name, submission.author.key)
-        replay_keys = _not_a_replay(envelope, sid, seen)
+        replay_keys = _not_a_replay(envelope, digest, sid, seen)
         submission = _with_transport(submission, envelope)
     except Redelivery as again:
         # Already accepted (and answered) under the first record: only the audit log notes it.
@@ -331,7 +358,6 @@ def intake(
             known = Intake(registry.peek(received.transport, unb64(received.payload_b64)))
         result = _reject(sid, "intake", rejection, received.payload_sha256, source, now)
         return _answered(result, received, known, "rejected", rejection.reason.value, hub, now)
-    digest = envelope.payload_sha256
     receipt = hub.signer_at(now).sign(
         Attestation(
             submission_id=sid,
@@ -378,17 +404,16 @@ def intake(
         return _answered(result, received, known, "rejected", too_large.reason.value, hub, now)
     at = timestamp(now)
     seen_emits = tuple(Emit.of(SEEN, key, Seen(key, sid, at)) for key, _ in replay_keys)
-    result = StageResult(
-        (
-            accepted_emit,
-            *seen_emits,
-            _audit(sid, "intake", "accepted", now, payload_sha256=digest),
-            _audit(sid, "sign", "signed", now, payload_sha256=digest),
-        ),
-        "accepted",
-        submission=submission,
+    emits = (
+        accepted_emit,
+        *seen_emits,
+        _audit(sid, "intake", "accepted", now, payload_sha256=digest),
+        _audit(sid, "sign", "signed", now, payload_sha256=digest),
     )
-    return _answered(result, received, known, "accepted", None, hub, now)
+    answer = _portal_receipt(received, known, "accepted", None, hub, now)
+    return StageResult(
+        emits if answer is None else (*emits, answer), "accepted", submission=submission
+    )
 
 
 def _answered(
@@ -401,9 +426,22 @@ def _answered(
     now: dt.datetime,
 ) -> StageResult:
     """``result`` plus the portal receipt, when the hub knows who to answer."""
+    emit = _portal_receipt(received, known, outcome, reason, hub, now)
+    return result if emit is None else replace(result, emits=(*result.emits, emit))
+
+
+def _portal_receipt(
+    received: Received,
+    known: Intake,
+    outcome: str,
+    reason: str | None,
+    hub: HubContext,
+    now: dt.datetime,
+) -> Emit | None:
+    """The portal receipt's record, or None when the hub does not know who to answer."""
     envelope = known.envelope
     if envelope is None:
-        return result
+        return None
     channel, media_type, body = portal_receipts.build(
         envelope,
         received.submission_id,
@@ -428,8 +466,7 @@ def _answered(
         body_b64=None if body is None else b64(body),
         case_id=envelope.case_id,
     )
-    emit = Emit.of(RECEIPTS, received.submission_id, record)
-    return replace(result, emits=(*result.emits, emit))
+    return Emit.of(RECEIPTS, received.submission_id, record)
 
 
 def dispatch(
@@ -480,8 +517,9 @@ def dispatch(
             media_type=mapping.media_type,
             file_suffix=mapping.file_suffix,
             body_b64=b64(body),
+            documents=_beside(submission, did) if mapping.documents == "beside" else None,
         )
-        emit = Emit.of(vendor_topic(first.vendor.vendor_id), did, delivery)
+        emit = Emit.of(delivery_queue(first.vendor.vendor_id), did, delivery)
         if len(emit.value) > hub.max_record_bytes:
             return _reject(
                 sid, "map", Rejection(Reason.SIZE, "delivery"), accepted.payload_sha256, source, now
@@ -500,8 +538,30 @@ def dispatch(
     )
 
 
-def delivered(delivery: Delivery, now: dt.datetime, *, duplicate: bool) -> Emit:
-    """The audit event an outbound connector emits after a delivery is durable."""
+def _beside(submission: Submission, did: str) -> list[dict[str, Any]]:
+    """The documents a "beside" format's record references, as files next to it."""
+    return [
+        {
+            "file_name": beside_file_name(did, index, document.mime_type),
+            "media_type": document.mime_type,
+            "size": document.size,
+            "sha256": document.sha256,
+            "content_b64": document.content_b64,
+        }
+        for index, document in enumerate(submission.documents, start=1)
+    ]
+
+
+def delivered(
+    delivery: Delivery,
+    now: dt.datetime,
+    *,
+    duplicate: bool,
+    channel: str = "file",
+    attempt: int | None = None,
+    status: int | None = None,
+) -> Emit:
+    """The audit event a delivery connector emits once the delivery is durable at the vendor."""
     return _audit(
         delivery.submission_id,
         "deliver",
@@ -511,7 +571,63 @@ def delivered(delivery: Delivery, now: dt.datetime, *, duplicate: bool) -> Emit:
         vendor=delivery.vendor,
         delivery_id=delivery.delivery_id,
         mapping_version=delivery.mapping_version,
+        channel=channel,
+        attempt=attempt,
+        status=status,
     )
+
+
+def delivery_retried(
+    delivery: Delivery, now: dt.datetime, *, channel: str, attempt: int, status: int | None
+) -> Emit:
+    """The audit event for a failed attempt that will be tried again (one per attempt)."""
+    return _audit(
+        delivery.submission_id,
+        "deliver",
+        "retried",
+        now,
+        target=f"{delivery.delivery_id}#{attempt}",
+        office=delivery.office,
+        vendor=delivery.vendor,
+        delivery_id=delivery.delivery_id,
+        mapping_version=delivery.mapping_version,
+        channel=channel,
+        attempt=attempt,
+        status=status,
+    )
+
+
+def check_delivery(delivery: Delivery, vendor_id: str, offices: OfficeTable) -> None:
+    """A delivery taken from ``vendor_id``'s queue is for that vendor and one of its offices.
+
+    Every delivery channel calls this before it sends anything, so a record in the
+    wrong queue (a bug, a foreign producer, a changed office table) becomes a
+    ``DELIVERY`` dead letter instead of reaching another vendor.
+    """
+    if delivery.vendor != vendor_id:
+        raise Rejection(Reason.DELIVERY, "vendor")
+    office = offices.find(delivery.office)
+    if office is None or office.vendor != vendor_id:
+        raise Rejection(Reason.DELIVERY, "office")
+    if delivery.format != offices.vendors[vendor_id].format:
+        raise Rejection(Reason.DELIVERY, "format")
+
+
+def forward(
+    delivery: Delivery, vendor_id: str, offices: OfficeTable, now: dt.datetime
+) -> StageResult:
+    """The ``kafka`` channel: the mapped record onto ``vendor_id``'s topic, keyed by delivery id.
+
+    The topic comes from the queue's vendor, never from the record, and the record
+    must agree (:func:`check_delivery`). The value is the mapped bytes exactly (an
+    Avro single-object encoding); no headers. A re-run produces the same key and
+    value, so the vendor's consumer recognises a redelivery by the delivery id.
+    """
+    check_delivery(delivery, vendor_id, offices)
+    body = unb64(delivery.body_b64)
+    record = Emit(vendor_topic(vendor_id), delivery.delivery_id, body)
+    audit = delivered(delivery, now, duplicate=False, channel="kafka")
+    return StageResult((record, audit), "delivered")
 
 
 def receipt_sent(receipt: PortalReceipt, now: dt.datetime, *, sent: bool = True) -> Emit:
@@ -584,6 +700,8 @@ def check(
             "leika": r.leika,
             "office": r.office.office_id,
             "vendor": r.vendor.vendor_id,
+            "format": r.vendor.format,
+            "channel": r.vendor.channel,
             "rule": r.rule,
             "delivery_id": did,
         }
@@ -591,6 +709,52 @@ def check(
     ]
     report["office"] = second.routes[0][0].office.office_id
     report["vendor"] = second.routes[0][0].vendor.vendor_id
+    return report
+
+
+def route_report(
+    original: bytes,
+    hub: HubContext,
+    now: dt.datetime,
+    *,
+    transport: str = "file",
+    transport_message_id: str | None = None,
+) -> dict[str, Any]:
+    """``sozialhub route``: intake offline, then the routing decision step by step."""
+    received = Received.of(original, "route", transport, now, transport_message_id)
+    report: dict[str, Any] = {
+        "submission_id": received.submission_id,
+        "verdict": "rejected",
+        "stage": "intake",
+        "reason": None,
+        "path": None,
+        "explanation": None,
+        "steps": [],
+        "routes": [],
+    }
+    first = intake(received, None, hub, now)
+    if first.outcome == "rejected" or first.submission is None:
+        return _with_reason(report, first)
+    explanation = explain(first.submission, hub.offices)
+    report["steps"] = [step.as_dict() for step in explanation.steps]
+    report["stage"] = "route"
+    if explanation.rejection is not None:
+        report["reason"] = explanation.rejection.reason.value
+        report["path"] = explanation.rejection.path
+        report["explanation"] = explanation.rejection.explanation
+        return report
+    report["verdict"] = "routed"
+    report["routes"] = [
+        {
+            "leika": r.leika,
+            "office": r.office.office_id,
+            "vendor": r.vendor.vendor_id,
+            "format": r.vendor.format,
+            "channel": r.vendor.channel,
+            "rule": r.rule,
+        }
+        for r in explanation.routes
+    ]
     return report
 
 

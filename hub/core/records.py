@@ -11,11 +11,15 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, TypeVar
+
+import orjson
+import pybase64
 
 from hub.core.errors import Reason, Rejection
 
@@ -58,17 +62,34 @@ def audit_event_id(submission: str, stage: str, decision: str, target: str = "")
     return "aud-" + _digest(submission, stage, decision, target)
 
 
+@functools.lru_cache(maxsize=16)
 def timestamp(moment: dt.datetime) -> str:
+    # Cached: a stage stamps all the records it makes for one input with the same moment.
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    """``base64.b64encode(data).decode("ascii")``, twenty times sooner on a payload."""
+    return pybase64.b64encode_as_string(data)
+
+
+def b64decode_validated(text: str | bytes) -> bytes:
+    """``base64.b64decode(text, validate=True)``: the same bytes, or the same error, sooner.
+
+    pybase64 decodes a payload twenty times sooner than the standard library. With
+    ``validate=True`` it accepts a subset of what ``base64`` accepts (it also refuses
+    padding past a complete group), with the same bytes; whatever it refuses is left
+    to ``base64`` to decide.
+    """
+    try:
+        return pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        return base64.b64decode(text, validate=True)
 
 
 def unb64(text: str) -> bytes:
     try:
-        return base64.b64decode(text, validate=True)
+        return b64decode_validated(text)
     except (binascii.Error, ValueError, TypeError):
         raise Rejection(Reason.ENVELOPE, "base64") from None
 
@@ -141,7 +162,7 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """``fachverfahren.<vendor>``: one mapped document for one office."""
+    """``deliveries.<vendor>``: one mapped document for one office, waiting for its channel."""
 
     delivery_id: str
     submission_id: str
@@ -153,6 +174,9 @@ class Delivery:
     media_type: str
     file_suffix: str
     body_b64: str
+    # Documents that travel beside the record (formats whose mapping says "beside"): each
+    # {"file_name", "media_type", "size", "sha256", "content_b64"}; the record references them.
+    documents: list[dict[str, Any]] | None = None
     TYPE = "sozialhub.delivery"
 
 
@@ -179,6 +203,9 @@ class DeadLetter:
     payload_sha256: str | None
     source: SourceRef | None
     at: str
+    # What an operator can do about it, built from configuration only (ids, keys, AGS), never
+    # from payload values; set for routing rejections.
+    explanation: str | None = None
     TYPE = "sozialhub.deadletter"
 
 
@@ -200,6 +227,9 @@ class AuditEvent:
     payload_sha256: str | None = None
     benefits: list[str] | None = None  # LeiKa keys a routed delivery carries
     dead_letter_id: str | None = None  # the dead letter a `dlq retry` re-produced the source of
+    channel: str | None = None  # delivery channel: "file", "http" or "kafka"
+    attempt: int | None = None  # a delivery attempt's number (retried, delivered, failed)
+    status: int | None = None  # the vendor endpoint's HTTP status, when it answered
     TYPE = "sozialhub.audit"
 
 
@@ -270,13 +300,22 @@ def _nested(value: Any) -> dict[str, Any]:
 _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_nested
 )
+# orjson writes the same bytes for the values records hold (strings, integers, booleans, null,
+# lists, tuples, string-keyed dicts; no floats) about ten times sooner. Nested dataclasses go
+# through _nested, so their keys are sorted too; datetimes are refused, as json refuses them.
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+_ORJSON_OPTIONS |= orjson.OPT_PASSTHROUGH_DATETIME
 
 
 def encode(record: RecordT) -> bytes:
     body: dict[str, Any] = {"type": record.TYPE, "v": 1}
     for name in _field_names(type(record)):
         body[name] = getattr(record, name)
-    return _ENCODER.encode(body).encode()
+    try:
+        return orjson.dumps(body, default=_nested, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        # What orjson refuses (integers beyond 64 bits, keys that are not strings), json decides.
+        return _ENCODER.encode(body).encode()
 
 
 _ID = re.compile(r"(sub|dlv)-[0-9a-f]{32}")
@@ -301,7 +340,7 @@ def decode(data: bytes, cls: type[T]) -> T:
     expected = getattr(cls, "TYPE", None)
     if not isinstance(body, dict) or body.pop("type", None) != expected or body.pop("v", None) != 1:
         raise Rejection(Reason.ENVELOPE, "type")
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    known = _field_names(cls)
     body = {k: v for k, v in body.items() if k in known}
     for name, prefix in _ID_FIELDS.items():
         value = body.get(name)

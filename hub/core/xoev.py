@@ -44,11 +44,111 @@ def child(parent: etree._Element, path: str) -> etree._Element | None:
     return None
 
 
+class Node:
+    """An element and the first child of each name, read in one pass over its children.
+
+    ``Node(e).get(name)`` is ``child(e, name)``, ``Node(e).find(path)`` is
+    ``child(e, path)`` and ``Node(e).all(name)`` is ``e.iterfind(name)``: the same
+    elements, for the price of one walk over the children instead of one per
+    look-up. ``text``, ``required``, ``identifier``, ``code`` and ``required_code``
+    are the module's functions of the same names on ``find(path)``. The extractors
+    read most children of every element they visit, so this is what they use;
+    ``tests/unit/test_hot_path_equivalence.py`` compares it with lxml's ``find``.
+    """
+
+    __slots__ = ("_below", "_children", "_first", "element")
+
+    def __init__(self, element: etree._Element) -> None:
+        # Slicing fetches the children in one call, sooner than iterating over them.
+        children: list[etree._Element] = element[:]  # type: ignore[index,assignment] # lxml-stubs type int indexes only
+        first: dict[object, etree._Element] = {}
+        for node in children:
+            tag = node.tag  # a comment's tag is a function: it never equals a name
+            if tag not in first:
+                first[tag] = node
+        self.element = element
+        self._children = children
+        self._first = first
+        self._below: dict[str, Node] | None = None
+
+    def get(self, name: str) -> etree._Element | None:
+        """The first child named ``name`` (one unqualified name, no path)."""
+        return self._first.get(name)
+
+    def below(self, name: str) -> Node | None:
+        """The :class:`Node` of the first child named ``name``, built once."""
+        below = self._below
+        if below is None:
+            below = self._below = {}
+        found = below.get(name)
+        if found is None:
+            element = self._first.get(name)
+            if element is None:
+                return None
+            found = below[name] = Node(element)
+        return found
+
+    def find(self, path: str) -> etree._Element | None:
+        """``child(element, path)``: for ``a/b`` the first ``a``'s ``b``, else a later ``a``'s."""
+        if "/" not in path:
+            return self._first.get(path)
+        name, _, rest = path.partition("/")
+        head = self.below(name)
+        if head is None:
+            return None
+        found = head.find(rest)
+        # Only when the first ``a`` has no ``b`` can a later one have it: search them all.
+        return found if found is not None else child(self.element, path)
+
+    def all(self, name: str) -> list[etree._Element]:
+        """Every child named ``name``, in document order."""
+        return [node for node in self._children if node.tag == name]
+
+    def text(self, path: str) -> str | None:
+        # text(self.find(path)), written out: extraction reads about a hundred texts.
+        element = self._first.get(path) if "/" not in path else self.find(path)
+        if element is None:
+            return None
+        value = element.text
+        if value is None:
+            return None
+        value = value.strip(_XML_SPACE)
+        if not value.isascii():  # ASCII is already in NFC
+            value = unicodedata.normalize("NFC", value)
+        return value or None
+
+    def required(self, path: str) -> str:
+        value = self.text(path)
+        if value is None:
+            raise Rejection(Reason.FIELD_FORMAT, path)
+        return value
+
+    def identifier(self, path: str, where: str = "") -> str:
+        value = self.required(path)
+        if not _IDENTIFIER.fullmatch(value):
+            raise Rejection(Reason.FIELD_FORMAT, f"{where}/{path}" if where else path)
+        return value
+
+    def code(self, path: str) -> Code | None:
+        return code(self._first.get(path) if "/" not in path else self.find(path))
+
+    def required_code(self, path: str) -> Code:
+        found = code(self._first.get(path) if "/" not in path else self.find(path))
+        if found is None:
+            raise Rejection(Reason.FIELD_FORMAT, path)
+        return found
+
+
 def text(element: etree._Element | None) -> str | None:
-    if element is None or element.text is None:
+    if element is None:
+        return None
+    value = element.text
+    if value is None:
         return None
     # Strip XML whitespace only: a no-break space or other Unicode space is content.
-    value = unicodedata.normalize("NFC", element.text.strip(_XML_SPACE))
+    value = value.strip(_XML_SPACE)
+    if not value.isascii():  # ASCII is already in NFC
+        value = unicodedata.normalize("NFC", value)
     return value or None
 
 
@@ -70,7 +170,16 @@ def required(parent: etree._Element, path: str) -> str:
 def code(element: etree._Element | None) -> Code | None:
     if element is None:
         return None
-    value = text(child(element, "code"))
+    # child(element, "code") and child(element, "name") in one pass over the (few) children.
+    value_element = name_element = None
+    for node in element[:]:  # type: ignore[index] # lxml-stubs type int indexes only
+        tag = node.tag
+        if tag == "code":
+            if value_element is None:
+                value_element = node
+        elif tag == "name" and name_element is None:
+            name_element = node
+    value = text(value_element)
     list_uri = element.get("listURI")
     if value is None or not list_uri:
         raise Rejection(Reason.FIELD_FORMAT, element.tag)
@@ -78,7 +187,7 @@ def code(element: etree._Element | None) -> Code | None:
         code=value,
         list_uri=list_uri,
         list_version=element.get("listVersionID"),
-        name=text(child(element, "name")),
+        name=text(name_element),
     )
 
 
@@ -92,9 +201,10 @@ def required_code(parent: etree._Element, path: str) -> Code:
 def party(element: etree._Element | None, where: str) -> Party | None:
     if element is None:
         return None
-    directory = required_code(element, "verzeichnisdienst")
+    parts = Node(element)
+    directory = parts.required_code("verzeichnisdienst")
     return Party(
         directory=directory.code,
-        key=identifier(element, "kennung", where),
-        name=text(child(element, "name")),
+        key=parts.identifier("kennung", where),
+        name=text(parts.get("name")),
     )

@@ -7,7 +7,6 @@ namespaces (lax wildcard content) are never read. Text is NFC-normalised.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 
@@ -17,6 +16,7 @@ from hub.core import xoev
 from hub.core.documents import DEFAULT_DOCUMENTS, check_document
 from hub.core.errors import Reason, Rejection
 from hub.core.model import Address, Document, Person, Submission, ThirdParty
+from hub.core.records import b64decode_validated
 
 NAMESPACE = "https://portalverbund.d-nrw.de/efa/XSozial-basis/Version_2_4_0"
 ROOT = "vorgang.transportieren.1000001"
@@ -26,101 +26,113 @@ VERSIONS = frozenset({"2.4.0"})
 def _address(element: etree._Element | None) -> Address | None:
     if element is None:
         return None
+    address = xoev.Node(element)
     return Address(
-        street=xoev.text(xoev.child(element, "strasse")),
-        house_number=xoev.text(xoev.child(element, "hausnummer")),
-        postcode=xoev.text(xoev.child(element, "postleitzahl")),
-        town=xoev.text(xoev.child(element, "ort")),
-        region_key=xoev.code(xoev.child(element, "gemeindeschluessel")),
+        street=address.text("strasse"),
+        house_number=address.text("hausnummer"),
+        postcode=address.text("postleitzahl"),
+        town=address.text("ort"),
+        region_key=address.code("gemeindeschluessel"),
     )
 
 
 def _person(element: etree._Element) -> Person:
-    general = xoev.child(element, "allgemein")
-    if general is None:
+    person = xoev.Node(element)
+    general_element = person.get("allgemein")
+    if general_element is None:
         raise Rejection(Reason.FIELD_FORMAT, "person/allgemein")
+    general = xoev.Node(general_element)
     return Person(
-        person_id=xoev.identifier(element, "personID"),
-        role=xoev.required_code(element, "typ"),
-        applicant=xoev.required(element, "antragsteller") in ("true", "1"),
-        given_name=xoev.required(general, "name/vorname"),
-        family_name=xoev.required(general, "name/familienname"),
-        birth_date=xoev.text(xoev.child(general, "geburtsdatum")),
-        sex=xoev.code(xoev.child(general, "geschlecht")),
-        address=_address(xoev.child(general, "anschrift")),
+        person_id=person.identifier("personID"),
+        role=person.required_code("typ"),
+        applicant=person.required("antragsteller") in ("true", "1"),
+        given_name=general.required("name/vorname"),
+        family_name=general.required("name/familienname"),
+        birth_date=general.text("geburtsdatum"),
+        sex=general.code("geschlecht"),
+        address=_address(general.get("anschrift")),
         benefits=tuple(
-            xoev.required_code(benefit, "leistungArt")
-            for benefit in element.iterfind("beantragteLeistung")
+            xoev.Node(benefit).required_code("leistungArt")
+            for benefit in person.all("beantragteLeistung")
         ),
     )
 
 
 def _document(element: etree._Element, position: int) -> Document:
     where = f"xsozial/dokument[{position}]"
-    representation = xoev.child(element, "dokumentRepraesentation")
-    if representation is None:
+    document = xoev.Node(element)
+    representation_element = document.get("dokumentRepraesentation")
+    if representation_element is None:
         raise Rejection(Reason.FIELD_FORMAT, f"{where}/dokumentRepraesentation")
-    encoded = "".join((representation.findtext("inhalt") or "").split())
+    representation = xoev.Node(representation_element)
+    content_element = representation.get("inhalt")
+    text = None if content_element is None else content_element.text
+    encoded = "".join((text or "").split())
     if len(encoded) > DEFAULT_DOCUMENTS.max_bytes * 4 // 3 + 4:
         raise Rejection(Reason.ATTACHMENT, f"{where}/size")
     try:
-        content = base64.b64decode(encoded, validate=True)
+        content = b64decode_validated(encoded)
     except (binascii.Error, ValueError):
         raise Rejection(Reason.FIELD_FORMAT, f"{where}/dokumentRepraesentation/inhalt") from None
-    media = check_document(content, xoev.required(representation, "mimeType"), where)
+    media = check_document(content, representation.required("mimeType"), where)
     return Document(
-        document_id=xoev.identifier(element, "dokumentID"),
-        name=xoev.text(xoev.child(element, "name")),
+        document_id=document.identifier("dokumentID"),
+        name=document.text("name"),
         mime_type=media,
-        file_name=xoev.text(xoev.child(representation, "dateiname")),
+        file_name=representation.text("dateiname"),
         size=len(content),
         sha256=hashlib.sha256(content).hexdigest(),
-        kind=xoev.code(xoev.child(element, "dokumentTyp")),
+        kind=document.code("dokumentTyp"),
         content_b64=encoded,
     )
 
 
 def extract(root: etree._Element) -> Submission:
     """The canonical submission of a validated XSozial-basis 2.4.0 message."""
-    head = xoev.child(root, "nachrichtenkopf.g2g")
-    case = xoev.child(root, "xsozial")
-    if head is None or case is None:
+    message = xoev.Node(root)
+    head_element = message.get("nachrichtenkopf.g2g")
+    case_element = message.get("xsozial")
+    if head_element is None or case_element is None:
         raise Rejection(Reason.FIELD_FORMAT, "/")
-    author = xoev.party(xoev.child(head, "autor"), "nachrichtenkopf.g2g/autor")
+    head, case = xoev.Node(head_element), xoev.Node(case_element)
+    author = xoev.party(head.get("autor"), "nachrichtenkopf.g2g/autor")
     if author is None:
         raise Rejection(Reason.FIELD_FORMAT, "nachrichtenkopf.g2g/autor")
-    procedure = xoev.child(case, "vorgang")
-    if procedure is None:
+    procedure_element = case.get("vorgang")
+    if procedure_element is None:
         raise Rejection(Reason.FIELD_FORMAT, "xsozial/vorgang")
+    procedure = xoev.Node(procedure_element)
     return Submission(
         payload_namespace=NAMESPACE,
         payload_version=root.get("version", ""),
-        message_id=xoev.identifier(head, "identifikation.nachricht/nachrichtenUUID").lower(),
-        created=xoev.required(head, "identifikation.nachricht/erstellungszeitpunkt"),
+        message_id=head.identifier("identifikation.nachricht/nachrichtenUUID").lower(),
+        created=head.required("identifikation.nachricht/erstellungszeitpunkt"),
         author=author,
-        reader=xoev.party(xoev.child(head, "leser"), "nachrichtenkopf.g2g/leser"),
-        case_id=xoev.identifier(case, "identifikationVorgang/vorgangsID").lower(),
-        case_type=xoev.required_code(procedure, "vorgangsTyp"),
-        application_date=xoev.text(xoev.child(procedure, "antragsDatum")),
-        persons=tuple(_person(p) for p in procedure.iterfind("person")),
+        reader=xoev.party(head.get("leser"), "nachrichtenkopf.g2g/leser"),
+        case_id=case.identifier("identifikationVorgang/vorgangsID").lower(),
+        case_type=procedure.required_code("vorgangsTyp"),
+        application_date=procedure.text("antragsDatum"),
+        persons=tuple(_person(p) for p in procedure.all("person")),
         documents=_documents(case),
-        third_parties=tuple(_third_party(t) for t in procedure.iterfind("dritte")),
+        third_parties=tuple(_third_party(t) for t in procedure.all("dritte")),
     )
 
 
-def _documents(case: etree._Element) -> tuple[Document, ...]:
-    elements = list(case.iterfind("dokument"))
+def _documents(case: xoev.Node) -> tuple[Document, ...]:
+    elements = case.all("dokument")
     if len(elements) > DEFAULT_DOCUMENTS.max_count:
         raise Rejection(Reason.ATTACHMENT, "xsozial/dokument")
     return tuple(_document(d, i) for i, d in enumerate(elements, start=1))
 
 
 def _third_party(element: etree._Element) -> ThirdParty:
-    contact = xoev.child(element, "kontakt")
+    third_party = xoev.Node(element)
+    contact_element = third_party.get("kontakt")
+    contact = None if contact_element is None else xoev.Node(contact_element)
     return ThirdParty(
-        role=xoev.required_code(element, "rolle"),
-        name=xoev.required(element, "bezeichnung"),
-        address=_address(xoev.child(element, "anschrift")),
-        phone=None if contact is None else xoev.text(xoev.child(contact, "telefon")),
-        email=None if contact is None else xoev.text(xoev.child(contact, "email")),
+        role=third_party.required_code("rolle"),
+        name=third_party.required("bezeichnung"),
+        address=_address(third_party.get("anschrift")),
+        phone=None if contact is None else contact.text("telefon"),
+        email=None if contact is None else contact.text("email"),
     )

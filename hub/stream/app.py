@@ -10,8 +10,9 @@ after a restart and deduplicated downstream by its deterministic ids.
 Agents:
 
 - ``intake``   submissions.received  -> submissions.accepted | submissions.deadletter
-- ``dispatch`` submissions.accepted  -> fachverfahren.<vendor> | submissions.deadletter
-- ``deliver``  fachverfahren.<vendor> -> outbox file (outbound file-drop connector)
+- ``dispatch`` submissions.accepted  -> deliveries.<vendor> | submissions.deadletter
+- ``deliver-<vendor>`` deliveries.<vendor> -> the vendor's channel: outbox file,
+  ``fachverfahren.<vendor>`` (Avro) or the vendor's HTTPS endpoint (hub.stream.delivery)
 - ``file_drop`` task: inbox directory -> submissions.received (inbound connector)
 
 Every stage also writes its audit events to ``audit.log``.
@@ -37,7 +38,6 @@ from aiohttp import web as aiohttp_web
 from prometheus_client import generate_latest
 
 from connectors.filedrop.inbound import FileDropInbox, Unreadable
-from connectors.filedrop.outbound import FileDropOutbox, UnsafeName
 from connectors.fitconnect.receiver import FitConnectReceiver, ReceiverConfig
 from connectors.xta.poller import XtaPoller, XtaSettings, client_ssl_context
 from hub import keys
@@ -47,7 +47,6 @@ from hub.core.errors import Reason, Rejection
 from hub.core.pipeline import Emit, HubContext, StageResult
 from hub.core.records import (
     Accepted,
-    Delivery,
     PortalReceipt,
     Received,
     SourceRef,
@@ -57,7 +56,7 @@ from hub.core.records import (
     unb64,
 )
 from hub.core.rotation import RotationError, SignerSet
-from hub.stream import metrics, seen
+from hub.stream import delivery, metrics, seen
 
 log = structlog.get_logger(__name__)
 
@@ -210,10 +209,12 @@ def stage_agent(
     compute: StageFunction,
     sender: Sender,
     before: Callable[[], Awaitable[None]] | None = None,
+    name: str | None = None,
 ) -> None:
     """Register an agent: per batch, run the pure stage per event, send, await acks, then ack.
 
     ``before`` runs once before the first batch (e.g. wait until an index is loaded).
+    ``name`` is the agent's name when several agents run one stage (default: the stage).
     """
 
     async def agent(stream: Any) -> None:
@@ -234,36 +235,8 @@ def stage_agent(
             except BaseException as exc:  # noqa: BLE001
                 exit_without_commit("worker.batch_failed", exc)
 
-    agent.__name__ = agent.__qualname__ = stage
-    app.agent(channel, name=stage)(agent)
-
-
-def deliverer(outbox: FileDropOutbox) -> StageFunction:
-    """The outbound file-drop connector as a stage: write the file, report delivered or duplicate."""
-
-    def deliver(event: Any, source: SourceRef) -> StageResult:
-        delivery = decode(event.value, Delivery)
-        try:
-            target = outbox.target(
-                delivery.vendor, delivery.office, delivery.delivery_id, delivery.file_suffix
-            )
-        except UnsafeName:
-            rejection = Rejection(Reason.DELIVERY, "target")
-            return pipeline.reject_delivery(delivery, rejection, source, utcnow())
-        # Everything that can fail on bad record content happens before the write, never after.
-        received = dt.datetime.fromisoformat(delivery.received_at)
-        body = unb64(delivery.body_b64)
-        try:
-            fresh = outbox.write(target, body)
-        except OSError as exc:
-            # Outbox not writable or full: transient for the operator, never a dead letter.
-            # Exit without committing; after a restart the delivery is tried again.
-            exit_without_commit("filedrop.write_failed", exc)
-        metrics.END_TO_END_SECONDS.observe((utcnow() - received).total_seconds())
-        emit = pipeline.delivered(delivery, utcnow(), duplicate=not fresh)
-        return StageResult((emit,), "delivered" if fresh else "duplicate")
-
-    return deliver
+    agent.__name__ = agent.__qualname__ = (name or stage).replace("-", "_")
+    app.agent(channel, name=name or stage)(agent)
 
 
 def _inbox_batch(
@@ -629,12 +602,7 @@ def create_app(
     stage_agent(app, sender.channel(RECEIVED), "intake", intake, sender, before=index_loaded)
     stage_agent(app, sender.channel(pipeline.ACCEPTED), "dispatch", dispatch, sender)
     if options.outbound and vendor_topics:
-        outbox = FileDropOutbox(settings.outbox_dir)
-        swept = outbox.sweep()
-        if swept:
-            log.warning("filedrop.swept_temporaries", count=swept)
-        vendors = app.topic(*[settings.topic(name) for name in vendor_topics], internal=False)
-        stage_agent(app, vendors, "deliver", deliverer(outbox), sender)
+        delivery.delivery_agents(app, settings, hub, sender, stage_agent, exit_without_commit)
     if options.inbound:
         file_drop_task(app, settings, hub, sender)
         inbound_connectors(app, settings, hub, sender)

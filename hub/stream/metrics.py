@@ -48,3 +48,15 @@ INBOX_FILES = Gauge(
     "Files waiting in the file-drop inbox (counted up to 500)",
     registry=REGISTRY,
 )
+VENDOR_UP = Gauge(
+    "sozialhub_vendor_endpoint_up",
+    "1 while an http vendor's endpoint takes deliveries, 0 while its partition is paused",
+    ["vendor"],
+    registry=REGISTRY,
+)
+DELIVERY_RETRIES = Counter(
+    "sozialhub_delivery_retries",
+    "Failed delivery attempts that were tried again, by vendor",
+    ["vendor"],
+    registry=REGISTRY,
+)

@@ -70,6 +70,12 @@ def test_demo_delivers_or_dead_letters_every_example(tmp_path):
     assert {e["file"]: e["transport"] for e in EXPECTED} == {
         r["file"]: r["transport"] for r in rows
     }
+    # Every office got its delivery through its vendor's channel: file, kafka and http.
+    assert {e["file"]: e["channels"] for e in EXPECTED} == {r["file"]: r["channels"] for r in rows}
+    # The http vendor was down at first: attempts were retried, and still every case was
+    # booked exactly once (the demo exits 1 if the simulator saw a case booked twice).
+    assert sum(r["retries"] for r in rows) > 0
+    assert b"0 booked twice" in completed.stdout
     for row in rows:
         for output in row["outputs"]:
             assert (tmp_path / "demo" / output).is_file()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 import structlog
 
-from hub import __version__, cli, topics
+from hub import __version__, cli, offices, topics
 from hub.config import PROJECT_ROOT
 from hub.core.errors import Reason
 from hub.core.xsozial import NAMESPACE
@@ -158,14 +158,19 @@ class TestExpectationsFile:
 
     @pytest.mark.parametrize("entry", EXPECTED, ids=lambda e: e["file"])
     def test_entry_is_consistent(self, entry):
-        """Accepted: offices, no reason. Rejected: a reason code, no offices. A demo transport."""
+        """Accepted: offices, no reason. Rejected: a reason code, no offices. A demo transport.
+
+        Every office has the channel of its vendor in the office table.
+        """
         accepted = entry["verdict"] == "accepted"
+        table = offices.load(PROJECT_ROOT / "config" / "offices.yml", PROJECT_ROOT / "schemas")
         expected = (
-            {"file", "verdict", "reason", "offices", "transport"},
+            {"file", "verdict", "reason", "offices", "transport", "channels"},
             True,
             True,
             True,
             accepted,
+            {o: table.vendors[table.office(o).vendor].channel for o in entry["offices"]},
         )
         actual = (
             set(entry),
@@ -173,6 +178,7 @@ class TestExpectationsFile:
             entry["transport"] in ("xta2", "fitconnect", "file"),
             entry["reason"] is None if accepted else entry["reason"] in REASON_CODES,
             bool(entry["offices"]),
+            entry["channels"],
         )
         assert expected == actual
 
@@ -237,9 +243,9 @@ class TestCheckJson:
         assert expected == actual
 
     def test_two_offices_for_one_household(self, report_of):
-        """Wohngeld plus BuT in Marl go to Wohngeldstelle and Sozialamt, each with its vendor."""
+        """Wohngeld plus BuT in Marl go to the Wohngeldstelle and the BuT office, each with its vendor."""
         report = report_of["02-wohngeld-but-marl.xml"]
-        expected = [("wgs-marl", "lammkom"), ("soa-marl", "openprosoz")]
+        expected = [("wgs-marl", "lammkom"), ("but-marl", "oksozius")]
         actual = [(r["office"], r["vendor"]) for r in report["routes"]]
         assert expected == actual
 

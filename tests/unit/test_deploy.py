@@ -30,7 +30,10 @@ VENDOR_OPERATIONS = frozenset({"Read", "Describe"})
 FORBIDDEN_OPERATIONS = frozenset(
     {"Create", "Alter", "Delete", "AlterConfigs", "ClusterAction", "All"}
 )
-VENDORS = sorted(yaml.safe_load(SETTINGS.offices_file.read_text("utf-8"))["vendors"])
+_VENDOR_TABLE = yaml.safe_load(SETTINGS.offices_file.read_text("utf-8"))["vendors"]
+# Only vendors on the kafka channel read from the cluster; the others get no principal.
+VENDORS = sorted(v for v, spec in _VENDOR_TABLE.items() if spec["delivery"]["channel"] == "kafka")
+OFFLINE_VENDORS = sorted(set(_VENDOR_TABLE) - set(VENDORS))
 YAML_FILES = sorted(p for p in DEPLOY.rglob("*") if p.is_file() and p.suffix in {".yaml", ".yml"})
 
 
@@ -140,6 +143,22 @@ def test_vendor_cannot_read_other_topics(vendor: str) -> None:
     for other in others:
         group = f"vendor-{other}.consumer"
         assert not any(_grants(a, "group", group) for a in acls), f"vendor-{vendor} -> {group}"
+
+
+def test_vendors_off_kafka_have_no_principal() -> None:
+    """Vendors delivered by file or http have no KafkaUser: no access is the least privilege."""
+    users = _resources("KafkaUser")
+    assert VENDORS, "the example configuration has a kafka-channel vendor"
+    assert OFFLINE_VENDORS, "the example configuration has file and http vendors"
+    expected: list[str] = []
+    assert expected == [v for v in OFFLINE_VENDORS if f"vendor-{v}" in users]
+
+
+def test_compose_setup_creates_principals_for_kafka_vendors_only() -> None:
+    """The compose ACL script and certificate script default to the kafka-channel vendors."""
+    default = "vendors=${VENDORS:-" + " ".join(VENDORS) + "}"
+    for name in ("kafka-setup.sh", "make-dev-certs.sh"):
+        assert default in (COMPOSE / name).read_text("utf-8"), name
 
 
 def test_hub_user_cannot_create_or_delete() -> None:

@@ -45,7 +45,7 @@ from hub.testing import PersonSpec, SubmissionSpec, make_submission
 FAMILY, STREET = "Quastenhoff", "Vogelsangweg"
 RECEIVED_AT = SourceRef("sozialhub.submissions.received", 1, 41)
 ACCEPTED_AT = SourceRef("sozialhub.submissions.accepted", 2, 17)
-VENDOR_AT = SourceRef("sozialhub.fachverfahren.akdn", 0, 5)
+VENDOR_AT = SourceRef("sozialhub.deliveries.akdn", 0, 5)
 UNROUTABLE = PROJECT_ROOT / "examples" / "submissions" / "08-unroutable-bochum.xml"
 ROUTABLE = PROJECT_ROOT / "examples" / "submissions" / "01-buergergeld-recklinghausen.xml"
 
@@ -391,7 +391,8 @@ class TestTrailAndRetry:
         [
             ("sozialhub.submissions.received", "intake"),
             ("sozialhub.submissions.accepted", "dispatch"),
-            ("sozialhub.fachverfahren.akdn", "deliver"),
+            ("sozialhub.deliveries.akdn", "deliver"),
+            ("sozialhub.fachverfahren.akdn", None),
             ("other.submissions.received", None),
         ],
     )

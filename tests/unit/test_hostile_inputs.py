@@ -581,8 +581,10 @@ def _emitted_texts(data: bytes, hub: HubContext, now: Any) -> list[str]:
         second = dispatch(accepted, None, hub, now)
         for emit in second.emits:
             texts.append(emit.value.decode("utf-8"))
-            if emit.topic.startswith("fachverfahren."):
-                texts.append(unb64(decode(emit.value, Delivery).body_b64).decode("utf-8"))
+            if emit.topic.startswith("deliveries."):
+                texts.append(
+                    unb64(decode(emit.value, Delivery).body_b64).decode("utf-8", "replace")
+                )  # Avro, ISO-8859-15: markers are ASCII
     return texts
 
 

@@ -30,14 +30,22 @@ from hub.core.records import Accepted, DeadLetter, Delivery, Received, decode, d
 from hub.core.route import Office, Route, Vendor
 from hub.keys import ephemeral_certificate
 from hub.testing import DocumentSpec, PersonSpec, SubmissionSpec, make_submission
+from tests.formats_support import for_vendor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GOLDEN_DIR = REPO_ROOT / "tests" / "golden" / "fv-xml"
+# One directory per vendor and case; fv-xml is the format of the example vendor openprosoz.
+GOLDEN_DIR = REPO_ROOT / "tests" / "golden" / "vendors" / "openprosoz"
 REGENERATE = os.environ.get("SOZIALHUB_REGEN_GOLDEN") == "1"
 F = f"{{{NAMESPACE}}}"
 SGB2 = "99107002017000"
 
 # ---------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def hub_context(payloads, office_table, signer) -> HubContext:
+    """Every office on the fv-xml vendor: these tests pin fv-xml, whatever the example assigns."""
+    return HubContext(payloads, for_vendor(office_table, "openprosoz"), signer, "sozialhub-test")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +80,9 @@ def run(original: bytes, hub: HubContext, now) -> tuple[str | None, list[Deliver
         letter = next(e for e in second.emits if e.topic == DEAD_LETTER)
         return decode(letter.value, DeadLetter).reason, []
     deliveries = [
-        decode(e.value, Delivery) for e in second.emits if e.topic.startswith("fachverfahren.")
+        decode(e.value, Delivery)
+        for e in second.emits
+        if e.topic.startswith(("deliveries.", "fachverfahren."))
     ]
     return None, deliveries
 
@@ -389,9 +399,11 @@ class TestRegistry:
         assert_rejected(Reason.MAPPING_ERROR, mapping_for, "csv-fixed-width")
 
     def test_every_registered_format_has_a_vendor_schema(self, settings):
-        """Each registered mapping has its schema file under schemas/vendor/."""
-        for name in MAPPINGS:
-            assert schemas.load_vendor_schema(settings.schema_dir, name) is not None
+        """Each registered mapping has its published contract under schemas/vendor/."""
+        assert schemas.load_vendor_schema(settings.schema_dir, "fv-xml") is not None
+        vendor_dir = settings.schema_dir / "vendor"
+        missing = [name for name in MAPPINGS if not list(vendor_dir.glob(f"{name}-1.*"))]
+        assert [] == missing
 
 
 # ------------------------------------------------------------------------- goldens
@@ -410,7 +422,9 @@ def golden_signer() -> ReceiptSigner:
 
 @pytest.fixture(scope="module")
 def golden_hub(payloads, office_table, golden_signer) -> HubContext:
-    return HubContext(payloads, office_table, golden_signer, "sozialhub-golden")
+    return HubContext(
+        payloads, for_vendor(office_table, "openprosoz"), golden_signer, "sozialhub-golden"
+    )
 
 
 def normalise(body: bytes) -> bytes:

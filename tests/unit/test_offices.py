@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections import Counter
 
 import pytest
 import yaml
@@ -46,52 +45,66 @@ CITIES = [
 
 class TestShippedTable:
     def test_loads(self, office_table):
-        """config/offices.yml loads: 31 offices, 4 vendors, 10 areas."""
-        expected = (31, 4, 10)
+        """config/offices.yml loads: 4 offices per city and 2 of the Kreis, 4 vendors, 10 areas."""
+        expected = (42, 4, 10)
         actual = (len(office_table.offices), len(office_table.vendors), len(office_table.areas))
         assert expected == actual
 
-    def test_every_city_has_jobcenter_sozialamt_and_wohngeldstelle(self, office_table):
-        """Each of the ten cities has a Jobcenter Bezirksstelle, Sozialamt and Wohngeldstelle."""
+    def test_every_city_has_jobcenter_sozialamt_wohngeldstelle_and_but_office(self, office_table):
+        """Each of the ten cities has a Jobcenter Bezirksstelle, Sozialamt, Wohngeld and BuT office."""
         ids = {o.office_id for o in office_table.offices}
         expected: list[str] = []
         missing = [
             f"{kind}-{city}"
             for city in CITIES
-            for kind in ("jc-re", "soa", "wgs")
+            for kind in ("jc-re", "soa", "wgs", "but")
             if f"{kind}-{city}" not in ids
         ]
         assert expected == missing
 
-    def test_office_ids_and_dvdv_keys_are_unique(self, office_table):
-        """No office id and no DVDV key is used twice (reader routing depends on it)."""
-        ids = Counter(o.office_id for o in office_table.offices)
-        keys = Counter(o.dvdv for o in office_table.offices if o.dvdv)
-        expected: list[str] = []
-        assert expected == [k for k, n in (ids + keys).items() if n > 1]
+    def test_kreis_offices_for_elterngeld_and_schwerbehinderung(self, office_table):
+        """The Kreis runs the Elterngeldstelle and Fachdienst 59 for the whole Kreis (AGS 05562)."""
+        expected = {"kreis-re-elterngeld": ("05562",), "kreis-re-fd59": ("05562",)}
+        actual = {
+            o.office_id: o.areas for o in office_table.offices if o.office_id.startswith("kreis-")
+        }
+        assert expected == actual
 
-    def test_office_lookup_by_dvdv_and_id(self, office_table):
-        """Offices are found by DVDV key and by id; unknown keys give None."""
-        expected = ("wgs-marl", "wgs-marl", None)
+    def test_each_vendor_has_its_own_format_and_channel(self, office_table):
+        """The four vendor profiles use the four formats, over file, http and kafka."""
+        expected = {
+            "akdn": ("fv-avro", "kafka"),
+            "openprosoz": ("fv-xml", "file"),
+            "lammkom": ("fv-fixed", "file"),
+            "oksozius": ("fv-json", "http"),
+        }
+        actual = {v.vendor_id: (v.format, v.channel) for v in office_table.vendors.values()}
+        assert expected == actual
+
+    def test_http_endpoint_is_per_office(self, office_table):
+        """An http vendor's URL template gets the office id filled in; other vendors have none."""
+        expected = (
+            "https://fv.oksozius.example/api/v1/offices/but-marl/cases",
+            None,
+        )
         actual = (
-            office_table.office_by_dvdv("wgb:055620240000").office_id,
-            office_table.office("wgs-marl").office_id,
-            office_table.office_by_dvdv("wgb:000000000000"),
+            office_table.endpoint(office_table.office("but-marl")),
+            office_table.endpoint(office_table.office("soa-marl")),
         )
         assert expected == actual
 
-    def test_every_vendor_has_a_known_mapping(self, office_table):
-        """Every vendor's format is one the hub can map to."""
-        from hub.core.mapping import MAPPINGS
+    def test_fitconnect_destination_names_an_office(self, office_table):
+        """The Serviceportal's FIT-Connect destination belongs to the Wohngeldstelle Herten."""
+        from hub.core.model import Party
+        from hub.core.route import FITCONNECT_DIRECTORY
 
-        expected: dict[str, str] = {}
-        vendors = office_table.vendors.values()
-        unknown = {v.vendor_id: v.format for v in vendors if v.format not in MAPPINGS}
-        assert expected == unknown
-
-    def test_parse_of_the_shipped_document_equals_load(self, office_table, shipped, schema):
-        """parse() on the shipped YAML gives the same table as load()."""
-        assert office_table == offices.parse(shipped, schema)
+        reader = Party(FITCONNECT_DIRECTORY, "6f1d2c3b-4a5e-4f60-8b7a-9c0d1e2f3a4b")
+        expected = ("wgs-herten", None)
+        actual = (
+            office_table.office_by_reader(reader).office_id,
+            office_table.office_by_reader(Party("DVDV", reader.key)),
+        )
+        assert expected == actual
 
 
 class TestViolations:
@@ -131,7 +144,16 @@ class TestViolations:
             (("offices", 0, "id"), "Jobcenter Eins", "offices/0/id"),
             (("vendors", "akdn", "format"), "csv", "vendors/akdn/format"),
             (("areas", 0, "postcodes"), ["4457"], "areas/0/postcodes/0"),
-            (("schema",), "sozialhub.offices/2", "schema"),
+            (("schema",), "sozialhub.offices/1", "schema"),
+            (("offices", 0, "rechtskreise"), ["SGB 2"], "offices/0/rechtskreise/0"),
+            (("offices", 0, "rechtskreise"), [], "offices/0/rechtskreise"),
+            (("vendors", "akdn", "delivery"), {"channel": "ftp"}, "vendors/akdn/delivery"),
+            (("vendors", "oksozius", "delivery"), {"channel": "http"}, "vendors/oksozius/delivery"),
+            (
+                ("vendors", "oksozius", "delivery"),
+                {"channel": "http", "url": "https://x.example/", "max_attempts": 0},
+                "vendors/oksozius/delivery",
+            ),
         ],
     )
     def test_schema_violation_names_the_location(self, shipped, schema, path, value, where):
@@ -163,6 +185,33 @@ class TestViolations:
         with pytest.raises(ConfigError) as caught:
             offices.parse(document, schema)
         assert "GEHEIM-WERT-1" not in str(caught.value)
+
+    def test_plain_http_endpoint_off_loopback(self, shipped, schema):
+        """An http vendor URL without TLS is refused unless it points at a loopback simulator."""
+        document = copy.deepcopy(shipped)
+        document["vendors"]["oksozius"]["delivery"]["url"] = "http://fv.example/{office}"
+        assert_refused(document, schema, "vendor oksozius", "plain http")
+        document["vendors"]["oksozius"]["delivery"]["url"] = "http://127.0.0.1:8080/{office}"
+        assert offices.parse(document, schema).vendors["oksozius"].http is not None
+
+    def test_kafka_channel_needs_avro(self, shipped, schema):
+        """A vendor on the kafka channel must use fv-avro, the vendor topic's contract."""
+        document = copy.deepcopy(shipped)
+        document["vendors"]["openprosoz"]["delivery"] = {"channel": "kafka"}
+        assert_refused(document, schema, "openprosoz", "fv-avro")
+
+    def test_endpoint_on_an_office_of_a_non_http_vendor(self, shipped, schema):
+        """An office endpoint is only meaningful for an http vendor."""
+        document = copy.deepcopy(shipped)
+        document["offices"][0]["endpoint"] = "https://x.example/cases"
+        assert_refused(document, schema, document["offices"][0]["id"], "endpoint")
+
+    def test_duplicate_fitconnect_destination(self, shipped, schema):
+        """Two offices claiming one FIT-Connect destination are refused."""
+        document = copy.deepcopy(shipped)
+        destination = "6f1d2c3b-4a5e-4f60-8b7a-9c0d1e2f3a4b"
+        document["offices"][0]["fitconnect_destinations"] = [destination]
+        assert_refused(document, schema, "duplicate FIT-Connect destination")
 
 
 class TestLoadFromFile:

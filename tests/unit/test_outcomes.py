@@ -60,7 +60,7 @@ def story(path, hub, now) -> Story:
         second = dispatch(decode(first.emits[0].value, Accepted), None, hub, now)
         events += _audits(second.emits)
         deliveries = [
-            decode(e.value, Delivery) for e in second.emits if e.topic.startswith("fachverfahren.")
+            decode(e.value, Delivery) for e in second.emits if e.topic.startswith("deliveries.")
         ]
     return Story(
         submission_id=record.submission_id,
@@ -163,7 +163,7 @@ class TestDelivered:
     def test_routed_and_all_delivered_is_final(self, two):
         """Routed to two offices, both delivered: final, delivered, both offices listed."""
         outcome = fold(*two.upstream, *two.delivered).get(two.submission_id)
-        expected = (True, "delivered", None, ["soa-marl", "wgs-marl"])
+        expected = (True, "delivered", None, ["but-marl", "wgs-marl"])
         assert expected == (outcome.final, outcome.outcome, outcome.reason, outcome.offices)
 
     def test_one_of_two_delivered_is_pending(self, two):

@@ -15,12 +15,14 @@ from hypothesis import strategies as st
 from hub.core.errors import Reason, Rejection
 from hub.core.model import LEIKA_LIST_URI, Address, Code, Party, Person, Submission
 from hub.core.route import (
+    FITCONNECT_DIRECTORY,
     Area,
     Office,
     OfficeTable,
     Vendor,
     applicant_ars,
     ars_to_ags,
+    explain,
     route,
 )
 
@@ -132,7 +134,7 @@ class TestReaderRule:
     def test_reader_rule_applies_per_benefit(self, office_table):
         """With a reader handling one of two benefits, each benefit is routed by its own rule."""
         sub = submission(person(WOHNGELD, BUT), reader="wgb:055620120000")
-        expected = [(WOHNGELD, "wgs-dorsten", "reader"), (BUT, "soa-recklinghausen", "area")]
+        expected = [(WOHNGELD, "wgs-dorsten", "reader"), (BUT, "but-recklinghausen", "area")]
         assert expected == offices_of(route(sub, office_table))
 
     def test_reader_rule_needs_no_address(self, office_table):
@@ -304,19 +306,19 @@ class TestMultipleBenefits:
     def test_wohngeld_and_but_go_to_two_offices(self, office_table):
         """A household asking for Wohngeld and BuT goes to the Wohngeldstelle and the Sozialamt."""
         sub = submission(person(WOHNGELD, BUT))
-        expected = [(WOHNGELD, "wgs-recklinghausen", "area"), (BUT, "soa-recklinghausen", "area")]
+        expected = [(WOHNGELD, "wgs-recklinghausen", "area"), (BUT, "but-recklinghausen", "area")]
         assert expected == offices_of(route(sub, office_table))
 
     def test_benefits_of_other_household_members_are_routed(self, office_table):
         """A benefit requested for a child is routed as well, after the applicant's benefits."""
         sub = submission(person(WOHNGELD), person(BUT, applicant=False, person_id="p2"))
-        expected = [(WOHNGELD, "wgs-recklinghausen", "area"), (BUT, "soa-recklinghausen", "area")]
+        expected = [(WOHNGELD, "wgs-recklinghausen", "area"), (BUT, "but-recklinghausen", "area")]
         assert expected == offices_of(route(sub, office_table))
 
     def test_repeated_benefit_is_routed_once(self, office_table):
         """The same LeiKa key requested by two persons yields one route."""
         sub = submission(person(BUT), person(BUT, applicant=False, person_id="p2"))
-        expected = [(BUT, "soa-recklinghausen", "area")]
+        expected = [(BUT, "but-recklinghausen", "area")]
         assert expected == offices_of(route(sub, office_table))
 
     def test_routing_is_all_or_nothing(self, office_table):
@@ -417,3 +419,117 @@ class TestShippedTableMatchesReferenceData:
         known = _csv_column("kreis-recklinghausen.csv", "ags")
         used = {a for o in office_table.offices for a in o.areas}
         assert set() == used - known
+
+    def test_rechtskreise_agree_with_the_leika_list(self, office_table):
+        """Every LeiKa key an office handles belongs to one of the office's Rechtskreise."""
+        path = SHARED_DATA / "leika.csv"
+        with path.open(encoding="utf-8", newline="") as handle:
+            rechtskreis = {row["leika_key"]: row["rechtskreis"] for row in csv.DictReader(handle)}
+        expected: list[tuple[str, str]] = []
+        wrong = [
+            (o.office_id, key)
+            for o in office_table.offices
+            for key in sorted(o.leika)
+            if rechtskreis.get(key) not in o.rechtskreise
+        ]
+        assert expected == wrong
+
+
+DESTINATION = "6f1d2c3b-4a5e-4f60-8b7a-9c0d1e2f3a4b"
+
+
+class TestFitConnectReader:
+    def test_destination_routes_to_its_office(self, office_table):
+        """A FIT-Connect destination reader routes Wohngeld to the office owning the destination."""
+        sub = dataclasses.replace(
+            submission(person(WOHNGELD)), reader=Party(FITCONNECT_DIRECTORY, DESTINATION)
+        )
+        expected = [(WOHNGELD, "wgs-herten", "reader")]
+        assert expected == offices_of(route(sub, office_table))
+
+    def test_destination_key_in_another_directory_is_not_a_destination(self, office_table):
+        """The same string as a DVDV key names no office: directories are not mixed."""
+        sub = dataclasses.replace(submission(person(WOHNGELD)), reader=Party("DVDV", DESTINATION))
+        expected = [(WOHNGELD, "wgs-recklinghausen", "area")]
+        assert expected == offices_of(route(sub, office_table))
+
+
+class TestExplain:
+    def test_steps_of_a_reader_and_area_decision(self, office_table):
+        """explain() lists benefits, the reader, the area and one route step per benefit."""
+        sub = submission(person(WOHNGELD, BUT), reader="wgb:055620120000")
+        explanation = explain(sub, office_table)
+        expected = [
+            {"step": "benefits", "outcome": "found", "leika": [WOHNGELD, BUT]},
+            {"step": "reader", "outcome": "office", "directory": "DVDV", "office": "wgs-dorsten"},
+            {
+                "step": "route",
+                "outcome": "reader",
+                "leika": WOHNGELD,
+                "office": "wgs-dorsten",
+                "vendor": "lammkom",
+            },
+            {"step": "reader", "outcome": "does not handle", "leika": BUT, "office": "wgs-dorsten"},
+            {
+                "step": "area",
+                "outcome": "found",
+                "source": "postcode in the area table",
+                "ags": "05562032",
+            },
+            {
+                "step": "route",
+                "outcome": "area",
+                "leika": BUT,
+                "office": "but-recklinghausen",
+                "vendor": "oksozius",
+            },
+        ]
+        assert expected == [s.as_dict() for s in explanation.steps]
+        assert explanation.rejection is None
+        assert route(sub, office_table) == explanation.routes
+
+    def test_unresolved_explanation_names_the_benefit_and_area(self, office_table):
+        """A benefit no office handles in the area is explained with its LeiKa key and the AGS."""
+        sub = submission(person(KINDERZUSCHLAG))
+        explanation = explain(sub, office_table)
+        assert explanation.rejection is not None
+        expected = (
+            Reason.ROUTE_UNRESOLVED,
+            "area",
+            f"no office in the office table handles LeiKa {KINDERZUSCHLAG}",
+        )
+        actual = (
+            explanation.rejection.reason,
+            explanation.rejection.path,
+            explanation.rejection.explanation,
+        )
+        assert expected == actual
+        assert "decision" == explanation.steps[-1].step
+
+    def test_ambiguous_explanation_names_the_tied_offices(self):
+        """Two equally specific offices are both named, with what the operator can change."""
+        table = small_table(
+            office("a", ("05562032",)),
+            office("b", ("05562032",)),
+            areas=(Area("Recklinghausen", "055620032032"),),
+        )
+        rejection = explain(submission(), table).rejection
+        assert rejection is not None
+        assert Reason.ROUTE_AMBIGUOUS == rejection.reason
+        assert "offices a, b all handle LeiKa" in rejection.explanation
+
+    @given(
+        street=st.text(min_size=2, max_size=20).map(lambda t: f"Xq{t}"),
+        town=st.text(min_size=2, max_size=20).map(lambda t: f"Xq{t}"),
+        postcode=st.from_regex(r"4[5-9][0-9]{3}", fullmatch=True),
+    )
+    def test_explanations_never_quote_the_address(self, street, town, postcode):
+        """No step or explanation contains the applicant's street, town or postcode."""
+        table = small_table(office("x", ("05562032",), KINDERZUSCHLAG))
+        address = Address(street=street, house_number="1", postcode=postcode, town=town)
+        explanation = explain(submission(person(SGB2, address=address)), table)
+        text = repr([s.as_dict() for s in explanation.steps]) + repr(
+            explanation.rejection.explanation if explanation.rejection else ""
+        )
+        for value in (street, town, postcode):
+            assert repr(value)[1:-1] not in text

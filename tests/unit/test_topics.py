@@ -109,9 +109,32 @@ class TestTopicsFile:
         assert expected == [s.name for s in specs]
 
     def test_every_vendor_has_a_topic(self, hub_context, specs, office_table):
-        """Every vendor in config/offices.yml has a fachverfahren.<vendor> topic declared."""
-        expected = tuple(sorted(f"fachverfahren.{v}" for v in office_table.vendors))
-        assert expected == context.check_vendor_topics(hub_context, specs)
+        """Every vendor has its deliveries.<vendor> queue; a kafka-channel vendor its vendor topic."""
+        queues = tuple(sorted(f"deliveries.{v}" for v in office_table.vendors))
+        kafka = tuple(
+            sorted(
+                f"fachverfahren.{v.vendor_id}"
+                for v in office_table.vendors.values()
+                if v.channel == "kafka"
+            )
+        )
+        assert (*queues, *kafka) == context.check_vendor_topics(hub_context, specs)
+
+    def test_missing_delivery_queue_is_a_config_error(self, hub_context, specs):
+        """check_vendor_topics() names a delivery queue topics.yml lacks."""
+        without = tuple(s for s in specs if s.name != "deliveries.lammkom")
+        with pytest.raises(ConfigError, match=r"deliveries\.lammkom"):
+            context.check_vendor_topics(hub_context, without)
+
+    def test_only_kafka_vendors_have_a_vendor_topic(self, specs, office_table):
+        """topics.yml declares fachverfahren.<vendor> exactly for the kafka-channel vendors."""
+        kafka = {v.vendor_id for v in office_table.vendors.values() if v.channel == "kafka"}
+        declared = {
+            s.name.removeprefix("fachverfahren.")
+            for s in specs
+            if s.name.startswith("fachverfahren.")
+        }
+        assert kafka == declared
 
     def test_missing_vendor_topic_is_a_config_error(self, hub_context, specs):
         """check_vendor_topics() names a vendor topic topics.yml lacks."""

@@ -1,0 +1,346 @@
+"""Delivery agents: one per vendor, consuming ``deliveries.<vendor>``, one channel each.
+
+- ``file``  the outbound file drop writes the record (and documents beside it)
+  atomically; a redelivery is recognised by the ledger.
+- ``kafka`` the mapped record goes to ``fachverfahren.<vendor>``, keyed by the
+  delivery id, the topic taken from the queue's vendor (never from the record).
+- ``http``  the connector POSTs the record with the delivery id as
+  ``Idempotency-Key``, retrying transient failures with backoff. When the
+  retries run out the endpoint counts as down: the agent pauses the partition
+  (no fetching, no spinning) and probes with growing pauses until the endpoint
+  answers, then tries the same delivery again. Only an outage longer than the
+  vendor's ``outage_max_s`` dead-letters the waiting delivery.
+
+Each vendor has its own agent, so one vendor that is down delays nobody else.
+Every channel first checks that the record belongs to the queue's vendor and
+one of its offices (:func:`hub.core.pipeline.check_delivery`). Outcomes are
+audited per delivery: ``delivered``/``duplicate``, ``retried`` per failed
+attempt, ``rejected`` with a ``DELIVERY`` dead letter. As in every agent, the
+outcome is sent and acknowledged before the event is, so nothing is committed
+before its outcome is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from faust.types import TP
+
+from connectors.filedrop.outbound import FileDropOutbox, UnsafeName
+from connectors.http.sender import HttpDeliverer, HttpEndpoint, RetryEvent
+from hub.config import ConfigError, Secret, Settings
+from hub.core import pipeline
+from hub.core.delivery import OutagePolicy, RetryPolicy
+from hub.core.errors import Reason, Rejection
+from hub.core.pipeline import Emit, HubContext, StageResult
+from hub.core.records import Delivery, SourceRef, decode, is_id, unb64
+from hub.core.route import Vendor
+from hub.stream import metrics
+
+if TYPE_CHECKING:
+    import faust
+
+    from hub.stream.app import Sender
+
+log = structlog.get_logger(__name__)
+
+BATCH_SIZE = 100
+BATCH_WITHIN = 0.05
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _refused(delivery: Delivery, path: str, source: SourceRef) -> StageResult:
+    return pipeline.reject_delivery(delivery, Rejection(Reason.DELIVERY, path), source, utcnow())
+
+
+def file_channel(outbox: FileDropOutbox, vendor_id: str, hub: HubContext) -> StageFunction:
+    """The outbound file drop as a stage: write the files, report delivered or duplicate."""
+
+    def deliver(event: Any, source: SourceRef) -> StageResult:
+        delivery = decode(event.value, Delivery)
+        try:
+            pipeline.check_delivery(delivery, vendor_id, hub.offices)
+            target = outbox.target(
+                delivery.vendor, delivery.office, delivery.delivery_id, delivery.file_suffix
+            )
+            beside = [(d["file_name"], unb64(d["content_b64"])) for d in delivery.documents or ()]
+        except UnsafeName:
+            return _refused(delivery, "target", source)
+        except (KeyError, TypeError):
+            return _refused(delivery, "documents", source)
+        except Rejection as refused:
+            return pipeline.reject_delivery(delivery, refused, source, utcnow())
+        # Everything that can fail on bad record content happens before the write, never after.
+        received = dt.datetime.fromisoformat(delivery.received_at)
+        body = unb64(delivery.body_b64)
+        try:
+            fresh = outbox.write(target, body, beside)
+        except UnsafeName:
+            return _refused(delivery, "documents/file_name", source)
+        except OSError as exc:
+            # Outbox not writable or full: transient for the operator, never a dead letter.
+            # Exit without committing; after a restart the delivery is tried again.
+            from hub.stream.app import exit_without_commit  # noqa: PLC0415 - import cycle
+
+            exit_without_commit("filedrop.write_failed", exc)
+        metrics.END_TO_END_SECONDS.observe((utcnow() - received).total_seconds())
+        emit = pipeline.delivered(delivery, utcnow(), duplicate=not fresh, channel="file")
+        return StageResult((emit,), "delivered" if fresh else "duplicate")
+
+    return deliver
+
+
+def kafka_channel(vendor_id: str, hub: HubContext) -> StageFunction:
+    """The vendor topic as a stage: the mapped record onto ``fachverfahren.<vendor>``."""
+
+    def deliver(event: Any, source: SourceRef) -> StageResult:
+        delivery = decode(event.value, Delivery)
+        try:
+            result = pipeline.forward(delivery, vendor_id, hub.offices, utcnow())
+        except Rejection as rejection:
+            return pipeline.reject_delivery(delivery, rejection, source, utcnow())
+        received = dt.datetime.fromisoformat(delivery.received_at)
+        metrics.END_TO_END_SECONDS.observe((utcnow() - received).total_seconds())
+        return result
+
+    return deliver
+
+
+def _read_secret(path: Path) -> Secret | None:
+    try:
+        text = path.read_text("utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        raise ConfigError(f"vendor credential {path.name} cannot be read") from None
+    return Secret(text) if text else None
+
+
+def http_endpoint(vendor: Vendor, settings: Settings) -> tuple[HttpEndpoint, OutagePolicy]:
+    """The connector's endpoint and outage policy for an ``http`` vendor."""
+    channel = vendor.http
+    if channel is None:
+        raise ConfigError(f"vendor {vendor.vendor_id} has no http channel")
+    credentials = (
+        settings.vendor_credentials_dir / vendor.vendor_id
+        if settings.vendor_credentials_dir is not None
+        else None
+    )
+
+    def present(name: str) -> Path | None:
+        if credentials is None:
+            return None
+        path = credentials / name
+        return path if path.is_file() else None
+
+    try:
+        endpoint = HttpEndpoint(
+            vendor=vendor.vendor_id,
+            url=settings.vendor_url(vendor.vendor_id) or channel.url,
+            timeout=channel.timeout_s,
+            retry=RetryPolicy(
+                max_attempts=channel.max_attempts,
+                initial_s=channel.initial_backoff_s,
+                max_s=channel.max_backoff_s,
+            ),
+            client_cert=present("client.crt"),
+            client_key=present("client.key"),
+            ca_file=present("ca.crt"),
+            token=_read_secret(credentials / "token") if credentials is not None else None,
+        )
+        outage = OutagePolicy(
+            probe_initial_s=min(1.0, channel.probe_interval_s),
+            probe_max_s=channel.probe_interval_s,
+            max_outage_s=channel.outage_max_s,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"vendor {vendor.vendor_id}: {exc}") from None
+    return endpoint, outage
+
+
+@dataclass
+class _Outage:
+    since: float | None = None  # the deliverer's clock when the endpoint was last found down
+
+
+class HttpChannel:
+    """The ``http`` channel for one vendor: deliver, retry, pause and probe, or dead-letter."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        vendor: Vendor,
+        hub: HubContext,
+        sender: Sender,
+        deliverer: HttpDeliverer,
+        outage: OutagePolicy,
+    ) -> None:
+        self.app = app
+        self.vendor_id = vendor.vendor_id
+        self.hub = hub
+        self.sender = sender
+        self.deliverer = deliverer
+        self.outage = outage
+        self.state = _Outage()
+        metrics.VENDOR_UP.labels(self.vendor_id).set(1)
+
+    async def handle(self, event: Any) -> tuple[Emit, ...]:
+        message = event.message
+        source = SourceRef(message.topic, message.partition, message.offset)
+        key = (message.key or b"").decode("ascii", "replace")
+        bound = {"delivery_id": key} if is_id(key) else {"key": "unrecognised"}
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(
+            stage="deliver", vendor=self.vendor_id, **bound
+        ):
+            result = await self._result(event, source)
+            metrics.STAGE_SECONDS.labels("deliver").observe(time.perf_counter() - started)
+            metrics.RECORDS.labels("deliver", result.outcome).inc()
+            if result.outcome == "rejected":
+                metrics.DEAD_LETTERS.labels("deliver", result.reason or "").inc()
+                log.warning("stage.rejected", outcome=result.outcome, reason=result.reason)
+            else:
+                log.info("stage.done", outcome=result.outcome)
+        return result.emits
+
+    async def _result(self, event: Any, source: SourceRef) -> StageResult:
+        try:
+            delivery = decode(event.value, Delivery)
+        except Rejection as rejection:  # not a delivery record at all
+            return pipeline.reject_record(event.message.key, "deliver", rejection, source, utcnow())
+        try:
+            pipeline.check_delivery(delivery, self.vendor_id, self.hub.offices)
+        except Rejection as rejection:
+            return pipeline.reject_delivery(delivery, rejection, source, utcnow())
+        return await self._deliver(delivery, event.message.tp, source)
+
+    async def _retried(self, delivery: Delivery, event: RetryEvent) -> None:
+        metrics.DELIVERY_RETRIES.labels(self.vendor_id).inc()
+        emit = pipeline.delivery_retried(
+            delivery, utcnow(), channel="http", attempt=event.attempt, status=event.status
+        )
+        await self.sender.send_all((emit,))
+
+    async def _deliver(self, delivery: Delivery, tp: Any, source: SourceRef) -> StageResult:
+        while True:
+            outcome = await self.deliverer.deliver(
+                delivery, on_retry=partial(self._retried, delivery)
+            )
+            if outcome.kind in ("delivered", "replayed"):
+                self.state.since = None
+                metrics.VENDOR_UP.labels(self.vendor_id).set(1)
+                received = dt.datetime.fromisoformat(delivery.received_at)
+                metrics.END_TO_END_SECONDS.observe((utcnow() - received).total_seconds())
+                emit = pipeline.delivered(
+                    delivery,
+                    utcnow(),
+                    duplicate=outcome.kind == "replayed",
+                    channel="http",
+                    attempt=outcome.attempts,
+                    status=outcome.status,
+                )
+                return StageResult((emit,), "delivered")
+            if outcome.kind == "refused":
+                self.state.since = None  # any outcome but "unavailable" ends an outage
+                rejection = Rejection(Reason.DELIVERY, outcome.path)
+                return pipeline.reject_delivery(delivery, rejection, source, utcnow())
+            # Unavailable: stop fetching this partition and wait for the endpoint.
+            metrics.VENDOR_UP.labels(self.vendor_id).set(0)
+            if self.state.since is None:
+                self.state.since = self.deliverer.clock()
+            log.warning(
+                "deliver.paused",
+                partition=tp.partition,
+                status=outcome.status,
+                verdict=outcome.verdict.value,
+                error=outcome.error,
+            )
+            # Faust's resume_partitions() adds what it is given to its active partitions, which
+            # must be its own TP: the message's tp is the Kafka client's TopicPartition.
+            partition = TP(tp.topic, tp.partition)
+            self.app.consumer.pause_partitions([partition])
+            try:
+                up = await self.deliverer.wait_until_available(self.outage, since=self.state.since)
+            finally:
+                self.app.consumer.resume_partitions([partition])
+            log.info("deliver.resumed", partition=tp.partition, endpoint_up=up)
+            if not up:
+                rejection = Rejection(Reason.DELIVERY, "http/unavailable")
+                return pipeline.reject_delivery(delivery, rejection, source, utcnow())
+
+
+StageFunction = Callable[[Any, SourceRef], StageResult]
+
+
+def delivery_agents(
+    app: faust.App,
+    settings: Settings,
+    hub: HubContext,
+    sender: Sender,
+    stage_agent: Callable[..., None],
+    exit_without_commit: Callable[[str, BaseException], Any],
+) -> None:
+    """Register one delivery agent per vendor of the office table, by its channel."""
+    outbox: FileDropOutbox | None = None
+    for vendor in sorted(hub.offices.vendors.values(), key=lambda v: v.vendor_id):
+        queue = sender.channel(pipeline.delivery_queue(vendor.vendor_id))
+        name = f"deliver-{vendor.vendor_id}"
+        if vendor.channel == "file":
+            if outbox is None:
+                outbox = FileDropOutbox(settings.outbox_dir)
+                swept = outbox.sweep()
+                if swept:
+                    log.warning("filedrop.swept_temporaries", count=swept)
+            stage = file_channel(outbox, vendor.vendor_id, hub)
+            stage_agent(app, queue, "deliver", stage, sender, name=name)
+        elif vendor.channel == "kafka":
+            stage = kafka_channel(vendor.vendor_id, hub)
+            stage_agent(app, queue, "deliver", stage, sender, name=name)
+        elif vendor.channel == "http":
+            _http_agent(app, queue, name, vendor, settings, hub, sender, exit_without_commit)
+        else:  # pragma: no cover - the office table schema allows only the three
+            raise ConfigError(f"vendor {vendor.vendor_id} has an unknown channel")
+
+
+def _http_agent(
+    app: faust.App,
+    queue: Any,
+    name: str,
+    vendor: Vendor,
+    settings: Settings,
+    hub: HubContext,
+    sender: Sender,
+    exit_without_commit: Callable[[str, BaseException], Any],
+) -> None:
+    endpoint, outage = http_endpoint(vendor, settings)
+    try:  # reads the certificate files now: a bad one stops the worker at start (exit 2)
+        deliverer = HttpDeliverer(endpoint)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"vendor {vendor.vendor_id}: TLS credentials cannot be used") from exc
+
+    async def agent(stream: Any) -> None:
+        channel = HttpChannel(app, vendor, hub, sender, deliverer, outage)
+        try:
+            async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):
+                # As in stage_agent: nothing may escape, or take_events' finally would ack
+                # events whose outcome was never written.
+                try:
+                    for event in events:
+                        await sender.send_all(await channel.handle(event))
+                except BaseException as exc:  # noqa: BLE001
+                    exit_without_commit("worker.batch_failed", exc)
+        finally:
+            await deliverer.aclose()
+
+    agent.__name__ = agent.__qualname__ = name.replace("-", "_")
+    app.agent(queue, name=name)(agent)
