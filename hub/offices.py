@@ -46,13 +46,8 @@ def parse(document: Any, schema: dict[str, Any]) -> OfficeTable:
                 vendor=o["vendor"],
                 rechtskreise=tuple(o["rechtskreise"]),
                 fitconnect_destinations=tuple(o.get("fitconnect_destinations", ())),
-                endpoint=_url(o.get("endpoint"), f"office {o['id']}"),
             )
         )
-        if o.get("endpoint") and vendors[o["vendor"]].channel != "http":
-            raise ConfigError(
-                f"office table: office {o['id']} has an endpoint, its vendor no http channel"
-            )
         for destination in o.get("fitconnect_destinations", ()):
             if destination in seen_destinations:
                 raise ConfigError(

@@ -65,7 +65,6 @@ class Office:
     vendor: str
     rechtskreise: tuple[str, ...] = ()
     fitconnect_destinations: tuple[str, ...] = ()
-    endpoint: str | None = None  # an http vendor's URL for this office, overriding the vendor's
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +116,7 @@ class OfficeTable:
     def endpoint(self, office: Office) -> str | None:
         """The URL an ``http`` vendor is called at for ``office``, ``{office}`` filled in."""
         vendor = self.vendors[office.vendor]
-        template = office.endpoint or (vendor.http.url if vendor.http else None)
+        template = vendor.http.url if vendor.http else None
         return None if template is None else template.replace("{office}", office.office_id)
 
 

@@ -200,11 +200,11 @@ class TestViolations:
         document["vendors"]["openprosoz"]["delivery"] = {"channel": "kafka"}
         assert_refused(document, schema, "openprosoz", "fv-avro")
 
-    def test_endpoint_on_an_office_of_a_non_http_vendor(self, shipped, schema):
-        """An office endpoint is only meaningful for an http vendor."""
+    def test_office_level_endpoint_is_not_a_field(self, shipped, schema):
+        """An office cannot name its own URL: one template per vendor, ``{office}`` filled in."""
         document = copy.deepcopy(shipped)
         document["offices"][0]["endpoint"] = "https://x.example/cases"
-        assert_refused(document, schema, document["offices"][0]["id"], "endpoint")
+        assert_refused(document, schema, "offices/0")
 
     def test_duplicate_fitconnect_destination(self, shipped, schema):
         """Two offices claiming one FIT-Connect destination are refused."""
