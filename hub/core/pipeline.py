@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -156,6 +157,7 @@ def _reject(
     source: SourceRef | None,
     now: dt.datetime,
     target: str = "",
+    **where_fields: Any,
 ) -> StageResult:
     # Ids are deterministic per submission and stage (plus the delivery at the deliver stage),
     # so a re-sent submission's rejection deduplicates. Records the hub cannot attribute
@@ -183,6 +185,7 @@ def _reject(
         reason=rejection.reason.value,
         path=rejection.path,
         payload_sha256=payload_sha256,
+        **where_fields,
     )
     return StageResult(
         (Emit.of(DEAD_LETTER, submission, letter), audit), "rejected", rejection.reason.value
@@ -812,12 +815,47 @@ def reject_unread(payload_sha256: str, reason: Reason, now: dt.datetime) -> Stag
     return _reject(sid, "ingest", Rejection(reason), payload_sha256, None, now)
 
 
+_SAFE_ID = re.compile(r"[a-z][a-z0-9-]{1,62}")
+_SAFE_VERSION = re.compile(r"[a-z][a-z0-9-]{0,30}/[0-9]+\.[0-9]+\.[0-9]+")
+CHANNELS = frozenset({"file", "http", "kafka"})
+
+
 def reject_delivery(
-    delivery: Delivery, rejection: Rejection, source: SourceRef, now: dt.datetime
+    delivery: Delivery,
+    rejection: Rejection,
+    source: SourceRef,
+    now: dt.datetime,
+    *,
+    channel: str | None = None,
 ) -> StageResult:
-    """A delivery the outbound connector cannot carry out (e.g. an unsafe target name)."""
+    """A delivery a channel cannot or must not carry out (refused, unsafe, another vendor's).
+
+    The audit event names the delivery (its id was checked when the record was
+    decoded) and, where they have the shape of ids, its office, vendor and
+    mapping version: a foreign record could carry any text there, which must not
+    reach the audit log.
+    """
+    candidates = (
+        ("office", delivery.office, _SAFE_ID),
+        ("vendor", delivery.vendor, _SAFE_ID),
+        ("mapping_version", delivery.mapping_version, _SAFE_VERSION),
+    )
+    fields: dict[str, Any] = {"delivery_id": delivery.delivery_id} | {
+        name: value
+        for name, value, shape in candidates
+        if isinstance(value, str) and shape.fullmatch(value)
+    }
+    if channel in CHANNELS:
+        fields["channel"] = channel
     return _reject(
-        delivery.submission_id, "deliver", rejection, None, source, now, delivery.delivery_id
+        delivery.submission_id,
+        "deliver",
+        rejection,
+        None,
+        source,
+        now,
+        delivery.delivery_id,
+        **fields,
     )
 
 

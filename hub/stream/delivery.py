@@ -60,7 +60,8 @@ def utcnow() -> dt.datetime:
 
 
 def _refused(delivery: Delivery, path: str, source: SourceRef) -> StageResult:
-    return pipeline.reject_delivery(delivery, Rejection(Reason.DELIVERY, path), source, utcnow())
+    rejection = Rejection(Reason.DELIVERY, path)
+    return pipeline.reject_delivery(delivery, rejection, source, utcnow(), channel="file")
 
 
 def file_channel(outbox: FileDropOutbox, vendor_id: str, hub: HubContext) -> StageFunction:
@@ -79,7 +80,7 @@ def file_channel(outbox: FileDropOutbox, vendor_id: str, hub: HubContext) -> Sta
         except (KeyError, TypeError):
             return _refused(delivery, "documents", source)
         except Rejection as refused:
-            return pipeline.reject_delivery(delivery, refused, source, utcnow())
+            return pipeline.reject_delivery(delivery, refused, source, utcnow(), channel="file")
         # Everything that can fail on bad record content happens before the write, never after.
         received = dt.datetime.fromisoformat(delivery.received_at)
         body = unb64(delivery.body_b64)
@@ -108,7 +109,7 @@ def kafka_channel(vendor_id: str, hub: HubContext) -> StageFunction:
         try:
             result = pipeline.forward(delivery, vendor_id, hub.offices, utcnow())
         except Rejection as rejection:
-            return pipeline.reject_delivery(delivery, rejection, source, utcnow())
+            return pipeline.reject_delivery(delivery, rejection, source, utcnow(), channel="kafka")
         received = dt.datetime.fromisoformat(delivery.received_at)
         metrics.END_TO_END_SECONDS.observe((utcnow() - received).total_seconds())
         return result
@@ -221,7 +222,7 @@ class HttpChannel:
         try:
             pipeline.check_delivery(delivery, self.vendor_id, self.hub.offices)
         except Rejection as rejection:
-            return pipeline.reject_delivery(delivery, rejection, source, utcnow())
+            return pipeline.reject_delivery(delivery, rejection, source, utcnow(), channel="http")
         return await self._deliver(delivery, event.message.tp, source)
 
     async def _retried(self, delivery: Delivery, event: RetryEvent) -> None:
@@ -252,8 +253,11 @@ class HttpChannel:
                 return StageResult((emit,), "delivered")
             if outcome.kind == "refused":
                 self.state.since = None  # any outcome but "unavailable" ends an outage
+                metrics.VENDOR_UP.labels(self.vendor_id).set(1)  # it answered: not paused
                 rejection = Rejection(Reason.DELIVERY, outcome.path)
-                return pipeline.reject_delivery(delivery, rejection, source, utcnow())
+                return pipeline.reject_delivery(
+                    delivery, rejection, source, utcnow(), channel="http"
+                )
             # Unavailable: stop fetching this partition and wait for the endpoint.
             metrics.VENDOR_UP.labels(self.vendor_id).set(0)
             if self.state.since is None:
@@ -276,7 +280,9 @@ class HttpChannel:
             log.info("deliver.resumed", partition=tp.partition, endpoint_up=up)
             if not up:
                 rejection = Rejection(Reason.DELIVERY, "http/unavailable")
-                return pipeline.reject_delivery(delivery, rejection, source, utcnow())
+                return pipeline.reject_delivery(
+                    delivery, rejection, source, utcnow(), channel="http"
+                )
 
 
 StageFunction = Callable[[Any, SourceRef], StageResult]

@@ -246,3 +246,38 @@ class TestNoProducerHeaders:
         for function in (route, pipeline.dispatch, pipeline.intake):
             names = set(inspect.signature(function).parameters)
             assert not {n for n in names if "header" in n}, function.__name__
+
+
+class TestRejectedDeliveryAudit:
+    def test_audit_names_the_delivery_office_vendor_and_channel(self, hub_context):
+        """A refused delivery's audit event says which delivery, office, vendor and channel."""
+        record = _delivery("wgs-marl", "lammkom", "fv-fixed")
+        rejection = Rejection(Reason.DELIVERY, "http/422")
+        result = pipeline.reject_delivery(record, rejection, SOURCE, NOW, channel="http")
+        event = decode(result.emits[1].value, AuditEvent)
+        expected = ("rejected", record.delivery_id, "wgs-marl", "lammkom", "fv-fixed/1.0.0", "http")
+        actual = (
+            event.decision,
+            event.delivery_id,
+            event.office,
+            event.vendor,
+            event.mapping_version,
+            event.channel,
+        )
+        assert expected == actual
+
+    def test_foreign_text_never_reaches_the_audit_event(self, hub_context):
+        """Office, vendor or version that are not id-shaped are left out, not copied."""
+        record = _delivery("Erika Mustermann", "lammkom\nx", "fv-fixed", mapping_version="<script>")
+        rejection = Rejection(Reason.DELIVERY, "office")
+        result = pipeline.reject_delivery(record, rejection, SOURCE, NOW, channel="bogus")
+        event = decode(result.emits[1].value, AuditEvent)
+        expected = (record.delivery_id, None, None, None, None)
+        assert expected == (
+            event.delivery_id,
+            event.office,
+            event.vendor,
+            event.mapping_version,
+            event.channel,
+        )
+        assert b"Mustermann" not in result.emits[1].value
