@@ -1,7 +1,8 @@
 """The ``sozialhub`` command line (also ``python -m hub``).
 
 Exit status: 0 success; 1 a check found rejected input, the demo/benchmark
-did not finish, or a ``dlq`` command found no such dead letter or refused; 2
+did not finish, a ``dlq`` command found no such dead letter or refused, or
+``gate decide`` denied the transfer; 2
 usage or configuration error; 3 topic drift remains after ``topics apply``.
 """
 
@@ -95,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("file", type=Path, metavar="FILE")
 
+    gate = commands.add_parser(
+        "gate", help="the transfer gate offline, on files (for data protection officers)"
+    )
+    gate_commands = gate.add_subparsers(dest="gate_command", required=True, parser_class=_Parser)
+    gate_decide = gate_commands.add_parser(
+        "decide", help="decide one transfer request; the decision as one JSON object"
+    )
+    gate_decide.add_argument("--request", type=Path, required=True, metavar="REQUEST.json")
+    gate_decide.add_argument("--consents", type=Path, required=True, metavar="EVENTS.jsonl")
+    gate_decide.add_argument("--policy", type=Path, required=True, metavar="POLICY.yml")
+    gate_decide.add_argument(
+        "--at", type=_gate_time, default=None, metavar="ISO-TIME", help="decide at (default: now)"
+    )
+
     asyncapi = commands.add_parser(
         "asyncapi", help="write the AsyncAPI 3 document of the vendor topics (stdout or --output)"
     )
@@ -134,6 +149,29 @@ def build_parser() -> argparse.ArgumentParser:
     strimzi.add_argument("--cluster", default="sozialhub")
     strimzi.add_argument("--namespace", default="sozialhub")
     strimzi.add_argument("--output", type=Path, default=None)
+
+    change = commands.add_parser(
+        "rechtskreiswechsel", help="Rechtskreiswechsel events, offline: plan an event's fan-out"
+    )
+    change_commands = change.add_subparsers(
+        dest="rechtskreiswechsel_command", required=True, parser_class=_Parser
+    )
+    change_plan = change_commands.add_parser(
+        "plan",
+        help="who would get what for one event, as JSON lines (built-in offline gate: "
+        "data-free messages only; the worker asks the transfer gate)",
+    )
+    change_plan.add_argument("event", type=Path, metavar="EVENT.json")
+    change_plan.add_argument(
+        "--at", type=_dlq_time, default=None, metavar="TIME", help="decide as of (default: now)"
+    )
+    change_plan.add_argument(
+        "--subscriptions",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="subscriptions file (default: subscriptions.yml beside the office table)",
+    )
 
     bench = commands.add_parser(
         "bench",
@@ -244,6 +282,17 @@ def _dlq_time(text: str) -> dt.datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"not an ISO 8601 date or time: {text!r} (e.g. 2026-11-05 or 2026-11-05T12:00Z)"
+        ) from None
+
+
+def _gate_time(text: str) -> dt.datetime:
+    from hub.gate import parse_time  # noqa: PLC0415
+
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time with an offset: {text!r} (e.g. 2026-11-05T12:00:00Z)"
         ) from None
 
 
@@ -393,6 +442,44 @@ def _route(settings: Settings, path: Path, *, as_json: bool, transport: str) -> 
     return EXIT_OK if report["verdict"] == "routed" else EXIT_REJECTED
 
 
+def _rechtskreiswechsel_plan(
+    settings: Settings, path: Path, at: dt.datetime | None, subscriptions_file: Path | None
+) -> int:
+    from hub import offices, subscriptions  # noqa: PLC0415
+    from hub.core.errors import Rejection  # noqa: PLC0415
+    from hub.core.fanout import fan_out, offline_gate, plan_line  # noqa: PLC0415
+    from hub.core.rechtskreiswechsel import check_event  # noqa: PLC0415
+
+    if not path.is_file():
+        print(f"sozialhub rechtskreiswechsel plan: no such file: {path}", file=sys.stderr)
+        return EXIT_USAGE
+    table = offices.load(settings.offices_file, settings.schema_dir)
+    subscribed = subscriptions.load(
+        subscriptions_file or subscriptions.default_path(settings), settings.schema_dir, table
+    )
+    with path.open("rb") as handle:
+        data = handle.read(settings.max_record_bytes + 1)
+    if len(data) > settings.max_record_bytes:
+        print(
+            json.dumps({"file": str(path), "verdict": "rejected", "reason": "SIZE", "path": None})
+        )
+        return EXIT_REJECTED
+    try:
+        event = check_event(data, table)
+    except Rejection as rejection:
+        refused = {"reason": rejection.reason.value, "path": rejection.path}
+        print(json.dumps({"file": str(path), "verdict": "rejected", **refused}))
+        return EXIT_REJECTED
+    # TODO(issue 5, worker wiring): the worker passes the real transfer gate here, i.e.
+    # hub.core.gate.decide(request, consents, policy, now) bound to the person's consent
+    # states (co-partitioned by pseudonym) and the loaded policy; offline_gate is for this
+    # offline plan only and allows nothing but data-free messages.
+    planned = fan_out(event, subscribed, table, offline_gate, at or dt.datetime.now(dt.UTC))
+    for message in planned.messages:
+        print(json.dumps({"file": str(path), **plan_line(message)}, ensure_ascii=False))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
     args = build_parser().parse_args(argv)
     try:
@@ -407,6 +494,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             return _check(settings, args.files, as_json=args.json, transport=args.transport)
         if args.command == "route":
             return _route(settings, args.file, as_json=args.json, transport=args.transport)
+        if args.command == "gate":
+            from hub import gate  # noqa: PLC0415
+
+            return gate.run(settings, args.request, args.consents, args.policy, args.at)
         if args.command == "asyncapi":
             from hub import asyncapi as contract  # noqa: PLC0415
             from hub import topics  # noqa: PLC0415
@@ -421,6 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             return _topics(settings, args)
         if args.command == "dlq":
             return _dlq(settings, args)
+        if args.command == "rechtskreiswechsel":
+            return _rechtskreiswechsel_plan(settings, args.event, args.at, args.subscriptions)
         if args.command == "demo":
             from hub import demo  # noqa: PLC0415
 

@@ -85,6 +85,10 @@ class Settings:
     schema_dir: Path = PROJECT_ROOT / "schemas"
     offices_file: Path = PROJECT_ROOT / "config" / "offices.yml"
     portals_file: Path = PROJECT_ROOT / "config" / "portals.yml"
+    transfer_policy_file: Path = PROJECT_ROOT / "config" / "transfer-policy.yml"
+    # Pseudonym key ring (JSON or TOML: key id -> secret, current key named; docs/consent.md).
+    # Unset: no pseudonyms can be made, unless a command explicitly asks for the development key.
+    pseudonym_keys_file: Path | None = None
     inbox_dir: Path = Path("var/inbox")
     outbox_dir: Path = Path("var/outbox")
     archive_dir: Path = Path("var/archive")

@@ -65,6 +65,29 @@ class Reason(enum.StrEnum):
     CERT_REVOKED = "CERT_REVOKED"
     CERT_STATUS_UNKNOWN = "CERT_STATUS_UNKNOWN"
     CERT_POLICY = "CERT_POLICY"
+    # Consent records and pseudonyms (docs/consent.md)
+    CONSENT_INVALID = "CONSENT_INVALID"  # a consent event breaks the record rules (blanket, window)
+    IDENTIFIER = "IDENTIFIER"  # an identifier to pseudonymise is malformed (IdNr check digit)
+    # Transfer gate decisions (docs/consent.md#the-transfer-gate): denials and minimised categories
+    TRANSFER_INVALID = "TRANSFER_INVALID"  # the request itself is malformed (unknown code, time)
+    NO_BASIS = "NO_BASIS"  # neither a consent nor a statutory basis applies to route and purpose
+    CONSENT_MISSING = "CONSENT_MISSING"  # no consent for recipient and purpose; a statute applies
+    CONSENT_REVOKED = "CONSENT_REVOKED"  # the consent that would cover it was revoked before now
+    CONSENT_EXPIRED = "CONSENT_EXPIRED"  # the consent that would cover it ended (time, event)
+    CONSENT_NOT_YET_VALID = "CONSENT_NOT_YET_VALID"  # the consent's validity starts after now
+    CONSENT_SUPERSEDED = "CONSENT_SUPERSEDED"  # the consent was replaced by a newer record
+    CONSENT_SCOPE = "CONSENT_SCOPE"  # the person consented, but not to this transfer or category
+    SPECIAL_CATEGORY = "SPECIAL_CATEGORY"  # health/youth-welfare data without a statute listing it
+    PURPOSE_LIMIT = "PURPOSE_LIMIT"  # the policy never lets this purpose carry the category
+    OTHER_BASIS = "OTHER_BASIS"  # another basis covers it; a decision has one basis: ask again
+    # Rechtskreiswechsel events and warm handovers (docs/rechtskreiswechsel.md)
+    RKW_EVENT = "RKW_EVENT"  # not a well-formed change event (shape, pseudonym, date, event id)
+    RKW_RECHTSKREIS = "RKW_RECHTSKREIS"  # unknown Rechtskreis, or from and to are the same
+    RKW_OFFICE = "RKW_OFFICE"  # office not in the office table, or not deciding in that Rechtskreis
+    RKW_REASON = "RKW_REASON"  # reason not in the code list, or it does not fit the transition
+    RKW_AREA = "RKW_AREA"  # the person's area is not covered by the new office
+    RKW_HANDOVER = "RKW_HANDOVER"  # a handover update out of order, from the wrong office, unknown
+    RKW_GATE = "RKW_GATE"  # the gate answered another request, or allowed without a basis: denied
 
 
 class HubError(Exception):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 from hub.config import Settings
 from hub.core.outcomes import OutcomeTracker
 from hub.core.pipeline import DEAD_LETTER
@@ -45,3 +47,18 @@ def drop(inbox: Path, name: str, data: bytes) -> None:
     temporary = inbox / f".{name}.part"
     temporary.write_bytes(data)
     temporary.replace(inbox / name)
+
+
+def all_vendors_on_files(settings: Settings) -> Settings:
+    """The shipped office table with every vendor on fv-xml files in the outbox.
+
+    For tests that check delivered files one by one; every channel is tested through
+    the broker in test_delivery_channels.py and test_demo.py.
+    """
+    table = yaml.safe_load(settings.offices_file.read_text("utf-8"))
+    for vendor in table["vendors"].values():
+        vendor["format"] = "fv-xml"
+        vendor["delivery"] = {"channel": "file"}
+    path = settings.data_dir / "offices-files-only.yml"
+    path.write_text(yaml.safe_dump(table, allow_unicode=True), "utf-8")
+    return settings.with_overrides(offices_file=path)

@@ -1,4 +1,9 @@
-"""The whole pipeline through a real broker: file drop in, vendor files out."""
+"""The whole pipeline through a real broker: file drop in, vendor files out.
+
+Every vendor delivers fv-xml files here, so each delivery can be checked as a
+file; the other formats and channels go through the broker in
+test_delivery_channels.py and test_demo.py.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from hub.core.records import submission_id
 from hub.keys import ephemeral_certificate
 from hub.supervise import WorkerProcess
 
-from .helpers import dead_letters, drop, get, outcomes
+from .helpers import all_vendors_on_files, dead_letters, drop, get, outcomes
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +41,11 @@ PERSONAL = (
     b"Kurf\xc3\xbcrstenwall",
     b"Bergstra",
 )
+
+
+@pytest.fixture
+def hub_settings(hub_settings):
+    return all_vendors_on_files(hub_settings)
 
 
 @pytest.fixture

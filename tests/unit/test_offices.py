@@ -45,8 +45,8 @@ CITIES = [
 
 class TestShippedTable:
     def test_loads(self, office_table):
-        """config/offices.yml loads: 4 offices per city and 2 of the Kreis, 4 vendors, 10 areas."""
-        expected = (42, 4, 10)
+        """config/offices.yml loads: 4 offices per city and 3 of the Kreis, 4 vendors, 10 areas."""
+        expected = (43, 4, 10)
         actual = (len(office_table.offices), len(office_table.vendors), len(office_table.areas))
         assert expected == actual
 
@@ -63,8 +63,12 @@ class TestShippedTable:
         assert expected == missing
 
     def test_kreis_offices_for_elterngeld_and_schwerbehinderung(self, office_table):
-        """The Kreis runs the Elterngeldstelle and Fachdienst 59 for the whole Kreis (AGS 05562)."""
-        expected = {"kreis-re-elterngeld": ("05562",), "kreis-re-fd59": ("05562",)}
+        """The Kreis runs the Elterngeldstelle, Fachdienst 59 and the Ausländerbehörde Kreis-wide (05562)."""
+        expected = {
+            "kreis-re-elterngeld": ("05562",),
+            "kreis-re-fd59": ("05562",),
+            "kreis-re-abh": ("05562",),
+        }
         actual = {
             o.office_id: o.areas for o in office_table.offices if o.office_id.startswith("kreis-")
         }

@@ -1,0 +1,69 @@
+"""Load the Rechtskreiswechsel subscriptions (config/subscriptions.yml) into the core's model.
+
+Checked against ``schemas/hub/subscriptions.schema.json`` and then against the
+office table (:func:`hub.core.subscriptions.problems`). Errors are
+:class:`~hub.config.ConfigError` naming the location or the subscription id,
+never a value.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from hub.config import ConfigError, Settings
+from hub.core.route import OfficeTable
+from hub.core.subscriptions import Role, Subscription, Subscriptions, Trigger, problems
+
+SCHEMA = Path("hub") / "subscriptions.schema.json"
+
+
+def default_path(settings: Settings) -> Path:
+    """``subscriptions.yml`` beside the configured office table."""
+    return settings.offices_file.parent / "subscriptions.yml"
+
+
+def _subscription(entry: dict[str, Any], table: OfficeTable) -> Subscription:
+    role = Role(entry["role"])
+    office = entry.get("office")
+    areas = tuple(entry.get("areas", ()))
+    if not areas and role is Role.AFFECTED and office is not None:
+        known = table.find(office)
+        areas = known.areas if known is not None else ()
+    return Subscription(
+        subscription_id=entry["id"],
+        role=role,
+        purpose=entry["purpose"],
+        categories=frozenset(entry.get("categories", ())),
+        areas=areas,
+        triggers=tuple(
+            Trigger(t.get("from"), t.get("to"), t.get("reason")) for t in entry.get("when", ())
+        ),
+        office=office,
+    )
+
+
+def parse(document: Any, schema: dict[str, Any], table: OfficeTable) -> Subscriptions:
+    try:
+        jsonschema.validate(document, schema)
+    except jsonschema.ValidationError as exc:
+        location = "/".join(str(p) for p in exc.absolute_path) or "/"
+        raise ConfigError(f"subscriptions invalid at {location}") from None
+    subscriptions = Subscriptions(tuple(_subscription(e, table) for e in document["subscriptions"]))
+    found = problems(subscriptions, table)
+    if found:
+        raise ConfigError(f"subscriptions: {found[0]}")
+    return subscriptions
+
+
+def load(path: Path, schema_dir: Path, table: OfficeTable) -> Subscriptions:
+    schema = json.loads((schema_dir / SCHEMA).read_text("utf-8"))
+    try:
+        document = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, yaml.YAMLError):
+        raise ConfigError(f"subscriptions {path} cannot be read") from None
+    return parse(document, schema, table)
