@@ -1,8 +1,8 @@
 """The ``sozialhub`` command line (also ``python -m hub``).
 
 Exit status: 0 success; 1 a check found rejected input, the demo/benchmark
-did not finish, a ``dlq`` command found no such dead letter or refused, or
-``gate decide`` denied the transfer; 2
+did not finish, a ``dlq`` command found no such dead letter or refused,
+``gate decide`` denied the transfer, or ``consent revoke`` found no such record; 2
 usage or configuration error; 3 topic drift remains after ``topics apply``.
 """
 
@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="sign receipts with a throw-away key (development only; otherwise a key is required)",
     )
+    run.add_argument(
+        "--development-pseudonym-key",
+        action="store_true",
+        help="make person pseudonyms with the public development key (development only; "
+        "otherwise SOZIALHUB_PSEUDONYM_KEYS_FILE is required)",
+    )
 
     check = commands.add_parser("check", help="the whole pure pipeline on files, offline")
     check.add_argument("--json", action="store_true", help="one JSON object per line per file")
@@ -109,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     gate_decide.add_argument(
         "--at", type=_gate_time, default=None, metavar="ISO-TIME", help="decide at (default: now)"
     )
+
+    _consent_parser(commands)
 
     asyncapi = commands.add_parser(
         "asyncapi", help="write the AsyncAPI 3 document of the vendor topics (stdout or --output)"
@@ -194,6 +202,93 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", action="store_true")
     return parser
+
+
+def _consent_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
+    from hub.consents import parse_list  # noqa: PLC0415
+
+    consent = commands.add_parser(
+        "consent", help="the consent registry on the configured cluster: grant, revoke, show"
+    )
+    actions = consent.add_subparsers(dest="consent_command", required=True, parser_class=_Parser)
+    person = _Parser(add_help=False)
+    person.add_argument(
+        "--person-id-kind",
+        default="idnr",
+        metavar="KIND",
+        help="idnr (default), rvnr or local:<office id>",
+    )
+    person.add_argument(
+        "--person-id",
+        "--person",
+        dest="person_id",
+        required=True,
+        metavar="ID",
+        help="the person's identifier, '-' to read it from standard input; "
+        "only its pseudonym is used, never printed",
+    )
+    person.add_argument(
+        "--development-key",
+        action="store_true",
+        help="without SOZIALHUB_PSEUDONYM_KEYS_FILE use the public development key (tests only)",
+    )
+    declared = _Parser(add_help=False)
+    declared.add_argument("--channel", required=True, choices=("portal", "paper", "oral"))
+    declared.add_argument(
+        "--scan-ref", default=None, help="where the signed form's scan is (paper)"
+    )
+    declared.add_argument("--note", default=None, help="who took it, when, on which text (oral)")
+
+    grant = actions.add_parser(
+        "grant", parents=[person, declared], help="record a consent; prints its event as JSON"
+    )
+    grant.add_argument("--from", dest="from_office", required=True, metavar="OFFICE")
+    grant.add_argument("--to", required=True, type=parse_list, metavar="OFFICE[,OFFICE]")
+    grant.add_argument("--purpose", required=True)
+    grant.add_argument("--categories", required=True, type=parse_list, metavar="CAT[,CAT]")
+    grant.add_argument("--text-version", required=True)
+    grant.add_argument(
+        "--sensitive", action="store_true", help="explicit consent to health or youth-welfare data"
+    )
+    grant.add_argument(
+        "--collected-at", type=_gate_time, default=None, metavar="ISO-TIME", help="default: now"
+    )
+    grant.add_argument(
+        "--valid-from",
+        type=_gate_time,
+        default=None,
+        metavar="ISO-TIME",
+        help="default: collected-at",
+    )
+    grant.add_argument(
+        "--valid-until",
+        type=_gate_time,
+        default=None,
+        metavar="ISO-TIME",
+        help="default: until revoked",
+    )
+
+    revoke = actions.add_parser(
+        "revoke", parents=[person, declared], help="record a revocation; prints its event as JSON"
+    )
+    revoke.add_argument("--record", required=True, type=_record_id, metavar="RECORD_ID")
+    revoke.add_argument(
+        "--effective-at", type=_gate_time, default=None, metavar="ISO-TIME", help="default: now"
+    )
+
+    actions.add_parser(
+        "show", parents=[person], help="the person's records and their status now, as JSON"
+    )
+
+
+def _record_id(text: str) -> str:
+    from hub.core.consent import RECORD_ID  # noqa: PLC0415
+
+    if RECORD_ID.fullmatch(text) is None:
+        raise argparse.ArgumentTypeError(
+            "a consent record id is 'cns-' and 32 lowercase hex digits"
+        )
+    return text
 
 
 def _check(
@@ -512,6 +607,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             return _topics(settings, args)
         if args.command == "dlq":
             return _dlq(settings, args)
+        if args.command == "consent":
+            from hub import consents  # noqa: PLC0415
+
+            return consents.run(settings, args)
         if args.command == "rechtskreiswechsel":
             return _rechtskreiswechsel_plan(settings, args.event, args.at, args.subscriptions)
         if args.command == "demo":
@@ -535,6 +634,13 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
                 print(
                     "sozialhub run: set SOZIALHUB_SIGNING_KEY_FILE and SOZIALHUB_SIGNING_CERT_FILE "
                     "(or pass --ephemeral-signing-key for development)",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            if settings.pseudonym_keys_file is None and not args.development_pseudonym_key:
+                print(
+                    "sozialhub run: set SOZIALHUB_PSEUDONYM_KEYS_FILE "
+                    "(or pass --development-pseudonym-key for development)",
                     file=sys.stderr,
                 )
                 return EXIT_USAGE

@@ -1,14 +1,20 @@
-"""Build the core's :class:`HubContext` from settings: schemas, office table, signing keys."""
+"""Build the core's :class:`HubContext` from settings: schemas, office table, signing keys,
+the transfer policy and the pseudonym key ring."""
 
 from __future__ import annotations
 
-from hub import fitconnect, keys, offices, portals, schemas
+import structlog
+
+from hub import fitconnect, keys, offices, policy, portals, pseudonyms, schemas
 from hub.config import ConfigError, Settings
 from hub.core.payloads import PayloadRegistry
 from hub.core.pipeline import HubContext, delivery_queue, vendor_topic
+from hub.core.pseudonym import KeyRing
 from hub.core.transport.registry import TransportKeys
 from hub.core.xmlsafe import Limits
 from hub.topics import TopicSpec
+
+log = structlog.get_logger(__name__)
 
 
 def transport_keys(settings: Settings, payloads: PayloadRegistry) -> TransportKeys:
@@ -32,6 +38,23 @@ def transport_keys(settings: Settings, payloads: PayloadRegistry) -> TransportKe
     )
 
 
+def pseudonym_keys(settings: Settings) -> KeyRing:
+    """The configured key ring, or the public development ring if none is configured.
+
+    As with the signing key (an ephemeral one when none is configured), the hub
+    runs without configuration for development, tests and the demo, and says so;
+    ``sozialhub run`` refuses without ``SOZIALHUB_PSEUDONYM_KEYS_FILE`` unless
+    ``--development-pseudonym-key`` is given. Development pseudonyms protect
+    nothing: anyone can recompute them (hub.pseudonyms).
+    """
+    if settings.pseudonym_keys_file is None:
+        log.warning(
+            "pseudonyms.development_key",
+            detail="no pseudonym keys configured; person pseudonyms use the public development key",
+        )
+    return pseudonyms.from_settings(settings, development=True)
+
+
 def build(settings: Settings) -> HubContext:
     payloads = schemas.load_payloads(settings.schema_dir)
     signers = keys.load_signers(settings)  # current and next (rotation), loaded once
@@ -45,6 +68,8 @@ def build(settings: Settings) -> HubContext:
         max_record_bytes=settings.max_record_bytes,
         portals=portals.load(settings.portals_file, settings.schema_dir),
         transport_keys=transport_keys(settings, payloads),
+        policy=policy.from_settings(settings),
+        pseudonyms=pseudonym_keys(settings),
     )
 
 

@@ -46,6 +46,8 @@ class WorkerProcess:
         args = list(self.args)
         if self.settings.signing_key_file is None:
             args.append("--ephemeral-signing-key")  # demo, benchmark and tests only
+        if self.settings.pseudonym_keys_file is None:
+            args.append("--development-pseudonym-key")  # demo, benchmark and tests only
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_file.open("ab")

@@ -80,6 +80,9 @@ class Reason(enum.StrEnum):
     SPECIAL_CATEGORY = "SPECIAL_CATEGORY"  # health/youth-welfare data without a statute listing it
     PURPOSE_LIMIT = "PURPOSE_LIMIT"  # the policy never lets this purpose carry the category
     OTHER_BASIS = "OTHER_BASIS"  # another basis covers it; a decision has one basis: ask again
+    # The delivery stage asked the gate at send time and was not allowed everything (path: the
+    # gate's reason code); the delivery is not sent (docs/delivery.md#transfer-gate-at-send-time)
+    TRANSFER_DENIED = "TRANSFER_DENIED"
     # Rechtskreiswechsel events and warm handovers (docs/rechtskreiswechsel.md)
     RKW_EVENT = "RKW_EVENT"  # not a well-formed change event (shape, pseudonym, date, event id)
     RKW_RECHTSKREIS = "RKW_RECHTSKREIS"  # unknown Rechtskreis, or from and to are the same

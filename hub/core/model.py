@@ -133,9 +133,10 @@ def to_json(submission: Submission) -> dict[str, Any]:
         "case_id": s.case_id,
         "case_type": _code_json(s.case_type),
         "application_date": s.application_date,
-        "persons": tuple(_person_json(p) for p in s.persons),
-        "documents": tuple(_document_json(d) for d in s.documents),
-        "third_parties": tuple(_third_party_json(t) for t in s.third_parties),
+        # tuple([...]) rather than tuple(generator): sooner, and the same tuple.
+        "persons": tuple([_person_json(p) for p in s.persons]),
+        "documents": tuple([_document_json(d) for d in s.documents]),
+        "third_parties": tuple([_third_party_json(t) for t in s.third_parties]),
     }
 
 
@@ -167,16 +168,40 @@ def _address_json(address: Address | None) -> dict[str, Any] | None:
 
 
 def _person_json(person: Person) -> dict[str, Any]:
+    # The codes written out (_code_json): a person has most of a submission's codes.
+    role, sex = person.role, person.sex
     return {
         "person_id": person.person_id,
-        "role": _code_json(person.role),
+        "role": {
+            "code": role.code,
+            "list_uri": role.list_uri,
+            "list_version": role.list_version,
+            "name": role.name,
+        },
         "applicant": person.applicant,
         "given_name": person.given_name,
         "family_name": person.family_name,
         "birth_date": person.birth_date,
-        "sex": _code_json(person.sex),
+        "sex": None
+        if sex is None
+        else {
+            "code": sex.code,
+            "list_uri": sex.list_uri,
+            "list_version": sex.list_version,
+            "name": sex.name,
+        },
         "address": _address_json(person.address),
-        "benefits": tuple(_code_json(b) for b in person.benefits),
+        "benefits": tuple(
+            [
+                {
+                    "code": b.code,
+                    "list_uri": b.list_uri,
+                    "list_version": b.list_version,
+                    "name": b.name,
+                }
+                for b in person.benefits
+            ]
+        ),
     }
 
 

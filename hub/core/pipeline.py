@@ -17,13 +17,14 @@ from typing import Any
 
 from lxml import etree
 
-from hub.core import portal_receipts, portalsig, xmlsafe
+from hub.core import gate, portal_receipts, portalsig, xmlsafe
 from hub.core.documents import beside_file_name
 from hub.core.errors import Reason, Rejection
 from hub.core.mapping import DeliveryContext, mapping_for
 from hub.core.model import Code, Document, Party, Submission, from_json, to_json
 from hub.core.payloads import PayloadRegistry, PayloadType, validate
 from hub.core.portals import Portal, PortalTable, open_table
+from hub.core.pseudonym import KeyRing, identifier
 from hub.core.receipt import Attestation, ReceiptSigner
 from hub.core.records import (
     Accepted,
@@ -41,6 +42,7 @@ from hub.core.records import (
     decode,
     delivery_id,
     encode,
+    encode_fields,
     is_id,
     receipt_id,
     seen_key,
@@ -58,6 +60,7 @@ from hub.core.route import (
     explain,
     route,
 )
+from hub.core.transfer import Decision, Outcome, TransferRequest
 from hub.core.transport import DEFAULT_ATTACHMENTS, AttachmentPolicy, Envelope, registry
 from hub.core.transport.registry import TransportKeys
 
@@ -111,6 +114,12 @@ class HubContext:
     transport_keys: TransportKeys = field(default_factory=TransportKeys)
     # Signers by time during a key rotation (hub.core.rotation); None: ``signer`` always signs.
     signers: SignerSet | None = None
+    # The transfer gate's policy, asked at send time by every delivery channel (gate_delivery);
+    # the default is strict: no statutory basis, so no application is delivered.
+    policy: gate.Policy = field(default_factory=gate.Policy)
+    # Makes the person pseudonym each delivery carries; None: deliveries carry none, and the
+    # gate denies them (TRANSFER_INVALID).
+    pseudonyms: KeyRing | None = None
 
     def signer_at(self, moment: dt.datetime) -> ReceiptSigner:
         """The signer for a receipt made at ``moment``; RotationError if no certificate is valid."""
@@ -126,6 +135,9 @@ class StageResult:
     routes: tuple[tuple[Route, str], ...] = ()  # (route, delivery id)
 
 
+_AUDIT_OWN = frozenset({"event_id", "submission_id", "stage", "decision", "at"})
+
+
 def _audit(
     submission: str,
     stage: str,
@@ -138,15 +150,15 @@ def _audit(
     """One audit event; its id is deterministic per submission, stage, decision and target."""
     if target is None:
         target = str(fields.get("delivery_id") or fields.get("office") or "")
-    event = AuditEvent(
-        event_id=audit_event_id(submission, stage, decision, target),
-        submission_id=submission,
-        stage=stage,
-        decision=decision,
-        at=timestamp(now),
-        **fields,
-    )
-    return Emit.of(AUDIT, submission, event)
+    if not _AUDIT_OWN.isdisjoint(fields):
+        raise TypeError("an audit event's id, submission, stage, decision and time are _audit's")
+    # The AuditEvent's fields, encoded as the record would be (records.encode_fields).
+    fields["event_id"] = audit_event_id(submission, stage, decision, target)
+    fields["submission_id"] = submission
+    fields["stage"] = stage
+    fields["decision"] = decision
+    fields["at"] = timestamp(now)
+    return Emit(AUDIT, submission, encode_fields(AuditEvent, fields))
 
 
 def _reject(
@@ -372,23 +384,25 @@ def intake(
             hub_identity=hub.identity,
         )
     )
-    accepted = Accepted(
-        submission_id=sid,
-        transport=received.transport,
-        received_at=received.received_at,
-        accepted_at=timestamp(now),
-        payload_type=payload_type.name,
-        payload_sha256=digest,
-        payload_b64=b64(envelope.payload),
-        receipt_b64=b64(receipt),
-        submission=to_json(submission),
-        original_sha256=received.payload_sha256,
-        transport_message_id=envelope.message_id,
-        portal=portal.portal_id,
-        author=envelope.author or submission.author.key,
-        reader=envelope.reader,
-        signer=signer,
-        attachments=[
+    at = timestamp(now)
+    # The Accepted record's fields, encoded as the record would be (records.encode_fields).
+    accepted = {
+        "submission_id": sid,
+        "transport": received.transport,
+        "received_at": received.received_at,
+        "accepted_at": at,
+        "payload_type": payload_type.name,
+        "payload_sha256": digest,
+        "payload_b64": b64(envelope.payload),
+        "receipt_b64": b64(receipt),
+        "submission": to_json(submission),
+        "original_sha256": received.payload_sha256,
+        "transport_message_id": envelope.message_id,
+        "portal": portal.portal_id,
+        "author": envelope.author or submission.author.key,
+        "reader": envelope.reader,
+        "signer": signer,
+        "attachments": [
             {
                 "filename": a.filename,
                 "content_type": a.content_type,
@@ -398,18 +412,19 @@ def intake(
             for a in envelope.attachments
         ]
         or None,
-    )
-    accepted_emit = Emit.of(ACCEPTED, sid, accepted)
+    }
+    accepted_emit = Emit(ACCEPTED, sid, encode_fields(Accepted, accepted))
     if len(accepted_emit.value) > hub.max_record_bytes:
         # Attachments travel twice (original and canonical model): refuse rather than crash-loop.
         too_large = Rejection(Reason.SIZE, "accepted")
         result = _reject(sid, "intake", too_large, received.payload_sha256, source, now)
         return _answered(result, received, known, "rejected", too_large.reason.value, hub, now)
-    at = timestamp(now)
-    seen_emits = tuple(Emit.of(SEEN, key, Seen(key, sid, at)) for key, _ in replay_keys)
     emits = (
         accepted_emit,
-        *seen_emits,
+        *(
+            Emit(SEEN, key, encode_fields(Seen, {"key": key, "submission_id": sid, "at": at}))
+            for key, _ in replay_keys
+        ),
         _audit(sid, "intake", "accepted", now, payload_sha256=digest),
         _audit(sid, "sign", "signed", now, payload_sha256=digest),
     )
@@ -455,21 +470,22 @@ def _portal_receipt(
         # Only a FIT-Connect accept SET uses the original bytes: decode them only for it.
         unb64(received.payload_b64) if envelope.transport == "fitconnect" else None,
     )
-    record = PortalReceipt(
-        receipt_id=receipt_id(received.submission_id, envelope.message_id),
-        submission_id=received.submission_id,
-        transport=envelope.transport,
-        channel=channel,
-        outcome=outcome,
-        at=timestamp(now),
-        portal=known.portal.portal_id if known.portal else None,
-        transport_message_id=envelope.message_id,
-        reason=reason,
-        media_type=media_type,
-        body_b64=None if body is None else b64(body),
-        case_id=envelope.case_id,
-    )
-    return Emit.of(RECEIPTS, received.submission_id, record)
+    # The PortalReceipt's fields, encoded as the record would be (records.encode_fields).
+    record = {
+        "receipt_id": receipt_id(received.submission_id, envelope.message_id),
+        "submission_id": received.submission_id,
+        "transport": envelope.transport,
+        "channel": channel,
+        "outcome": outcome,
+        "at": timestamp(now),
+        "portal": known.portal.portal_id if known.portal else None,
+        "transport_message_id": envelope.message_id,
+        "reason": reason,
+        "media_type": media_type,
+        "body_b64": None if body is None else b64(body),
+        "case_id": envelope.case_id,
+    }
+    return Emit(RECEIPTS, received.submission_id, encode_fields(PortalReceipt, record))
 
 
 def dispatch(
@@ -499,6 +515,9 @@ def dispatch(
     deliveries: list[Emit] = []
     audits: list[Emit] = []
     planned: list[tuple[Route, str]] = []
+    # What the transfer gate asks at send time; the same for every office of this submission.
+    categories = sorted(gate.application_categories(submission))
+    person = person_pseudonym(submission, accepted.portal, hub.pseudonyms)
     for office_routes in by_office.values():
         # Every benefit one office handles travels in one delivery to that office.
         first = office_routes[0]
@@ -521,6 +540,9 @@ def dispatch(
             file_suffix=mapping.file_suffix,
             body_b64=b64(body),
             documents=_beside(submission, did) if mapping.documents == "beside" else None,
+            categories=categories,
+            portal=accepted.portal,
+            person=person,
         )
         emit = Emit.of(delivery_queue(first.vendor.vendor_id), did, delivery)
         if len(emit.value) > hub.max_record_bytes:
@@ -539,6 +561,30 @@ def dispatch(
     return StageResult(
         (*deliveries, *audits), "routed", submission=submission, routes=tuple(planned)
     )
+
+
+def person_pseudonym(
+    submission: Submission, portal: str | None, pseudonyms: KeyRing | None
+) -> str | None:
+    """The pseudonym of the person a submission is about, or None without key ring or portal.
+
+    Made from the best stable identifier the canonical submission has. It carries
+    no IdNr or Versicherungsnummer yet, so that is the portal's case id, as a
+    ``local:<portal>`` identifier (hub.core.pseudonym); a case id that is not
+    shaped like a local person number is used by its SHA-256. Deterministic: a
+    re-run dispatch gives every delivery the same pseudonym. Never the identifier
+    in clear.
+    """
+    if pseudonyms is None or not portal:
+        return None
+    kind = f"local:{portal}"
+    digest = hashlib.sha256(submission.case_id.encode("utf-8")).hexdigest()
+    for value in (submission.case_id, digest):
+        try:
+            return pseudonyms.pseudonym(identifier(kind, value))
+        except Rejection:
+            continue
+    return None  # a portal id that cannot name an identifier kind
 
 
 def _beside(submission: Submission, did: str) -> list[dict[str, Any]]:
@@ -616,21 +662,100 @@ def check_delivery(delivery: Delivery, vendor_id: str, offices: OfficeTable) -> 
         raise Rejection(Reason.DELIVERY, "format")
 
 
-def forward(
-    delivery: Delivery, vendor_id: str, offices: OfficeTable, now: dt.datetime
-) -> StageResult:
+APPLICATION_DELIVERY = "application-delivery"  # the transfer purpose of every delivery
+
+
+def gate_delivery(delivery: Delivery, hub: HubContext, now: dt.datetime) -> Decision:
+    """The transfer gate's decision on sending ``delivery`` to its office at ``now``. Pure.
+
+    The request: purpose ``application-delivery``, from the delivery's portal to
+    its office, for its person and categories, request id = delivery id. The
+    person's consents are not asked (the application itself is the basis, if the
+    policy says so): only ``hub.policy``'s statutory bases can allow it. A record
+    without categories, portal or person (written before the gate was asked, or by
+    a foreign producer) is denied ``TRANSFER_INVALID``.
+    """
+    categories = delivery.categories
+    if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+        invalid = Reason.TRANSFER_INVALID.value
+        return Decision(delivery.delivery_id, Outcome.DENY, reason=invalid, decided_at=now)
+    request = TransferRequest(
+        request_id=delivery.delivery_id,
+        person=delivery.person if isinstance(delivery.person, str) else "",
+        from_office=delivery.portal if isinstance(delivery.portal, str) else "",
+        to_office=delivery.office if isinstance(delivery.office, str) else "",
+        purpose=APPLICATION_DELIVERY,
+        categories=frozenset(categories),
+        at=now,
+    )
+    return gate.decide(request, (), hub.policy, now)
+
+
+def gate_audit(delivery: Delivery, decision: Decision, now: dt.datetime, channel: str) -> Emit:
+    """The audit event of a send-time gate decision: ``gate``/``allowed`` or ``gate``/``denied``.
+
+    ``allowed`` only for ``allow``: an ``allow-minimised`` delivery is not sent (its
+    document is mapped already and cannot lose categories), so it is ``denied``
+    with the gate's reason, and names the basis that would have carried less.
+    """
+    basis = decision.basis
+    return _audit(
+        delivery.submission_id,
+        "gate",
+        "allowed" if decision.outcome is Outcome.ALLOW else "denied",
+        now,
+        target=delivery.delivery_id,
+        reason=decision.reason,
+        basis_kind=None if basis is None else basis.kind,
+        basis_id=None if basis is None else (basis.basis_id or basis.consent_record),
+        legal_reference=None if basis is None else basis.legal_reference,
+        **_delivery_fields(delivery, channel),
+    )
+
+
+class TransferDenied(Rejection):
+    """The gate did not allow a delivery at send time: ``TRANSFER_DENIED`` at the gate's reason.
+
+    Carries the ``gate``/``denied`` audit event, which :func:`reject_delivery`
+    adds to the dead letter and its ``deliver``/``rejected`` event.
+    """
+
+    def __init__(self, decision: Decision, audit: Emit) -> None:
+        super().__init__(Reason.TRANSFER_DENIED, decision.reason or decision.outcome.value)
+        self.decision = decision
+        self.audit = audit
+
+
+def ask_gate(delivery: Delivery, hub: HubContext, now: dt.datetime, *, channel: str) -> Emit:
+    """Ask the gate right before sending: the ``gate``/``allowed`` event, or :class:`TransferDenied`.
+
+    Every delivery channel calls this after :func:`check_delivery` and sends
+    only when it returns (tests/unit/test_delivery_contract.py checks that no
+    other code writes where offices read).
+    """
+    decision = gate_delivery(delivery, hub, now)
+    audit = gate_audit(delivery, decision, now, channel)
+    if decision.outcome is not Outcome.ALLOW:
+        raise TransferDenied(decision, audit)
+    return audit
+
+
+def forward(delivery: Delivery, vendor_id: str, hub: HubContext, now: dt.datetime) -> StageResult:
     """The ``kafka`` channel: the mapped record onto ``vendor_id``'s topic, keyed by delivery id.
 
     The topic comes from the queue's vendor, never from the record, and the record
-    must agree (:func:`check_delivery`). The value is the mapped bytes exactly (an
-    Avro single-object encoding); no headers. A re-run produces the same key and
-    value, so the vendor's consumer recognises a redelivery by the delivery id.
+    must agree (:func:`check_delivery`); then the transfer gate must allow it now
+    (:func:`ask_gate`, else :class:`TransferDenied`). The value is the mapped bytes
+    exactly (an Avro single-object encoding); no headers. A re-run produces the
+    same key and value, so the vendor's consumer recognises a redelivery by the
+    delivery id.
     """
-    check_delivery(delivery, vendor_id, offices)
+    check_delivery(delivery, vendor_id, hub.offices)
+    allowed = ask_gate(delivery, hub, now, channel="kafka")
     body = unb64(delivery.body_b64)
     record = Emit(vendor_topic(vendor_id), delivery.delivery_id, body)
     audit = delivered(delivery, now, duplicate=False, channel="kafka")
-    return StageResult((record, audit), "delivered")
+    return StageResult((allowed, record, audit), "delivered")
 
 
 def receipt_sent(receipt: PortalReceipt, now: dt.datetime, *, sent: bool = True) -> Emit:
@@ -833,8 +958,25 @@ def reject_delivery(
     The audit event names the delivery (its id was checked when the record was
     decoded) and, where they have the shape of ids, its office, vendor and
     mapping version: a foreign record could carry any text there, which must not
-    reach the audit log.
+    reach the audit log. A :class:`TransferDenied` adds the gate's ``denied`` event.
     """
+    result = _reject(
+        delivery.submission_id,
+        "deliver",
+        rejection,
+        None,
+        source,
+        now,
+        delivery.delivery_id,
+        **_delivery_fields(delivery, channel),
+    )
+    if isinstance(rejection, TransferDenied):
+        return replace(result, emits=(*result.emits, rejection.audit))
+    return result
+
+
+def _delivery_fields(delivery: Delivery, channel: str | None) -> dict[str, Any]:
+    """The delivery's id and, where they have the shape of ids, office, vendor, version, channel."""
     candidates = (
         ("office", delivery.office, _SAFE_ID),
         ("vendor", delivery.vendor, _SAFE_ID),
@@ -847,16 +989,7 @@ def reject_delivery(
     }
     if channel in CHANNELS:
         fields["channel"] = channel
-    return _reject(
-        delivery.submission_id,
-        "deliver",
-        rejection,
-        None,
-        source,
-        now,
-        delivery.delivery_id,
-        **fields,
-    )
+    return fields
 
 
 def reject_record(

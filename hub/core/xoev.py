@@ -9,7 +9,7 @@ always together.
 
 from __future__ import annotations
 
-import re
+import string
 import unicodedata
 
 from lxml import etree
@@ -18,7 +18,10 @@ from hub.core.errors import Reason, Rejection
 from hub.core.model import Code, Party
 
 _XML_SPACE = " \t\r\n"
-_IDENTIFIER = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
+_IDENTIFIER_CHARACTERS = string.ascii_letters + string.digits + "._:-"
+_IDENTIFIER_LENGTH = 64
+_CODES: dict[tuple[str, str, str | None, str | None], Code] = {}
+_CODES_KEPT = 4096
 
 
 def child(parent: etree._Element, path: str) -> etree._Element | None:
@@ -44,99 +47,36 @@ def child(parent: etree._Element, path: str) -> etree._Element | None:
     return None
 
 
-class Node:
-    """An element and the first child of each name, read in one pass over its children.
+def children(element: etree._Element) -> dict[object, etree._Element]:
+    """The first child of each name, read in one pass: ``children(e).get(name)`` is ``child(e, name)``.
 
-    ``Node(e).get(name)`` is ``child(e, name)``, ``Node(e).find(path)`` is
-    ``child(e, path)`` and ``Node(e).all(name)`` is ``e.iterfind(name)``: the same
-    elements, for the price of one walk over the children instead of one per
-    look-up. ``text``, ``required``, ``identifier``, ``code`` and ``required_code``
-    are the module's functions of the same names on ``find(path)``. The extractors
-    read most children of every element they visit, so this is what they use;
-    ``tests/unit/test_hot_path_equivalence.py`` compares it with lxml's ``find``.
+    The extractors read most children of every element they visit; one walk over
+    the children costs less than one per look-up. Keys are tags: a namespaced
+    child's is ``{uri}name`` and a comment's is a function, so neither is found by
+    an unqualified name. ``tests/unit/test_hot_path_equivalence.py`` compares it
+    with lxml's ``find``.
     """
+    # Slicing fetches the children in one call; the last insert of a tag wins, so the
+    # walk goes backwards to keep the first.
+    nodes: list[etree._Element] = element[:]  # type: ignore[index,assignment] # lxml-stubs type int indexes only
+    return {node.tag: node for node in reversed(nodes)}
 
-    __slots__ = ("_below", "_children", "_first", "element")
 
-    def __init__(self, element: etree._Element) -> None:
-        # Slicing fetches the children in one call, sooner than iterating over them.
-        children: list[etree._Element] = element[:]  # type: ignore[index,assignment] # lxml-stubs type int indexes only
-        first: dict[object, etree._Element] = {}
-        for node in children:
-            tag = node.tag  # a comment's tag is a function: it never equals a name
-            if tag not in first:
-                first[tag] = node
-        self.element = element
-        self._children = children
-        self._first = first
-        self._below: dict[str, Node] | None = None
+def below(
+    first: dict[object, etree._Element], element: etree._Element, name: str, rest: str
+) -> etree._Element | None:
+    """``child(element, f"{name}/{rest}")``, given ``first = children(element)``.
 
-    def get(self, name: str) -> etree._Element | None:
-        """The first child named ``name`` (one unqualified name, no path)."""
-        return self._first.get(name)
-
-    def below(self, name: str) -> Node | None:
-        """The :class:`Node` of the first child named ``name``, built once."""
-        below = self._below
-        if below is None:
-            below = self._below = {}
-        found = below.get(name)
-        if found is None:
-            element = self._first.get(name)
-            if element is None:
-                return None
-            found = below[name] = Node(element)
-        return found
-
-    def find(self, path: str) -> etree._Element | None:
-        """``child(element, path)``: for ``a/b`` the first ``a``'s ``b``, else a later ``a``'s."""
-        if "/" not in path:
-            return self._first.get(path)
-        name, _, rest = path.partition("/")
-        head = self.below(name)
-        if head is None:
-            return None
-        found = head.find(rest)
-        # Only when the first ``a`` has no ``b`` can a later one have it: search them all.
-        return found if found is not None else child(self.element, path)
-
-    def all(self, name: str) -> list[etree._Element]:
-        """Every child named ``name``, in document order."""
-        return [node for node in self._children if node.tag == name]
-
-    def text(self, path: str) -> str | None:
-        # text(self.find(path)), written out: extraction reads about a hundred texts.
-        element = self._first.get(path) if "/" not in path else self.find(path)
-        if element is None:
-            return None
-        value = element.text
-        if value is None:
-            return None
-        value = value.strip(_XML_SPACE)
-        if not value.isascii():  # ASCII is already in NFC
-            value = unicodedata.normalize("NFC", value)
-        return value or None
-
-    def required(self, path: str) -> str:
-        value = self.text(path)
-        if value is None:
-            raise Rejection(Reason.FIELD_FORMAT, path)
-        return value
-
-    def identifier(self, path: str, where: str = "") -> str:
-        value = self.required(path)
-        if not _IDENTIFIER.fullmatch(value):
-            raise Rejection(Reason.FIELD_FORMAT, f"{where}/{path}" if where else path)
-        return value
-
-    def code(self, path: str) -> Code | None:
-        return code(self._first.get(path) if "/" not in path else self.find(path))
-
-    def required_code(self, path: str) -> Code:
-        found = code(self._first.get(path) if "/" not in path else self.find(path))
-        if found is None:
-            raise Rejection(Reason.FIELD_FORMAT, path)
-        return found
+    The first ``name``'s first ``rest``; only when it has none can a later ``name``
+    have one, and then every ``name`` is searched, as ``find`` does.
+    """
+    head = first.get(name)
+    if head is None:
+        return None
+    for node in head[:]:  # type: ignore[index] # lxml-stubs type int indexes only
+        if node.tag == rest:
+            return node
+    return child(element, f"{name}/{rest}")
 
 
 def text(element: etree._Element | None) -> str | None:
@@ -152,19 +92,51 @@ def text(element: etree._Element | None) -> str | None:
     return value or None
 
 
-def identifier(parent: etree._Element, path: str, where: str = "") -> str:
-    """An identifier: ASCII letters, digits and ``._:-`` only (no homoglyphs, bidi or spaces)."""
-    value = required(parent, path)
-    if not _IDENTIFIER.fullmatch(value):
+def _cleaned(value: str | None) -> str | None:
+    """What :func:`text` makes of an element's ``.text``."""
+    if value is None:
+        return None
+    value = value.strip(_XML_SPACE)
+    if not value.isascii():
+        value = unicodedata.normalize("NFC", value)
+    return value or None
+
+
+def required_text(element: etree._Element | None, path: str) -> str:
+    """``text(element)``, which must be there: else ``FIELD_FORMAT`` at ``path``."""
+    value = text(element)
+    if value is None:
+        raise Rejection(Reason.FIELD_FORMAT, path)
+    return value
+
+
+def identifier_text(element: etree._Element | None, path: str, where: str = "") -> str:
+    """An identifier: ASCII letters, digits and ``._:-`` only (no homoglyphs, bidi or spaces).
+
+    That is ``[A-Za-z0-9._:-]{1,64}`` as a whole: stripping those characters leaves
+    nothing exactly when the pattern matches, and costs less than the match.
+    """
+    value = required_text(element, path)
+    if len(value) > _IDENTIFIER_LENGTH or value.strip(_IDENTIFIER_CHARACTERS):
         raise Rejection(Reason.FIELD_FORMAT, f"{where}/{path}" if where else path)
     return value
 
 
-def required(parent: etree._Element, path: str) -> str:
-    value = text(child(parent, path))
-    if value is None:
+def required_code_of(element: etree._Element | None, path: str) -> Code:
+    """``code(element)``, which must be there: else ``FIELD_FORMAT`` at ``path``."""
+    found = code(element)
+    if found is None:
         raise Rejection(Reason.FIELD_FORMAT, path)
-    return value
+    return found
+
+
+def identifier(parent: etree._Element, path: str, where: str = "") -> str:
+    """The identifier at ``path`` below ``parent`` (:func:`identifier_text`)."""
+    return identifier_text(child(parent, path), path, where)
+
+
+def required(parent: etree._Element, path: str) -> str:
+    return required_text(child(parent, path), path)
 
 
 def code(element: etree._Element | None) -> Code | None:
@@ -179,32 +151,30 @@ def code(element: etree._Element | None) -> Code | None:
                 value_element = node
         elif tag == "name" and name_element is None:
             name_element = node
-    value = text(value_element)
+    value = None if value_element is None else _cleaned(value_element.text)
     list_uri = element.get("listURI")
     if value is None or not list_uri:
         raise Rejection(Reason.FIELD_FORMAT, element.tag)
-    return Code(
-        code=value,
-        list_uri=list_uri,
-        list_version=element.get("listVersionID"),
-        name=text(name_element),
-    )
+    name = None if name_element is None else _cleaned(name_element.text)
+    key = (value, list_uri, element.get("listVersionID"), name)
+    # Codes come from small lists (person types, benefits, directories): equal codes are one
+    # frozen object, made once, instead of a new dataclass per element.
+    found = _CODES.get(key)
+    if found is None:
+        if len(_CODES) >= _CODES_KEPT:
+            _CODES.clear()  # bounded, whatever a sender invents
+        found = _CODES[key] = Code(*key)
+    return found
 
 
 def required_code(parent: etree._Element, path: str) -> Code:
-    found = code(child(parent, path))
-    if found is None:
-        raise Rejection(Reason.FIELD_FORMAT, path)
-    return found
+    return required_code_of(child(parent, path), path)
 
 
 def party(element: etree._Element | None, where: str) -> Party | None:
     if element is None:
         return None
-    parts = Node(element)
-    directory = parts.required_code("verzeichnisdienst")
-    return Party(
-        directory=directory.code,
-        key=parts.identifier("kennung", where),
-        name=text(parts.get("name")),
-    )
+    first = children(element)
+    directory = required_code_of(first.get("verzeichnisdienst"), "verzeichnisdienst")
+    key = identifier_text(first.get("kennung"), "kennung", where)
+    return Party(directory.code, key, text(first.get("name")))

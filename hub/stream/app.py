@@ -56,7 +56,7 @@ from hub.core.records import (
     unb64,
 )
 from hub.core.rotation import RotationError, SignerSet
-from hub.stream import delivery, metrics, seen
+from hub.stream import consents, delivery, metrics, seen
 
 log = structlog.get_logger(__name__)
 
@@ -577,6 +577,8 @@ def create_app(
             pipeline.AUDIT,
             pipeline.SEEN,
             pipeline.RECEIPTS,
+            consents.EVENTS,
+            consents.LEDGER,
             *vendor_topics,
         ],
     )
@@ -601,6 +603,8 @@ def create_app(
 
     stage_agent(app, sender.channel(RECEIVED), "intake", intake, sender, before=index_loaded)
     stage_agent(app, sender.channel(pipeline.ACCEPTED), "dispatch", dispatch, sender)
+    # The consent registry; the transfer gate will read consent_index.states_for (docs/consent.md).
+    _consent_index = consents.register(app, settings, sender, stage_agent)
     if options.outbound and vendor_topics:
         delivery.delivery_agents(app, settings, hub, sender, stage_agent, exit_without_commit)
     if options.inbound:

@@ -13,9 +13,11 @@
 
 Each vendor has its own agent, so one vendor that is down delays nobody else.
 Every channel first checks that the record belongs to the queue's vendor and
-one of its offices (:func:`hub.core.pipeline.check_delivery`). Outcomes are
-audited per delivery: ``delivered``/``duplicate``, ``retried`` per failed
-attempt, ``rejected`` with a ``DELIVERY`` dead letter. As in every agent, the
+one of its offices (:func:`hub.core.pipeline.check_delivery`), then asks the
+transfer gate right before it sends (:func:`hub.core.pipeline.ask_gate`): only
+``allow`` sends; otherwise a ``TRANSFER_DENIED`` dead letter. Outcomes are
+audited per delivery: ``gate``/``allowed`` or ``denied``, ``delivered``/``duplicate``,
+``retried`` per failed attempt, ``rejected`` with a dead letter. As in every agent, the
 outcome is sent and acknowledged before the event is, so nothing is committed
 before its outcome is written.
 """
@@ -25,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +66,11 @@ def _refused(delivery: Delivery, path: str, source: SourceRef) -> StageResult:
     return pipeline.reject_delivery(delivery, rejection, source, utcnow(), channel="file")
 
 
+def _after(allowed: Emit, result: StageResult) -> StageResult:
+    """``result`` with the gate's ``allowed`` event first (the gate was asked before it)."""
+    return replace(result, emits=(allowed, *result.emits))
+
+
 def file_channel(outbox: FileDropOutbox, vendor_id: str, hub: HubContext) -> StageFunction:
     """The outbound file drop as a stage: write the files, report delivered or duplicate."""
 
@@ -75,6 +82,7 @@ def file_channel(outbox: FileDropOutbox, vendor_id: str, hub: HubContext) -> Sta
                 delivery.vendor, delivery.office, delivery.delivery_id, delivery.file_suffix
             )
             beside = [(d["file_name"], unb64(d["content_b64"])) for d in delivery.documents or ()]
+            allowed = pipeline.ask_gate(delivery, hub, utcnow(), channel="file")
         except UnsafeName:
             return _refused(delivery, "target", source)
         except (KeyError, TypeError):
@@ -87,7 +95,7 @@ def file_channel(outbox: FileDropOutbox, vendor_id: str, hub: HubContext) -> Sta
         try:
             fresh = outbox.write(target, body, beside)
         except UnsafeName:
-            return _refused(delivery, "documents/file_name", source)
+            return _after(allowed, _refused(delivery, "documents/file_name", source))
         except OSError as exc:
             # Outbox not writable or full: transient for the operator, never a dead letter.
             # Exit without committing; after a restart the delivery is tried again.
@@ -96,7 +104,7 @@ def file_channel(outbox: FileDropOutbox, vendor_id: str, hub: HubContext) -> Sta
             exit_without_commit("filedrop.write_failed", exc)
         metrics.END_TO_END_SECONDS.observe((utcnow() - received).total_seconds())
         emit = pipeline.delivered(delivery, utcnow(), duplicate=not fresh, channel="file")
-        return StageResult((emit,), "delivered" if fresh else "duplicate")
+        return StageResult((allowed, emit), "delivered" if fresh else "duplicate")
 
     return deliver
 
@@ -107,7 +115,7 @@ def kafka_channel(vendor_id: str, hub: HubContext) -> StageFunction:
     def deliver(event: Any, source: SourceRef) -> StageResult:
         delivery = decode(event.value, Delivery)
         try:
-            result = pipeline.forward(delivery, vendor_id, hub.offices, utcnow())
+            result = pipeline.forward(delivery, vendor_id, hub, utcnow())
         except Rejection as rejection:
             return pipeline.reject_delivery(delivery, rejection, source, utcnow(), channel="kafka")
         received = dt.datetime.fromisoformat(delivery.received_at)
@@ -234,6 +242,11 @@ class HttpChannel:
 
     async def _deliver(self, delivery: Delivery, tp: Any, source: SourceRef) -> StageResult:
         while True:
+            # At send time: again after every outage, which may have lasted hours.
+            try:
+                allowed = pipeline.ask_gate(delivery, self.hub, utcnow(), channel="http")
+            except Rejection as denied:
+                return pipeline.reject_delivery(delivery, denied, source, utcnow(), channel="http")
             outcome = await self.deliverer.deliver(
                 delivery, on_retry=partial(self._retried, delivery)
             )
@@ -250,13 +263,14 @@ class HttpChannel:
                     attempt=outcome.attempts,
                     status=outcome.status,
                 )
-                return StageResult((emit,), "delivered")
+                return StageResult((allowed, emit), "delivered")
             if outcome.kind == "refused":
                 self.state.since = None  # any outcome but "unavailable" ends an outage
                 metrics.VENDOR_UP.labels(self.vendor_id).set(1)  # it answered: not paused
                 rejection = Rejection(Reason.DELIVERY, outcome.path)
-                return pipeline.reject_delivery(
-                    delivery, rejection, source, utcnow(), channel="http"
+                return _after(
+                    allowed,
+                    pipeline.reject_delivery(delivery, rejection, source, utcnow(), channel="http"),
                 )
             # Unavailable: stop fetching this partition and wait for the endpoint.
             metrics.VENDOR_UP.labels(self.vendor_id).set(0)
@@ -280,8 +294,9 @@ class HttpChannel:
             log.info("deliver.resumed", partition=tp.partition, endpoint_up=up)
             if not up:
                 rejection = Rejection(Reason.DELIVERY, "http/unavailable")
-                return pipeline.reject_delivery(
-                    delivery, rejection, source, utcnow(), channel="http"
+                return _after(
+                    allowed,
+                    pipeline.reject_delivery(delivery, rejection, source, utcnow(), channel="http"),
                 )
 
 

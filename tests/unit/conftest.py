@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from hub import keys, offices, schemas
+from hub import keys, offices, policy, pseudonyms, schemas
 from hub.config import Settings, load
 from hub.core.pipeline import HubContext
 
@@ -47,9 +47,17 @@ def signer(settings: Settings) -> ReceiptSigner:
 
 @pytest.fixture(scope="session")
 def hub_context(
-    payloads: PayloadRegistry, office_table: OfficeTable, signer: ReceiptSigner
+    settings: Settings, payloads: PayloadRegistry, office_table: OfficeTable, signer: ReceiptSigner
 ) -> HubContext:
-    return HubContext(payloads, office_table, signer, "sozialhub-test")
+    # The example transfer policy and the development pseudonym key, as `sozialhub demo` runs.
+    return HubContext(
+        payloads,
+        office_table,
+        signer,
+        "sozialhub-test",
+        policy=policy.from_settings(settings),
+        pseudonyms=pseudonyms.development_ring(),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -2,18 +2,22 @@
 
 Routing reads validated content and the office table, never Kafka headers; the
 delivery stages send a record only to the channel of the queue it was read from,
-and only if the record agrees with the office table.
+only if the record agrees with the office table, and only if the transfer gate
+allows it at that moment: the delivery stage is the one choke point for data
+other offices read (docs/delivery.md#transfer-gate-at-send-time).
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
 import inspect
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -21,9 +25,11 @@ from hypothesis import strategies as st
 
 from connectors.filedrop.outbound import FileDropOutbox, UnsafeName
 from hub.config import PROJECT_ROOT
-from hub.core import pipeline
+from hub.core import gate, pipeline
 from hub.core.errors import Reason, Rejection
-from hub.core.pipeline import AUDIT, delivery_queue, vendor_topic
+from hub.core.gate import Parties, Policy
+from hub.core.pipeline import AUDIT, StageResult, delivery_queue, vendor_topic
+from hub.core.pseudonym import KeyRing, PseudonymKey, identifier, is_pseudonym
 from hub.core.records import (
     Accepted,
     AuditEvent,
@@ -35,11 +41,17 @@ from hub.core.records import (
     encode,
 )
 from hub.core.route import route
-from hub.stream.delivery import file_channel, kafka_channel
+from hub.core.transfer import CATEGORIES, Outcome
+from hub.pseudonyms import development_ring
+from hub.stream.delivery import HttpChannel, file_channel, kafka_channel
 
 NOW = dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.UTC)
 EXAMPLES = PROJECT_ROOT / "examples" / "submissions"
 SOURCE = pipeline.SourceRef("sozialhub.deliveries.x", 0, 1)
+
+
+# A person pseudonym as dispatch makes one (development key, the portal's case id).
+PERSON = development_ring().pseudonym(identifier("local:filedrop", "AZ-2026-1"))
 
 
 def _delivery(office: str, vendor: str, fmt: str, **changes) -> Delivery:
@@ -54,6 +66,9 @@ def _delivery(office: str, vendor: str, fmt: str, **changes) -> Delivery:
         media_type="application/octet-stream",
         file_suffix=".dat",
         body_b64=b64(b"mapped bytes"),
+        categories=["identity-address"],
+        portal="filedrop",
+        person=PERSON,
     )
     return dataclasses.replace(base, **changes)
 
@@ -141,10 +156,10 @@ class TestKafkaChannelNeverCrossesVendors:
         agrees = agrees and fmt == hub_context.offices.vendors[queue].format
         if not agrees:
             with pytest.raises(Rejection) as caught:
-                pipeline.forward(record, queue, hub_context.offices, NOW)
+                pipeline.forward(record, queue, hub_context, NOW)
             assert caught.value.reason is Reason.DELIVERY
             return
-        result = pipeline.forward(record, queue, hub_context.offices, NOW)
+        result = pipeline.forward(record, queue, hub_context, NOW)
         topics = [e.topic for e in result.emits if e.topic != AUDIT]
         assert [vendor_topic(queue)] == topics
         assert vendor == queue
@@ -163,7 +178,11 @@ class TestKafkaChannelNeverCrossesVendors:
         deliver = kafka_channel("akdn", hub_context)
         record = _delivery("jc-re-marl", "akdn", "fv-avro")
         result = deliver(_event(record), SOURCE)
-        forwarded, audit = result.emits
+        allowed, forwarded, audit = result.emits
+        assert ("gate", "allowed") == (
+            decode(allowed.value, AuditEvent).stage,
+            decode(allowed.value, AuditEvent).decision,
+        )
         assert (vendor_topic("akdn"), record.delivery_id, b"mapped bytes") == (
             forwarded.topic,
             forwarded.key,
@@ -281,3 +300,410 @@ class TestRejectedDeliveryAudit:
             event.channel,
         )
         assert b"Mustermann" not in result.emits[1].value
+
+
+# --- the transfer gate at send time -------------------------------------------------------------
+
+STRICT = Policy()  # no statutory basis: nothing may leave
+DECIDE = gate.decide  # the real gate, which the spies below call
+
+
+def _gated(hub_context, policy: Policy) -> pipeline.HubContext:
+    return dataclasses.replace(hub_context, policy=policy)
+
+
+def _only_office(hub_context, office: str) -> Policy:
+    """The example policy, but its application-delivery bases cover ``office`` only."""
+    bases = tuple(
+        dataclasses.replace(b, recipients=Parties(offices=frozenset({office})))
+        for b in hub_context.policy.bases
+        if "application-delivery" in b.purposes
+    )
+    return dataclasses.replace(hub_context.policy, bases=bases)
+
+
+class _FakeDeliverer:
+    """Stands in for HttpDeliverer: records what it was asked to send, answers "delivered"."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def deliver(self, delivery: Delivery, on_retry=None) -> SimpleNamespace:
+        self.sent.append(delivery.delivery_id)
+        return SimpleNamespace(kind="delivered", attempts=1, status=201)
+
+    def clock(self) -> float:
+        return 0.0
+
+
+def _http_send(hub, record: Delivery) -> tuple[StageResult, list[str]]:
+    deliverer = _FakeDeliverer()
+    vendor = hub.offices.vendors["oksozius"]
+    channel = HttpChannel(None, vendor, hub, None, deliverer, None)  # type: ignore[arg-type]
+    event = _event(record)
+    event.message.tp = SimpleNamespace(topic="sozialhub.deliveries.oksozius", partition=0)
+    result = asyncio.run(channel._result(event, SOURCE))
+    return result, deliverer.sent
+
+
+def _send(channel: str, hub, record: Delivery, tmp_path: Path) -> tuple[StageResult, bool]:
+    """Run one channel's stage on ``record``: its result and whether anything reached the vendor."""
+    if channel == "kafka":
+        result = kafka_channel(record.vendor, hub)(_event(record), SOURCE)
+        return result, any(e.topic == vendor_topic(record.vendor) for e in result.emits)
+    if channel == "file":
+        outbox = FileDropOutbox(tmp_path)
+        result = file_channel(outbox, record.vendor, hub)(_event(record), SOURCE)
+        return result, any(tmp_path.rglob("dlv-*"))
+    result, sent = _http_send(hub, record)
+    return result, bool(sent)
+
+
+# One office per channel: akdn (kafka, SGB II), openprosoz (file, SGB IX), oksozius (http, BEEG).
+CHANNEL_RECORDS = {
+    "kafka": _delivery("jc-re-marl", "akdn", "fv-avro"),
+    "file": _delivery("kreis-re-fd59", "openprosoz", "fv-xml", file_suffix=".xml"),
+    "http": _delivery("kreis-re-elterngeld", "oksozius", "fv-json"),
+}
+
+
+def _gate_events(result: StageResult) -> list[AuditEvent]:
+    events = [decode(e.value, AuditEvent) for e in result.emits if e.topic == AUDIT]
+    return [e for e in events if e.stage == "gate"]
+
+
+class TestEveryChannelAsksTheGate:
+    @pytest.mark.parametrize("channel", sorted(CHANNEL_RECORDS))
+    def test_an_allowed_delivery_is_sent_with_its_basis_audited(
+        self, hub_context, channel, tmp_path
+    ):
+        """The example policy's application-delivery basis allows it: sent, gate/allowed audited."""
+        result, sent = _send(channel, hub_context, CHANNEL_RECORDS[channel], tmp_path)
+        assert (True, "delivered") == (sent, result.outcome)
+        (event,) = _gate_events(result)
+        assert ("allowed", "statute", "application-delivery") == (
+            event.decision,
+            event.basis_kind,
+            event.basis_id,
+        )
+        assert event.legal_reference == "Art. 6 Abs. 1 lit. e DSGVO, § 67a SGB X"
+
+    @pytest.mark.parametrize("channel", sorted(CHANNEL_RECORDS))
+    @pytest.mark.parametrize(
+        ("case", "expected_reason"),
+        [
+            ("strict policy", "NO_BASIS"),
+            ("office not covered", "NO_BASIS"),
+            ("health without SGB IX", "SPECIAL_CATEGORY"),
+            ("no person", "TRANSFER_INVALID"),
+            ("no categories recorded", "TRANSFER_INVALID"),
+        ],
+    )
+    def test_a_delivery_the_gate_does_not_allow_is_not_sent(
+        self, hub_context, channel, case, expected_reason, tmp_path
+    ):
+        """Denied or minimised: nothing reaches the vendor; TRANSFER_DENIED at the gate's reason."""
+        record = CHANNEL_RECORDS[channel]
+        hub = hub_context
+        if case == "strict policy":
+            hub = _gated(hub_context, STRICT)
+        elif case == "office not covered":
+            hub = _gated(hub_context, _only_office(hub_context, "soa-marl"))
+        elif case == "health without SGB IX":
+            if channel == "file":  # kreis-re-fd59 decides in SGB IX: use a non-SGB-IX office
+                record = dataclasses.replace(record, office="soa-marl")
+            record = dataclasses.replace(record, categories=["health", "identity-address"])
+        elif case == "no person":
+            record = dataclasses.replace(record, person=None)
+        else:
+            record = dataclasses.replace(record, categories=None)
+        result, sent = _send(channel, hub, record, tmp_path)
+        assert (False, "rejected") == (sent, result.outcome)
+        letter = decode(result.emits[0].value, DeadLetter)
+        assert ("deliver", "TRANSFER_DENIED", expected_reason) == (
+            letter.stage,
+            letter.reason,
+            letter.path,
+        )
+        (event,) = _gate_events(result)
+        assert ("denied", expected_reason, record.delivery_id) == (
+            event.decision,
+            event.reason,
+            event.delivery_id,
+        )
+
+    def test_health_data_goes_to_an_sgb_ix_office_on_its_basis(self, hub_context, tmp_path):
+        """An SGB IX office gets health data on the policy's SGB IX basis, which the audit names."""
+        record = dataclasses.replace(CHANNEL_RECORDS["file"], categories=["documents", "health"])
+        result, sent = _send("file", hub_context, record, tmp_path)
+        assert sent
+        (event,) = _gate_events(result)
+        assert ("allowed", "application-delivery-sgb9") == (event.decision, event.basis_id)
+
+    def test_a_minimised_decision_names_the_basis_and_is_denied(self, hub_context):
+        """allow-minimised is not sent: the mapped document cannot lose categories afterwards."""
+        record = dataclasses.replace(
+            CHANNEL_RECORDS["kafka"], categories=["health", "identity-address"]
+        )
+        decision = pipeline.gate_delivery(record, hub_context, NOW)
+        assert Outcome.ALLOW_MINIMISED is decision.outcome
+        with pytest.raises(pipeline.TransferDenied) as caught:
+            pipeline.forward(record, "akdn", hub_context, NOW)
+        event = decode(caught.value.audit.value, AuditEvent)
+        assert ("denied", "statute", "application-delivery") == (
+            event.decision,
+            event.basis_kind,
+            event.basis_id,
+        )
+
+    def test_the_request_is_the_deliverys(self, hub_context, monkeypatch):
+        """Purpose application-delivery, from the portal to the office, request id = delivery id."""
+        asked = []
+
+        def spy(request, consents, policy, now):
+            asked.append((request, tuple(consents), policy, now))
+            return DECIDE(request, consents, policy, now)
+
+        monkeypatch.setattr(gate, "decide", spy)
+        record = CHANNEL_RECORDS["kafka"]
+        pipeline.gate_delivery(record, hub_context, NOW)
+        ((request, consents, policy, now),) = asked
+        assert (
+            record.delivery_id,
+            "application-delivery",
+            "filedrop",
+            "jc-re-marl",
+            PERSON,
+            frozenset({"identity-address"}),
+            NOW,
+        ) == (
+            request.request_id,
+            request.purpose,
+            request.from_office,
+            request.to_office,
+            request.person,
+            request.categories,
+            request.at,
+        )
+        assert ((), hub_context.policy, NOW) == (consents, policy, now)
+
+
+class TestDispatchRecordsWhatTheGateNeeds:
+    @pytest.mark.parametrize("name", ACCEPTED_EXAMPLES)
+    def test_categories_portal_and_pseudonym(self, hub_context, name):
+        """Each delivery names the document's categories, the portal and a pseudonym, no identifier."""
+        result = _routed(hub_context, name)
+        assert result.submission is not None
+        expected = sorted(gate.application_categories(result.submission))
+        for emit in (e for e in result.emits if e.topic != AUDIT):
+            delivery = decode(emit.value, Delivery)
+            assert expected == delivery.categories
+            assert "filedrop" == delivery.portal
+            assert delivery.person is not None
+            assert is_pseudonym(delivery.person)
+            assert result.submission.case_id.encode() not in emit.value
+            assert Outcome.ALLOW is pipeline.gate_delivery(delivery, hub_context, NOW).outcome
+
+    def test_the_pseudonym_is_deterministic_and_keyed(self, hub_context):
+        """The same submission gets the same pseudonym; another key ring gives another one."""
+
+        def persons(result: StageResult) -> list[str | None]:
+            return [decode(e.value, Delivery).person for e in result.emits if e.topic != AUDIT]
+
+        first = persons(_routed(hub_context, ACCEPTED_EXAMPLES[0]))
+        assert first == persons(_routed(hub_context, ACCEPTED_EXAMPLES[0]))
+        other = KeyRing([PseudonymKey("k2027", b"\x01" * 32)], "k2027")
+        keyed = persons(
+            _routed(dataclasses.replace(hub_context, pseudonyms=other), ACCEPTED_EXAMPLES[0])
+        )
+        assert all(p is not None and p.startswith("psn-k2027-") for p in keyed)
+        assert not set(first) & set(keyed)
+
+    def test_without_a_key_ring_the_delivery_carries_no_pseudonym(self, hub_context):
+        """No key ring: no person, and the gate denies the delivery at send time."""
+        bare = dataclasses.replace(hub_context, pseudonyms=None)
+        result = _routed(bare, ACCEPTED_EXAMPLES[0])
+        delivery = decode(result.emits[0].value, Delivery)
+        assert delivery.person is None
+        assert Outcome.DENY is pipeline.gate_delivery(delivery, hub_context, NOW).outcome
+
+
+# --- one choke point: a static scan ---------------------------------------------------------------
+
+SENDERS = {
+    # (file, function): the code that sends where another office reads; each asks the gate first
+    ("hub/core/pipeline.py", "forward"),
+    ("hub/stream/delivery.py", "file_channel.deliver"),
+    ("hub/stream/delivery.py", "HttpChannel._deliver"),
+}
+NAMING_ONLY = {
+    # the hub-internal queue: dispatch writes it, the delivery stage (which gates) reads it
+    ("hub/core/pipeline.py", "dispatch"),
+    ("hub/core/pipeline.py", "delivery_queue"),
+    ("hub/core/pipeline.py", "vendor_topic"),
+    # topic names for declaring and checking topics, reading progress, consuming queues
+    ("hub/context.py", "check_vendor_topics"),
+    ("hub/demo.py", "_kafka_vendor_topics"),
+    ("hub/stream/delivery.py", "delivery_agents"),  # consumes the queues, opens the outbox
+    ("hub/stream/delivery.py", "_http_agent"),  # builds the HttpDeliverer the channel uses
+    ("hub/asyncapi.py", "<module>"),  # the vendor topics' published contract
+    ("hub/core/dlq.py", "next_stage"),  # which stage consumes a dead letter's source
+}
+
+
+def _is_site(node: ast.AST) -> bool:
+    """Producing to, naming, or opening a place another office reads."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value.startswith(("fachverfahren.", "deliveries."))
+    if isinstance(node, ast.JoinedStr) and node.values:
+        first = node.values[0]
+        return isinstance(first, ast.Constant) and str(first.value).startswith(
+            ("fachverfahren.", "deliveries.")
+        )
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+    if name in ("vendor_topic", "delivery_queue", "FileDropOutbox", "HttpDeliverer"):
+        return True
+    if isinstance(func, ast.Attribute) and name in ("write", "deliver"):
+        receiver = ast.unparse(func.value).lower()
+        return "outbox" in receiver or "deliverer" in receiver
+    return False
+
+
+def _sites() -> dict[tuple[str, str], list[int]]:
+    """(file, enclosing function) -> lines of every site in hub/ and connectors/ (docstrings aside)."""
+    found: dict[tuple[str, str], list[int]] = {}
+    for root in ("hub", "connectors"):
+        for path in sorted((PROJECT_ROOT / root).rglob("*.py")):
+            rel = path.relative_to(PROJECT_ROOT).as_posix()
+            tree = ast.parse(path.read_text("utf-8"))
+
+            def visit(node: ast.AST, scope: tuple[str, ...], rel: str = rel) -> None:
+                # A docstring mentions topics, it does not send.
+                body = getattr(node, "body", None)
+                first = body[0] if isinstance(body, list) and body else None
+                docstring = first.value if isinstance(first, ast.Expr) else None
+                for child in ast.iter_child_nodes(node):
+                    if isinstance(child, ast.Expr) and child.value is docstring:
+                        continue
+                    inner = scope
+                    if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                        inner = (*scope, child.name)
+                    if _is_site(child):
+                        where = ".".join(inner) or "<module>"
+                        found.setdefault((rel, where), []).append(child.lineno)
+                    visit(child, inner)
+
+            visit(tree, ())
+    return found
+
+
+def _gate_lines(rel: str, function: str) -> list[int]:
+    tree = ast.parse((PROJECT_ROOT / rel).read_text("utf-8"))
+    parts = function.split(".")
+    node: ast.AST = tree
+    for part in parts:
+        node = next(
+            n
+            for n in ast.walk(node)
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and n.name == part
+        )
+    return [
+        n.lineno
+        for n in ast.walk(node)
+        if isinstance(n, ast.Call)
+        and getattr(n.func, "attr", getattr(n.func, "id", "")) == "ask_gate"
+    ]
+
+
+class TestOneChokePoint:
+    def test_only_the_delivery_stage_writes_where_offices_read(self):
+        """Vendor topics, delivery queues, the outbox and the http connector: only the known places."""
+        found = set(_sites())
+        assert found == SENDERS | NAMING_ONLY, sorted(found ^ (SENDERS | NAMING_ONLY))
+
+    @pytest.mark.parametrize("sender", sorted(SENDERS), ids=lambda s: s[1])
+    def test_every_sender_asks_the_gate_before_it_sends(self, sender):
+        """In each sending function a call of ask_gate comes before the first send."""
+        rel, function = sender
+        sends = _sites()[sender]
+        gates = _gate_lines(rel, function)
+        assert gates, function
+        assert min(gates) < min(sends), (gates, sends)
+
+
+# --- property: nothing is sent without an allowing decision at that moment ------------------------
+
+CHANNEL_OFFICES = {
+    "kafka": ("akdn", "fv-avro", ["jc-re-marl"]),
+    "file": ("openprosoz", "fv-xml", ["soa-marl", "kreis-re-fd59"]),
+    "http": ("oksozius", "fv-json", ["kreis-re-elterngeld"]),
+}
+
+
+@st.composite
+def _policies(draw, example: Policy) -> Policy:
+    kind = draw(st.sampled_from(["strict", "example", "subset"]))
+    if kind == "strict":
+        return STRICT
+    if kind == "example":
+        return example
+    keep = draw(st.lists(st.sampled_from(example.bases), unique=True))
+    return dataclasses.replace(example, bases=tuple(keep))
+
+
+class TestNothingIsSentWithoutAllow:
+    @settings(max_examples=150, deadline=None)
+    @given(data=st.data())
+    def test_sent_only_after_an_allow_for_that_delivery_at_that_moment(
+        self, hub_context, tmp_path_factory, data
+    ):
+        """For generated deliveries, policies and times, a send is preceded by an allow for it then."""
+        channel = data.draw(st.sampled_from(sorted(CHANNEL_OFFICES)))
+        vendor, fmt, offices = CHANNEL_OFFICES[channel]
+        record = _delivery(
+            data.draw(st.sampled_from(offices)),
+            vendor,
+            fmt,
+            file_suffix=".xml",
+            categories=data.draw(
+                st.none() | st.lists(st.sampled_from(sorted(CATEGORIES)), unique=True, max_size=4)
+            ),
+            portal=data.draw(st.sampled_from([None, "filedrop", "sozialplattform-nrw", "nowhere"])),
+            person=data.draw(st.sampled_from([None, PERSON, "Erika Mustermann"])),
+        )
+        hub = _gated(hub_context, data.draw(_policies(hub_context.policy)))
+        moment = data.draw(
+            st.datetimes(
+                min_value=dt.datetime(2020, 1, 1),  # noqa: DTZ001 - hypothesis wants naive bounds
+                max_value=dt.datetime(2040, 1, 1),  # noqa: DTZ001
+                timezones=st.just(dt.UTC),
+            )
+        )
+        decisions = []
+
+        def spy(request, consents, policy, now):
+            decision = DECIDE(request, consents, policy, now)
+            decisions.append((request, now, decision))
+            return decision
+
+        with (
+            mock.patch.object(gate, "decide", spy),
+            mock.patch("hub.stream.delivery.utcnow", return_value=moment),
+        ):
+            result, sent = _send(channel, hub, record, tmp_path_factory.mktemp("outbox"))
+        # A record without a category list is denied before the gate is asked.
+        assert len(decisions) == (0 if record.categories is None else 1)
+        allows = [
+            d
+            for request, asked_at, d in decisions
+            if d.outcome is Outcome.ALLOW
+            and (request.request_id, request.to_office, asked_at)
+            == (record.delivery_id, record.office, moment)
+        ]
+        assert sent == bool(allows)
+        assert sent == (pipeline.gate_delivery(record, hub, moment).outcome is Outcome.ALLOW)
+        assert sent == (result.outcome == "delivered")

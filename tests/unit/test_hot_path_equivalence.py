@@ -5,11 +5,16 @@
 below as the reference:
 
 - ``records.encode`` (orjson): the same bytes as ``json.dumps`` of ``dataclasses.asdict``;
+- ``records.encode_fields`` and ``pipeline._audit``: the bytes of the record built first;
+- ``records.decode`` (orjson, json deciding the rest): what the json version decoded, or
+  the same rejection;
 - ``records.b64`` and ``records.b64decode_validated`` (pybase64): the results of
   ``base64.b64encode`` and ``base64.b64decode(validate=True)``, errors included;
 - ``records.timestamp`` (cached): the text it made uncached;
 - ``model.to_json``: equal to ``dataclasses.asdict``;
-- ``xoev.child`` and ``xoev.Node``: the same elements as lxml's ``find`` and ``iterfind``;
+- ``xoev.child``, ``xoev.children`` and ``xoev.below``: the same elements as lxml's
+  ``find`` and ``iterfind``; the element variants of the checks, shared codes and the
+  identifier check: what the path variants, the constructor and the pattern gave;
 - ``xsozial.extract``: the same submission, or the same rejection and path, as the
   extractor written with ``find`` and ``iterfind``, on the examples and on every
   element of generated submissions removed, doubled, shadowed or re-written;
@@ -66,10 +71,13 @@ from hub.core.records import (
     Received,
     Seen,
     SourceRef,
+    audit_event_id,
     b64,
     b64decode_validated,
     decode,
     encode,
+    encode_fields,
+    is_id,
     timestamp,
 )
 from hub.keys import ephemeral_certificate
@@ -94,6 +102,44 @@ HOSTILE = sorted((ROOT / "tests" / "corpus" / "hostile").iterdir())
 def encode_reference(record) -> bytes:
     body = {"type": record.TYPE, "v": 1, **dataclasses.asdict(record)}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_reference(data: bytes, cls):
+    try:
+        body = json.loads(data)
+    except (ValueError, TypeError):
+        raise Rejection(Reason.ENVELOPE, "json") from None
+    expected = getattr(cls, "TYPE", None)
+    if not isinstance(body, dict) or body.pop("type", None) != expected or body.pop("v", None) != 1:
+        raise Rejection(Reason.ENVELOPE, "type")
+    known = tuple(f.name for f in dataclasses.fields(cls))
+    body = {k: v for k, v in body.items() if k in known}
+    for name, prefix in {"submission_id": "sub-", "delivery_id": "dlv-"}.items():
+        value = body.get(name)
+        if value is None or value == "sub-unknown":
+            continue
+        if not (isinstance(value, str) and is_id(value) and value.startswith(prefix)):
+            raise Rejection(Reason.ENVELOPE, name)
+    try:
+        if cls is DeadLetter and body.get("source") is not None:
+            body["source"] = SourceRef(**body["source"])
+        return cls(**body)
+    except TypeError:
+        raise Rejection(Reason.ENVELOPE, "fields") from None
+
+
+def audit_reference(submission, stage, decision, now, *, target=None, **fields):
+    if target is None:
+        target = str(fields.get("delivery_id") or fields.get("office") or "")
+    event = AuditEvent(
+        event_id=audit_event_id(submission, stage, decision, target),
+        submission_id=submission,
+        stage=stage,
+        decision=decision,
+        at=timestamp(now),
+        **fields,
+    )
+    return pipeline.Emit(pipeline.AUDIT, submission, encode_reference(event))
 
 
 def bound_reference(root, limits) -> None:
@@ -423,6 +469,35 @@ class TestEncode:
             with pytest.raises(TypeError):
                 encode(dataclasses.replace(accepted, submission={"x": value}))
 
+    @pytest.mark.parametrize("cls", sorted(set(TOPIC_TYPES.values()) | {Delivery}, key=str))
+    @hypothesis.settings(max_examples=100, deadline=None)
+    @given(data=st.data())
+    def test_fields_encode_as_the_record(self, cls, data):
+        """encode_fields(cls, values) is encode(cls(**values)), with any optional fields left out."""
+        record = data.draw(_any_record(cls))
+        values = {f.name: getattr(record, f.name) for f in dataclasses.fields(cls)}
+        optional = sorted(f.name for f in dataclasses.fields(cls) if f.default is None)
+        for name in data.draw(st.sets(st.sampled_from(optional))) if optional else ():
+            del values[name]
+        expected = encode_reference(cls(**values))
+        assert expected == encode(cls(**values)) == encode_fields(cls, values)
+
+    @pytest.mark.parametrize("cls", sorted(set(TOPIC_TYPES.values()) | {Delivery}, key=str))
+    def test_fields_refused_as_the_constructor_refuses(self, cls):
+        """A required field missing, an unknown name, or the envelope's own keys: TypeError."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        values = dict.fromkeys(names, "x")
+        for bad in (
+            {k: v for k, v in values.items() if k != names[0]},
+            {**values, "unknown": 1},
+            {**values, "type": cls.TYPE},
+            {**values, "v": 1},
+        ):
+            with pytest.raises(TypeError):
+                cls(**bad)
+            with pytest.raises(TypeError):
+                encode_fields(cls, bad)
+
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=30),
@@ -495,6 +570,130 @@ def _decoded(decode_, text):
         return decode_(text)
     except (binascii.Error, ValueError, TypeError) as error:
         return type(error)
+
+
+def _read(decode_, data, cls):
+    """What a decoder makes of bytes: the record (its type and repr, so NaN and 1e20 compare),
+    or the rejection's reason and path, or the type of any other error."""
+    try:
+        record = decode_(data, cls)
+    except Rejection as rejection:
+        return (rejection.reason, rejection.path)
+    except Exception as error:  # any other error must be the same too
+        return type(error)
+    return (type(record), repr(record))
+
+
+RECORD_TYPES = sorted(set(TOPIC_TYPES.values()) | {Delivery}, key=str)
+_NUMBERS = (
+    st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**64 + 2)
+    | st.integers(min_value=-(2**64) - 2, max_value=-(2**63) + 2)
+    | st.floats()
+)
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | _NUMBERS | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+class TestDecode:
+    def test_every_record_the_stages_emit(self, records):
+        """Every record of the examples decodes as json decoded it."""
+        for emit, record in records:
+            assert _read(decode_reference, emit.value, type(record)) == _read(
+                decode, emit.value, type(record)
+            )
+
+    @pytest.mark.parametrize("cls", RECORD_TYPES)
+    @hypothesis.settings(max_examples=150, deadline=None)
+    @given(data=st.data())
+    def test_any_record(self, cls, data):
+        """Any record of any type (any text, any integer, beyond 64 bits too), as json decoded it."""
+        value = encode_reference(data.draw(_any_record(cls)))
+        assert _read(decode_reference, value, cls) == _read(decode, value, cls)
+
+    @pytest.mark.parametrize("cls", RECORD_TYPES)
+    @hypothesis.settings(max_examples=150, deadline=None)
+    @given(data=st.data())
+    def test_any_body_and_any_spelling(self, cls, data):
+        """Envelopes with any values (floats, NaN, integers at and beyond 64 bits, nesting),
+        fields missing or unknown, written as json writes them, with a BOM, in UTF-16, with
+        lone surrogates or Python's NaN: the same record, or the same rejection."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        body = {"type": data.draw(st.sampled_from([cls.TYPE, "x"])), "v": data.draw(_NUMBERS)}
+        for name in data.draw(st.lists(st.sampled_from([*names, "extra"]), unique=True)):
+            body[name] = data.draw(_ANY_JSON)
+        if data.draw(st.booleans()):
+            body["v"] = 1
+        text = json.dumps(body, ensure_ascii=data.draw(st.booleans()))
+        for value in (
+            text.encode(),
+            b"\xef\xbb\xbf" + text.encode(),
+            text.encode("utf-16"),
+            text.replace('"x"', '"\\ud800"').encode(),
+            text.encode()[: data.draw(st.integers(0, len(text)))],
+        ):
+            assert _read(decode_reference, value, cls) == _read(decode, value, cls)
+
+    @hypothesis.settings(max_examples=300, deadline=None)
+    @given(value=st.binary(max_size=60))
+    def test_any_bytes(self, value):
+        """Any bytes at all: the same outcome."""
+        for cls in (Received, AuditEvent):
+            assert _read(decode_reference, value, cls) == _read(decode, value, cls)
+
+    def test_other_types_of_input(self, records):
+        """bytearray, memoryview, str and None: as json took (or refused) them."""
+        emit, record = records[0]
+        for value in (
+            bytearray(emit.value),
+            memoryview(emit.value),
+            emit.value.decode(),
+            None,
+            (
+                b'{"type": "sozialhub.seen", "v": 1.0, "key": "k", "submission_id": "sub-unknown",'
+                b' "at": 1e400}'
+            ),
+        ):
+            assert _read(decode_reference, value, type(record)) == _read(
+                decode, value, type(record)
+            )
+
+
+class TestAudit:
+    NOW = dt.datetime(2026, 11, 2, 9, 14, 0, 123456, tzinfo=dt.UTC)
+
+    @hypothesis.settings(max_examples=200, deadline=None)
+    @given(data=st.data())
+    def test_same_event_as_the_record(self, data):
+        """Any optional fields, with and without a target: the bytes of the AuditEvent record."""
+        optional = [f.name for f in dataclasses.fields(AuditEvent) if f.default is None]
+        fields = {
+            name: data.draw(_FIELD_VALUES["list[str]"] if name == "benefits" else st.text())
+            for name in data.draw(st.lists(st.sampled_from(optional), unique=True))
+        }
+        if "attempt" in fields or "status" in fields:
+            fields.update(
+                {k: data.draw(st.integers()) for k in ("attempt", "status") if k in fields}
+            )
+        target = data.draw(st.none() | st.text())
+        args = ("sub-" + "1" * 32, data.draw(st.text()), data.draw(st.text()), self.NOW)
+        assert audit_reference(*args, target=target, **dict(fields)) == pipeline._audit(
+            *args, target=target, **dict(fields)
+        )
+
+    def test_the_events_own_fields_and_unknown_ones_are_refused(self):
+        """Passing the event's id, submission, stage, decision or time, or a name AuditEvent
+        does not have: the TypeError the record's constructor raised."""
+        for extra in ("event_id", "submission_id", "stage", "decision", "at", "unknown"):
+            with pytest.raises(TypeError):
+                audit_reference("sub-" + "1" * 32, "intake", "accepted", self.NOW, **{extra: "x"})
+            with pytest.raises(TypeError):
+                pipeline._audit("sub-" + "1" * 32, "intake", "accepted", self.NOW, **{extra: "x"})
 
 
 class TestTimestamp:
@@ -686,20 +885,25 @@ class TestExtraction:
         assert (changed == 0) == (mutation in INVISIBLE)
 
 
-class TestNode:
-    def test_same_elements_as_child_and_find_everywhere(self):
-        """For every element of the inputs and every path around it: Node's look-ups are find's."""
+class TestChildren:
+    def test_same_elements_as_find_everywhere(self):
+        """For every element of the inputs and every path around it: children() and below()
+        find what find finds, and the children of a name are iterfind's."""
         checked = 0
         for payload in _documents():
             if b"DOCTYPE" in payload:
                 continue
             for element in xmlsafe.parse(payload).iter(etree.Element):
-                node = xoev.Node(element)
+                first = xoev.children(element)
                 for path in _paths(element):
-                    assert element.find(path) is node.find(path) is xoev.child(element, path)
-                    if "/" not in path:
-                        assert element.find(path) is node.get(path)
-                        assert list(element.iterfind(path)) == node.all(path)
+                    if "/" in path:
+                        name, _, rest = path.partition("/")
+                        assert element.find(path) is xoev.below(first, element, name, rest)
+                    else:
+                        assert element.find(path) is first.get(path)
+                        assert list(element.iterfind(path)) == [
+                            node for node in element[:] if node.tag == path
+                        ]
                     checked += 1
         assert checked > 1000
 
@@ -709,14 +913,17 @@ class TestNode:
             b'<r xmlns:f="urn:f"><!-- name --><f:name>no</f:name><a><c/></a>'
             b"<a><b>first</b></a><a><b>second</b></a><name>yes</name><name>later</name></r>"
         )
-        node = xoev.Node(root)
-        for path in ("name", "a/b", "a/c", "a", "b", "a/b/c", "a/d"):
-            assert root.find(path) is node.find(path), path
-        assert "first" == node.find("a/b").text
-        assert ["yes", "later"] == [e.text for e in node.all("name")]
+        first = xoev.children(root)
+        for path in ("name", "a", "b", "{urn:f}name"):
+            assert root.find(path) is first.get(path), path
+        for name, rest in (("a", "b"), ("a", "c"), ("a", "d"), ("name", "x"), ("b", "a")):
+            assert root.find(f"{name}/{rest}") is xoev.below(first, root, name, rest)
+        assert "yes" == first["name"].text
+        assert "first" == xoev.below(first, root, "a", "b").text
 
     def test_helpers_give_what_they_gave_on_every_element(self):
-        """text, code and party on every element of the inputs and their mutants: as before."""
+        """text, code and party on every element of the inputs: as before. The element
+        variants of required, identifier and required_code: as the path variants were."""
         checked = 0
         for payload in _documents():
             if b"DOCTYPE" in payload:
@@ -726,8 +933,49 @@ class TestNode:
                 assert text_reference(element) == xoev.text(element)
                 assert _outcome(code_reference, element) == _outcome(xoev.code, element)
                 assert _outcome(party_reference, element, "w") == _outcome(xoev.party, element, "w")
+                parent = element.getparent()
+                if parent is not None and isinstance(element.tag, str):
+                    path = element.tag
+                    found = parent.find(path)
+                    for reference, helper, args in (
+                        (required_reference, xoev.required_text, ()),
+                        (identifier_reference, xoev.identifier_text, ("w",)),
+                        (required_code_reference, xoev.required_code_of, ()),
+                    ):
+                        expected = _outcome(reference, parent, path, *args)
+                        assert expected == _outcome(helper, found, path, *args)
                 checked += 1
         assert checked > 500
+
+    @hypothesis.settings(max_examples=500, deadline=None)
+    @given(value=st.text(alphabet="aZ09._:-/ \u00e9\u0660\n\u2011", min_size=1, max_size=70))
+    def test_identifiers_as_the_pattern_had_them(self, value):
+        """Any text (look-alike digits and dashes, spaces, newlines, up to 70 characters): an
+        identifier exactly when [A-Za-z0-9._:-]{1,64} matches all of it, with the same path."""
+        parent = etree.Element("p")
+        etree.SubElement(parent, "id").text = value
+        expected = _outcome(identifier_reference, parent, "id", "w")
+        assert expected == _outcome(xoev.identifier_text, parent[0], "id", "w")
+
+    def test_codes_are_shared_and_bounded(self):
+        """Equal codes are one object, equal to the one the constructor makes; the table
+        of codes is bounded whatever a sender invents."""
+
+        def element(value, version="1", name=None):
+            e = etree.Element("typ", listURI="urn:l", listVersionID=version)
+            etree.SubElement(e, "code").text = value
+            if name is not None:
+                etree.SubElement(e, "name").text = name
+            return e
+
+        first, again = xoev.code(element("a")), xoev.code(element(" a\n"))
+        assert first is again
+        assert Code("a", "urn:l", "1", None) == first
+        assert xoev.code(element("a", "2")) is not first
+        assert Code("a", "urn:l", "1", "Ä") == xoev.code(element("a", name="A\u0308"))
+        for index in range(xoev._CODES_KEPT + 10):
+            assert f"c{index}" == xoev.code(element(f"c{index}")).code
+        assert len(xoev._CODES) <= xoev._CODES_KEPT
 
 
 SMALL = xmlsafe.Limits(

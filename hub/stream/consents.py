@@ -1,0 +1,238 @@
+"""The consent registry: ``consent.events`` folded by one writer into ``consent.ledger`` (compacted).
+
+Portals, offices and ``sozialhub consent`` send single events
+(``sozialhub.consent-event/1``) keyed by the person's pseudonym. The consent
+agent owns the partitions of ``consent.events``, and so every person whose
+pseudonym hashes there: it is the only writer of that person's ledger
+(``sozialhub.consent-ledger/1`` under the same key on ``consent.ledger``).
+:func:`record` is the pure step: the current ledger and one event in, the new
+ledger and an audit event out. Producers never read-modify-write the ledger,
+so two offices recording at once cannot lose each other's event.
+
+:class:`ConsentIndex` holds every ledger in memory: loaded from the compacted
+topic before the consent agent's first batch (like the replay index,
+:mod:`hub.stream.seen`) and then followed, so ledgers written by other workers
+arrive too; ledgers this worker writes are remembered at once. Its lookup
+:meth:`ConsentIndex.states_for` is what the transfer gate gets. Every worker
+holds a full replica for now; see docs/consent.md for how co-partitioning makes
+it local.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+
+from hub.config import Settings
+from hub.core import consent
+from hub.core.consent import ConsentEvent, ConsentState
+from hub.core.errors import Reason, Rejection
+from hub.core.pipeline import AUDIT, UNKNOWN, Emit
+from hub.core.pseudonym import PSEUDONYM
+from hub.core.records import AuditEvent, audit_event_id, timestamp
+
+log = structlog.get_logger(__name__)
+
+EVENTS = "consent.events"
+LEDGER = "consent.ledger"
+STAGE = "consent"
+
+
+# --- the pure step --------------------------------------------------------------------------
+
+
+def audit_of(event: ConsentEvent, now: dt.datetime) -> Emit:
+    """``consent``/``<kind>``: ids and the pseudonym only (``path`` is ``<pseudonym>/<record id>/<event id>``).
+
+    Consent changes belong to no submission, so they are filed under ``sub-unknown``;
+    the audit event id is derived from the consent event id, so a replay repeats it.
+    """
+    place = f"{event.person}/{event.record_id}/{event.event_id}"
+    audit = AuditEvent(
+        event_id=audit_event_id(UNKNOWN, STAGE, event.kind.value, event.event_id),
+        submission_id=UNKNOWN,
+        stage=STAGE,
+        decision=event.kind.value,
+        at=timestamp(now),
+        path=place,
+        office=None if event.record is None else event.record.granting_office,
+    )
+    return Emit.of(AUDIT, UNKNOWN, audit)
+
+
+def record(
+    key: bytes | None, value: bytes, current: bytes | None, now: dt.datetime
+) -> tuple[Emit, ...]:
+    """The ledger with the event added (when it changed) and the event's audit record.
+
+    ``key`` must be the event's pseudonym: the partition decides the single
+    writer. Raises :class:`Rejection` (``ENVELOPE``, ``CONSENT_INVALID``) for a
+    record that is not a valid event. An event already in the ledger writes no
+    ledger, but its audit event again (same id), so a crash between the two
+    sends loses nothing.
+    """
+    event = consent.decode_event(value)
+    if key != event.person.encode("ascii"):
+        raise Rejection(Reason.CONSENT_INVALID, "person")
+    ledger = consent.append(current, event)
+    emits = [] if ledger == current else [Emit(LEDGER, event.person, ledger)]
+    return (*emits, audit_of(event, now))
+
+
+# --- the index ------------------------------------------------------------------------------
+
+
+class ConsentIndex:
+    """Pseudonym -> ledger and folded states. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._ledgers: dict[str, bytes] = {}
+        self._states: dict[str, tuple[ConsentState, ...]] = {}
+        self._lock = threading.Lock()
+        self.loaded = threading.Event()
+        self.failed = False
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._ledgers)
+
+    def ledger(self, person: str) -> bytes | None:
+        with self._lock:
+            return self._ledgers.get(person)
+
+    def states_for(self, person: str) -> tuple[ConsentState, ...]:
+        """The person's records, folded (ordered by record id); ``()`` for a person without any.
+
+        A pure lookup for the transfer gate: ``gate.decide(request, states_for(request.person), ...)``.
+        """
+        with self._lock:
+            return self._states.get(person, ())
+
+    def put(self, person: str, ledger: bytes | None) -> None:
+        """Take a ledger record (``None``: a tombstone, the person's consents erased).
+
+        Raises :class:`Rejection` when it is not a valid ledger of ``person``.
+        """
+        if ledger is None:
+            with self._lock:
+                self._ledgers.pop(person, None)
+                self._states.pop(person, None)
+            return
+        owner, events = consent.decode_ledger(ledger)
+        if owner != person:
+            raise Rejection(Reason.CONSENT_INVALID, "person")
+        states = tuple(consent.fold(events).values())
+        with self._lock:
+            self._ledgers[person] = ledger
+            self._states[person] = states
+
+    def remember(self, emits: Iterable[Emit]) -> None:
+        """Ledgers this worker is about to write: the next event of the person folds onto them."""
+        for emit in emits:
+            if emit.topic == LEDGER:
+                self.put(emit.key, emit.value)
+
+    def take(self, key: bytes | None, value: bytes | None) -> None:
+        """A record of the ledger topic; one that is not a ledger is logged and ignored."""
+        person = (key or b"").decode("ascii", "replace")
+        if PSEUDONYM.fullmatch(person) is None:
+            log.warning("consent.foreign_record")  # never the key: it could be anything
+            return
+        try:
+            self.put(person, value)
+        except Rejection as rejection:
+            log.warning("consent.foreign_record", reason=rejection.reason.value)
+
+    def follow(self, settings: Settings, stop: threading.Event) -> None:
+        """Read the ledger topic from the beginning; set ``loaded`` at its end; keep following."""
+        from confluent_kafka import Consumer  # noqa: PLC0415
+
+        reader = Consumer(
+            {
+                **settings.kafka_config(),
+                "group.id": f"{settings.topic_prefix}consent-index",  # never commits: assign only
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        try:
+            self._follow(reader, settings.topic(LEDGER), stop)
+        except Exception as exc:  # noqa: BLE001 - reported; the consent agent then refuses to start
+            log.error("consent.follower_failed", error=type(exc).__name__)  # noqa: TRY400
+            self.failed = True
+        finally:
+            reader.close()
+
+    def _follow(self, reader: Any, topic: str, stop: threading.Event) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition  # noqa: PLC0415
+
+        metadata = reader.list_topics(topic, timeout=10)
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise LookupError("consent ledger topic missing: run `sozialhub topics apply`")
+        partitions = sorted(found.partitions)
+        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        at_end: set[int] = set()
+        while not stop.is_set():
+            message = reader.poll(0.2)
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                    at_end.add(message.partition())
+                    if at_end >= set(partitions) and not self.loaded.is_set():
+                        self.loaded.set()
+                        log.info("consent.loaded", persons=len(self))
+                    continue
+                log.warning("consent.consumer_error", error=message.error().name())
+                time.sleep(1.0)
+                continue
+            self.take(message.key(), message.value())
+
+
+def start(settings: Settings) -> tuple[ConsentIndex, threading.Event]:
+    """A loading index and the event that stops its follower thread."""
+    index = ConsentIndex()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=index.follow, args=(settings, stop), name="consent-index", daemon=True
+    )
+    thread.start()
+    return index, stop
+
+
+LOAD_SECONDS = 60.0  # the consent agent waits this long for the index, then the worker exits
+
+
+def register(app: Any, settings: Settings, sender: Any, stage_agent: Any) -> ConsentIndex:
+    """Start the index and register the consent agent on ``consent.events``; the index, for the gate.
+
+    ``stage_agent`` is :func:`hub.stream.app.stage_agent` (passed in: this module
+    must not import the app). The agent's batches wait until the index is loaded.
+    """
+    from hub.core.pipeline import StageResult  # noqa: PLC0415
+
+    index, _stop = start(settings)
+
+    def compute(event: Any, _source: Any) -> StageResult:
+        key: bytes | None = event.message.key
+        person = (key or b"").decode("ascii", "replace")
+        emits = record(key, event.value, index.ledger(person), dt.datetime.now(dt.UTC))
+        index.remember(emits)  # the person's next event in this batch folds onto this ledger
+        return StageResult(emits, "recorded")
+
+    async def loaded() -> None:
+        deadline = time.monotonic() + LOAD_SECONDS
+        while not index.loaded.is_set():
+            if index.failed or time.monotonic() > deadline:
+                raise TimeoutError("consent index not loaded")
+            await asyncio.sleep(0.05)
+
+    stage_agent(app, sender.channel(EVENTS), STAGE, compute, sender, before=loaded)
+    return index
