@@ -159,15 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     strimzi.add_argument("--output", type=Path, default=None)
 
     change = commands.add_parser(
-        "rechtskreiswechsel", help="Rechtskreiswechsel events, offline: plan an event's fan-out"
+        "rechtskreiswechsel",
+        help="Rechtskreiswechsel events: plan an event's fan-out, submit it to the cluster",
     )
     change_commands = change.add_subparsers(
         dest="rechtskreiswechsel_command", required=True, parser_class=_Parser
     )
     change_plan = change_commands.add_parser(
         "plan",
-        help="who would get what for one event, as JSON lines (built-in offline gate: "
-        "data-free messages only; the worker asks the transfer gate)",
+        help="who would get what for one event, as JSON lines: the transfer gate with the "
+        "policy and the consents of --consents (none without); --offline: data-free only",
     )
     change_plan.add_argument("event", type=Path, metavar="EVENT.json")
     change_plan.add_argument(
@@ -180,6 +181,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="subscriptions file (default: subscriptions.yml beside the office table)",
     )
+    change_plan.add_argument(
+        "--policy",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="transfer policy (default: the configured one)",
+    )
+    change_plan.add_argument(
+        "--consents",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="consent events or ledgers, JSON lines (as on consent.events / consent.ledger)",
+    )
+    change_plan.add_argument(
+        "--offline",
+        action="store_true",
+        help="the built-in offline gate instead: every category refused, data-free messages only",
+    )
+    change_submit = change_commands.add_parser(
+        "submit",
+        help="check one event and produce it to rechtskreiswechsel.events on the configured "
+        "cluster, keyed by its pseudonym; prints where it landed",
+    )
+    change_submit.add_argument("event", type=Path, metavar="EVENT.json")
 
     bench = commands.add_parser(
         "bench",
@@ -187,15 +213,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--stage",
-        choices=("pipeline", "ingest", "mapping"),
+        choices=("pipeline", "ingest", "mapping", "gate"),
         default="pipeline",
         help="pipeline: through a worker and the broker; "
         "ingest: the intake stage alone against its raw parse/validate/sign costs, no Kafka; "
-        "mapping: each vendor mapping alone against a JSON passthrough, no Kafka",
+        "mapping: each vendor mapping alone against a JSON passthrough, no Kafka; "
+        "gate: transfer gate decisions and Rechtskreiswechsel fan-out plans against "
+        "JSON passthroughs, no Kafka",
     )
     bench.add_argument("--n", type=int, default=2000, help="number of submissions (pipeline)")
     bench.add_argument(
-        "--seconds", type=float, default=3.0, help="seconds per measurement (ingest, mapping)"
+        "--seconds",
+        type=float,
+        default=3.0,
+        help="seconds per measurement (ingest, mapping, gate)",
     )
     bench.add_argument(
         "--profile", action="store_true", help="also print a cProfile of intake (ingest)"
@@ -537,41 +568,93 @@ def _route(settings: Settings, path: Path, *, as_json: bool, transport: str) -> 
     return EXIT_OK if report["verdict"] == "routed" else EXIT_REJECTED
 
 
-def _rechtskreiswechsel_plan(
-    settings: Settings, path: Path, at: dt.datetime | None, subscriptions_file: Path | None
-) -> int:
-    from hub import offices, subscriptions  # noqa: PLC0415
-    from hub.core.errors import Rejection  # noqa: PLC0415
-    from hub.core.fanout import fan_out, offline_gate, plan_line  # noqa: PLC0415
-    from hub.core.rechtskreiswechsel import check_event  # noqa: PLC0415
-
+def _read_event(settings: Settings, path: Path, command: str) -> tuple[int, bytes | None]:
+    """The file's bytes, or the exit status after a usage or size problem was reported."""
     if not path.is_file():
-        print(f"sozialhub rechtskreiswechsel plan: no such file: {path}", file=sys.stderr)
-        return EXIT_USAGE
-    table = offices.load(settings.offices_file, settings.schema_dir)
-    subscribed = subscriptions.load(
-        subscriptions_file or subscriptions.default_path(settings), settings.schema_dir, table
-    )
+        print(f"sozialhub rechtskreiswechsel {command}: no such file: {path}", file=sys.stderr)
+        return EXIT_USAGE, None
     with path.open("rb") as handle:
         data = handle.read(settings.max_record_bytes + 1)
     if len(data) > settings.max_record_bytes:
         print(
             json.dumps({"file": str(path), "verdict": "rejected", "reason": "SIZE", "path": None})
         )
-        return EXIT_REJECTED
+        return EXIT_REJECTED, None
+    return EXIT_OK, data
+
+
+def _rechtskreiswechsel_plan(settings: Settings, args: argparse.Namespace) -> int:
+    from hub import gate as gate_files  # noqa: PLC0415
+    from hub import offices, policy, subscriptions  # noqa: PLC0415
+    from hub.core import consent  # noqa: PLC0415
+    from hub.core.errors import Rejection  # noqa: PLC0415
+    from hub.core.fanout import Gate, fan_out, offline_gate, plan_line  # noqa: PLC0415
+    from hub.core.rechtskreiswechsel import check_event  # noqa: PLC0415
+    from hub.stream.rechtskreiswechsel import real_gate  # noqa: PLC0415
+
+    path: Path = args.event
+    status, data = _read_event(settings, path, "plan")
+    if data is None:
+        return status
+    table = offices.load(settings.offices_file, settings.schema_dir)
+    subscribed = subscriptions.load(
+        args.subscriptions or subscriptions.default_path(settings), settings.schema_dir, table
+    )
+    now = args.at or dt.datetime.now(dt.UTC)
+    decide: Gate = offline_gate
+    if not args.offline:
+        # The worker's gate: hub.core.gate.decide with the policy and the person's consent
+        # states (here from a file, in the worker from the consent index).
+        events = gate_files.read_events(args.consents) if args.consents else []
+        try:
+            folded = tuple(consent.fold(events).values())
+        except Rejection as exc:  # pragma: no cover - read_events validated every event
+            raise ConfigError(f"consents {args.consents}: {exc}") from None
+        rules = policy.from_settings(settings, args.policy)
+
+        def states(person: str) -> tuple[consent.ConsentState, ...]:
+            return tuple(s for s in folded if s.person == person)
+
+        decide = real_gate(states, rules, now)
     try:
         event = check_event(data, table)
     except Rejection as rejection:
         refused = {"reason": rejection.reason.value, "path": rejection.path}
         print(json.dumps({"file": str(path), "verdict": "rejected", **refused}))
         return EXIT_REJECTED
-    # TODO(issue 5, worker wiring): the worker passes the real transfer gate here, i.e.
-    # hub.core.gate.decide(request, consents, policy, now) bound to the person's consent
-    # states (co-partitioned by pseudonym) and the loaded policy; offline_gate is for this
-    # offline plan only and allows nothing but data-free messages.
-    planned = fan_out(event, subscribed, table, offline_gate, at or dt.datetime.now(dt.UTC))
+    planned = fan_out(event, subscribed, table, decide, now)
     for message in planned.messages:
         print(json.dumps({"file": str(path), **plan_line(message)}, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _rechtskreiswechsel_submit(settings: Settings, path: Path) -> int:
+    from hub import dlq, offices  # noqa: PLC0415
+    from hub.core.errors import Rejection  # noqa: PLC0415
+    from hub.core.rechtskreiswechsel import check_event, encode_event  # noqa: PLC0415
+    from hub.stream.rechtskreiswechsel import EVENTS  # noqa: PLC0415
+
+    status, data = _read_event(settings, path, "submit")
+    if data is None:
+        return status
+    table = offices.load(settings.offices_file, settings.schema_dir)
+    try:
+        event = check_event(data, table)
+    except Rejection as rejection:
+        refused = {"reason": rejection.reason.value, "path": rejection.path}
+        print(json.dumps({"file": str(path), "verdict": "rejected", **refused}))
+        return EXIT_REJECTED
+    # Re-encoded: fields the hub does not know never reach the topic.
+    try:
+        where = dlq.produce(
+            settings, settings.topic(EVENTS), event.person.encode("ascii"), encode_event(event)
+        )
+    except dlq.DlqError as exc:
+        print(f"sozialhub rechtskreiswechsel submit: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
+    line = {"file": str(path), "verdict": "submitted", "event_id": event.event_id}
+    where_fields = {"topic": where.topic, "partition": where.partition, "offset": where.offset}
+    print(json.dumps({**line, **where_fields}))
     return EXIT_OK
 
 
@@ -611,8 +694,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             from hub import consents  # noqa: PLC0415
 
             return consents.run(settings, args)
+        if args.command == "rechtskreiswechsel" and args.rechtskreiswechsel_command == "submit":
+            return _rechtskreiswechsel_submit(settings, args.event)
         if args.command == "rechtskreiswechsel":
-            return _rechtskreiswechsel_plan(settings, args.event, args.at, args.subscriptions)
+            return _rechtskreiswechsel_plan(settings, args)
         if args.command == "demo":
             from hub import demo  # noqa: PLC0415
 
@@ -660,6 +745,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             from hub import bench_mapping  # noqa: PLC0415
 
             return bench_mapping.run(settings, args.seconds, as_json=args.json)
+        if args.command == "bench" and args.stage == "gate":
+            from hub import bench_gate  # noqa: PLC0415
+
+            return bench_gate.run(settings, args.seconds, as_json=args.json)
         if args.command == "bench":
             from hub import bench  # noqa: PLC0415
 

@@ -100,6 +100,10 @@ class Settings:
     signing_algorithm: str = "ecdsa-sha256"
     hub_identity: str = "sozialhub"
     cert_warn_days: int = 30
+    # Rechtskreiswechsel: remind the new office of a handover not accepted within this many
+    # days (checked every handover_reminder_interval_s seconds).
+    handover_reminder_days: int = 14
+    handover_reminder_interval_s: float = 3600.0
     # Rotation: the next key and certificate, verified alongside the current one during the
     # overlap; the hub signs with the next one from its certificate's notBefore on.
     signing_next_key_file: Path | None = None

@@ -14,6 +14,8 @@ Agents:
 - ``deliver-<vendor>`` deliveries.<vendor> -> the vendor's channel: outbox file,
   ``fachverfahren.<vendor>`` (Avro) or the vendor's HTTPS endpoint (hub.stream.delivery)
 - ``file_drop`` task: inbox directory -> submissions.received (inbound connector)
+- ``consent``, ``rechtskreiswechsel``, ``handover-send``, ``handover``: the consent
+  registry and the Rechtskreiswechsel (hub.stream.consents, hub.stream.rechtskreiswechsel)
 
 Every stage also writes its audit events to ``audit.log``.
 """
@@ -40,7 +42,7 @@ from prometheus_client import generate_latest
 from connectors.filedrop.inbound import FileDropInbox, Unreadable
 from connectors.fitconnect.receiver import FitConnectReceiver, ReceiverConfig
 from connectors.xta.poller import XtaPoller, XtaSettings, client_ssl_context
-from hub import keys
+from hub import keys, subscriptions
 from hub.config import ConfigError, Settings
 from hub.core import pipeline
 from hub.core.errors import Reason, Rejection
@@ -57,6 +59,7 @@ from hub.core.records import (
 )
 from hub.core.rotation import RotationError, SignerSet
 from hub.stream import consents, delivery, metrics, seen
+from hub.stream import rechtskreiswechsel as rkw
 
 log = structlog.get_logger(__name__)
 
@@ -579,6 +582,7 @@ def create_app(
             pipeline.RECEIPTS,
             consents.EVENTS,
             consents.LEDGER,
+            *rkw.topics(hub),
             *vendor_topics,
         ],
     )
@@ -603,8 +607,16 @@ def create_app(
 
     stage_agent(app, sender.channel(RECEIVED), "intake", intake, sender, before=index_loaded)
     stage_agent(app, sender.channel(pipeline.ACCEPTED), "dispatch", dispatch, sender)
-    # The consent registry; the transfer gate will read consent_index.states_for (docs/consent.md).
-    _consent_index = consents.register(app, settings, sender, stage_agent)
+    # The consent registry; the Rechtskreiswechsel gate reads consent_index.states_for.
+    consent_index = consents.register(app, settings, sender, stage_agent)
+    # Rechtskreiswechsel needs subscriptions.yml beside the office table; without it (an
+    # office table of its own, no subscriptions) the worker runs without those agents.
+    subscribed = subscriptions.default_path(settings)
+    if subscribed.is_file():
+        table = subscriptions.load(subscribed, settings.schema_dir, hub.offices)
+        rkw.register(app, settings, hub, table, consent_index, sender, stage_agent)
+    else:
+        log.warning("rechtskreiswechsel.disabled", detail="no subscriptions.yml")
     if options.outbound and vendor_topics:
         delivery.delivery_agents(app, settings, hub, sender, stage_agent, exit_without_commit)
     if options.inbound:

@@ -38,7 +38,7 @@ def isolated(monkeypatch):
 
 def plan(capsys, *args: str) -> tuple[int, list[dict], str]:
     try:
-        status = cli.main(["rechtskreiswechsel", "plan", *args])
+        status = cli.main(["rechtskreiswechsel", "plan", "--offline", *args])
     except SystemExit as exc:
         status = exc.code if isinstance(exc.code, int) else 1
     captured = capsys.readouterr()
@@ -111,3 +111,33 @@ def test_not_an_event(capsys, tmp_path):
     path.write_text('{"type": "sozialhub.delivery", "v": 1}', encoding="utf-8")
     status, lines, _ = plan(capsys, str(path))
     assert (1, "RKW_EVENT", "type") == (status, lines[0]["reason"], lines[0]["path"])
+
+
+def test_plan_with_the_gate_and_a_consent_file(capsys, tmp_path):
+    """Without --offline the transfer gate decides: the policy, and the consents of the file."""
+    from hub.core import consent
+    from tests.unit.test_rechtskreiswechsel_stream import grant
+
+    event = str(EXAMPLES / "01-recognition-marl.json")
+    ledger = tmp_path / "consents.jsonl"
+    ledger.write_bytes(consent.encode_event(grant()) + b"\n")
+    at = ["--at", "2026-11-20T09:00Z"]
+    for extra, kind, basis in (
+        ([], "notice", "statute"),
+        (["--consents", str(ledger)], "handover", "consent"),
+    ):
+        status = cli.main(["rechtskreiswechsel", "plan", event, *at, *extra])
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        new = next(line for line in lines if line["role"] == "new-office")
+        assert (status, new["kind"], new["basis"]["kind"]) == (0, kind, basis)
+
+
+def test_submit_checks_the_event_first(capsys, tmp_path):
+    """An event the hub cannot use is refused before any cluster is asked (exit 1)."""
+    body = example_body("01-recognition-marl.json")
+    body["area"] = "0556"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(body), "utf-8")
+    status = cli.main(["rechtskreiswechsel", "submit", str(bad)])
+    line = json.loads(capsys.readouterr().out)
+    assert (status, line["verdict"], line["reason"]) == (1, "rejected", "RKW_EVENT")

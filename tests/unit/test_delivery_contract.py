@@ -535,6 +535,8 @@ SENDERS = {
     ("hub/core/pipeline.py", "forward"),
     ("hub/stream/delivery.py", "file_channel.deliver"),
     ("hub/stream/delivery.py", "HttpChannel._deliver"),
+    # Rechtskreiswechsel messages: handovers.<vendor>, after rechtskreiswechsel.ask_gate
+    ("hub/stream/rechtskreiswechsel.py", "send"),
 }
 NAMING_ONLY = {
     # the hub-internal queue: dispatch writes it, the delivery stage (which gates) reads it
@@ -548,23 +550,31 @@ NAMING_ONLY = {
     ("hub/stream/delivery.py", "_http_agent"),  # builds the HttpDeliverer the channel uses
     ("hub/asyncapi.py", "<module>"),  # the vendor topics' published contract
     ("hub/core/dlq.py", "next_stage"),  # which stage consumes a dead letter's source
+    ("hub/stream/rechtskreiswechsel.py", "handover_topic"),  # the name of handovers.<vendor>
 }
+
+# Topic name prefixes of what offices read (and the queue that feeds them).
+OFFICE_READS = ("fachverfahren.", "deliveries.", "handovers.")
 
 
 def _is_site(node: ast.AST) -> bool:
     """Producing to, naming, or opening a place another office reads."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value.startswith(("fachverfahren.", "deliveries."))
+        return node.value.startswith(OFFICE_READS)
     if isinstance(node, ast.JoinedStr) and node.values:
         first = node.values[0]
-        return isinstance(first, ast.Constant) and str(first.value).startswith(
-            ("fachverfahren.", "deliveries.")
-        )
+        return isinstance(first, ast.Constant) and str(first.value).startswith(OFFICE_READS)
     if not isinstance(node, ast.Call):
         return False
     func = node.func
     name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-    if name in ("vendor_topic", "delivery_queue", "FileDropOutbox", "HttpDeliverer"):
+    if name in (
+        "vendor_topic",
+        "delivery_queue",
+        "handover_topic",
+        "FileDropOutbox",
+        "HttpDeliverer",
+    ):
         return True
     if isinstance(func, ast.Attribute) and name in ("write", "deliver"):
         receiver = ast.unparse(func.value).lower()
