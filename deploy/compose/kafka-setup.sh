@@ -46,6 +46,7 @@ allow sozialhub-topics topic "$prefix" prefixed Create Describe DescribeConfigs
 for vendor in $vendors; do
   scram "vendor-$vendor"
   allow "vendor-$vendor" topic "${prefix}fachverfahren.$vendor" literal Read Describe
+  allow "vendor-$vendor" topic "${prefix}handovers.$vendor" literal Read Describe
   allow "vendor-$vendor" group "vendor-$vendor." prefixed Read Describe
 done
 

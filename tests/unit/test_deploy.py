@@ -113,6 +113,7 @@ def test_vendor_user_is_least_privilege(vendor: str) -> None:
     assert user["spec"]["authorization"]["type"] == "simple"
     allowed = {
         ("topic", f"{PREFIX}fachverfahren.{vendor}", "literal"),
+        ("topic", f"{PREFIX}handovers.{vendor}", "literal"),
         ("group", f"vendor-{vendor}.", "prefix"),
     }
     seen = set()
@@ -133,12 +134,14 @@ def test_vendor_user_is_least_privilege(vendor: str) -> None:
 def test_vendor_cannot_read_other_topics(vendor: str) -> None:
     """No vendor user reaches another vendor's topic or groups, or any other hub topic."""
     acls = _acls(f"vendor-{vendor}")
-    own = f"{PREFIX}fachverfahren.{vendor}"
-    assert any(_grants(a, "topic", own) and "Read" in _operations(a) for a in acls)
+    own = {f"{PREFIX}fachverfahren.{vendor}", f"{PREFIX}handovers.{vendor}"}
+    for topic in own:
+        assert any(_grants(a, "topic", topic) and "Read" in _operations(a) for a in acls)
     declared = [PREFIX + spec.name for spec in topics.load(SETTINGS)]
-    others = [v for v in VENDORS if v != vendor]
-    for topic in [*declared, *(f"{PREFIX}fachverfahren.{v}" for v in others)]:
-        if topic != own:
+    others = [v for v in _VENDOR_TABLE if v != vendor]
+    foreign = [f"{PREFIX}{kind}.{v}" for v in others for kind in ("fachverfahren", "handovers")]
+    for topic in [*declared, *foreign]:
+        if topic not in own:
             assert not any(_grants(a, "topic", topic) for a in acls), f"vendor-{vendor} -> {topic}"
     for other in others:
         group = f"vendor-{other}.consumer"
