@@ -50,7 +50,6 @@ import hashlib
 import json
 import random
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -60,6 +59,7 @@ from typing import Any
 from hub import offices as office_file
 from hub import policy as policy_file
 from hub import subscriptions as subscription_file
+from hub.benchtools import interleaved
 from hub.config import Settings
 from hub.core import consent
 from hub.core.consent import ConsentState
@@ -389,26 +389,6 @@ def _request_json(request: TransferRequest) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-@dataclass
-class _Tally:
-    count: int = 0
-    seconds: float = 0.0
-
-
-def _run_for(operation: Callable[[], object], seconds: float, tally: _Tally) -> None:
-    started = time.perf_counter()
-    deadline = started + seconds
-    count = 0
-    while True:
-        operation()
-        count += 1
-        finished = time.perf_counter()
-        if finished >= deadline:
-            break
-    tally.count += count
-    tally.seconds += finished - started
-
-
 def _next(items: Iterator[Any], work: Callable[[Any], object]) -> Callable[[], object]:
     return lambda: work(next(items))
 
@@ -460,17 +440,12 @@ def measure(
         FANOUT: _next(cycle(data.events), lambda e: fan_out(e, subs, offices, gate, AT)),
         FANOUT_PASSTHROUGH: _next(cycle(data.events), encode_event),
     }
-    for once in operations.values():
-        _run_for(once, min(WARMUP_SECONDS, seconds), _Tally())
-    tallies = {name: _Tally() for name in operations}
-    order = list(operations)
-    step = min(slice_seconds, seconds)
-    while any(t.seconds < seconds for t in tallies.values()):
-        for name in order:
-            left = seconds - tallies[name].seconds
-            if left > 0:
-                _run_for(operations[name], min(step, left), tallies[name])
-        order = order[1:] + order[:1]
+    tallies = interleaved(
+        operations,
+        seconds,
+        slice_seconds=slice_seconds,
+        warmup_seconds=WARMUP_SECONDS,
+    )
     rates = {name: t.count / t.seconds for name, t in tallies.items()}
     mix = _mix(data, policy, offices, subs)
     return {

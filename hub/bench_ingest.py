@@ -32,10 +32,8 @@ import io
 import json
 import pstats
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from itertools import cycle
 from typing import Any
 
@@ -43,6 +41,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from hub import context
+from hub.benchtools import interleaved
 from hub.config import Settings
 from hub.core import pipeline, xmlsafe
 from hub.core.pipeline import HubContext
@@ -144,26 +143,6 @@ def _sign(hub: HubContext) -> Callable[[], None]:
     return once
 
 
-@dataclass
-class _Tally:
-    count: int = 0
-    seconds: float = 0.0
-
-
-def _run_for(operation: Callable[[], None], seconds: float, tally: _Tally) -> None:
-    started = time.perf_counter()
-    deadline = started + seconds
-    count = 0
-    while True:
-        operation()
-        count += 1
-        finished = time.perf_counter()
-        if finished >= deadline:
-            break
-    tally.count += count
-    tally.seconds += finished - started
-
-
 def measure(
     hub: HubContext, seconds: float, *, slice_seconds: float = SLICE_SECONDS
 ) -> dict[str, Any]:
@@ -174,17 +153,12 @@ def measure(
         "parse_validate": _parse_validate(hub, cycle(pool)),
         "sign": _sign(hub),
     }
-    for operation in operations.values():
-        _run_for(operation, min(WARMUP_SECONDS, seconds), _Tally())
-    tallies = {name: _Tally() for name in operations}
-    order = list(operations)
-    step = min(slice_seconds, seconds)
-    while any(t.seconds < seconds for t in tallies.values()):
-        for name in order:
-            left = seconds - tallies[name].seconds
-            if left > 0:
-                _run_for(operations[name], min(step, left), tallies[name])
-        order = order[1:] + order[:1]
+    tallies = interleaved(
+        operations,
+        seconds,
+        slice_seconds=slice_seconds,
+        warmup_seconds=WARMUP_SECONDS,
+    )
     rates = {name: t.count / t.seconds for name, t in tallies.items()}
     raw = 1 / (1 / rates["parse_validate"] + 1 / rates["sign"])
     ratio = rates["intake"] / raw

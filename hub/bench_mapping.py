@@ -30,13 +30,13 @@ import dataclasses
 import datetime as dt
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import cycle
 from typing import Any
 
 from hub import bench_ingest, context
+from hub.benchtools import interleaved
 from hub.config import Settings
 from hub.core import pipeline
 from hub.core.mapping import MAPPINGS, DeliveryContext
@@ -121,26 +121,6 @@ def _passthrough(pool: list[Input]) -> tuple[Callable[[], None], Callable[[], by
     return once, lambda: write(pool[0])
 
 
-@dataclass
-class _Tally:
-    count: int = 0
-    seconds: float = 0.0
-
-
-def _run_for(operation: Callable[[], None], seconds: float, tally: _Tally) -> None:
-    started = time.perf_counter()
-    deadline = started + seconds
-    count = 0
-    while True:
-        operation()
-        count += 1
-        finished = time.perf_counter()
-        if finished >= deadline:
-            break
-    tally.count += count
-    tally.seconds += finished - started
-
-
 def measure(
     hub: HubContext,
     seconds: float,
@@ -152,17 +132,12 @@ def measure(
     pool = inputs(hub, target_bytes=target_bytes)
     operations = {name: _mapping(name, pool) for name in MAPPINGS}
     operations[PASSTHROUGH] = _passthrough(pool)
-    for once, _ in operations.values():
-        _run_for(once, min(WARMUP_SECONDS, seconds), _Tally())
-    tallies = {name: _Tally() for name in operations}
-    order = list(operations)
-    step = min(slice_seconds, seconds)
-    while any(t.seconds < seconds for t in tallies.values()):
-        for name in order:
-            left = seconds - tallies[name].seconds
-            if left > 0:
-                _run_for(operations[name][0], min(step, left), tallies[name])
-        order = order[1:] + order[:1]
+    tallies = interleaved(
+        {name: once for name, (once, _) in operations.items()},
+        seconds,
+        slice_seconds=slice_seconds,
+        warmup_seconds=WARMUP_SECONDS,
+    )
     rates = {name: t.count / t.seconds for name, t in tallies.items()}
     baseline = rates[PASSTHROUGH]
     first = pool[0].submission

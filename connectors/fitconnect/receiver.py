@@ -43,6 +43,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from connectors.bodies import read_limited
 from hub.config import Secret
 from hub.core.errors import Rejection
 from hub.core.transport import fitconnect as fc
@@ -114,18 +115,6 @@ class _Malformed(Exception):  # noqa: N818 - internal signal, never leaves this 
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-async def _read_limited(stream: aiohttp.StreamReader, limit: int) -> bytes | None:
-    """At most ``limit`` bytes of a body; ``None`` (and nothing more buffered) if it is longer."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await stream.read(min(1 << 16, limit + 1 - size)):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class FitConnectReceiver:
@@ -201,7 +190,7 @@ class FitConnectReceiver:
         """``POST /fitconnect/callback``: 401 unless authentic and fresh, then 200 and fetch."""
         if (request.content_length or 0) > self.config.max_callback_bytes:
             return web.Response(status=413)
-        body = await _read_limited(request.content, self.config.max_callback_bytes)
+        body = await read_limited(request.content, self.config.max_callback_bytes)
         if body is None:
             return web.Response(status=413)
         try:
@@ -437,7 +426,7 @@ class FitConnectReceiver:
         ) as response:
             if response.status != 200:
                 raise FitConnectApiError(operation, response.status)
-            body = await _read_limited(response.content, limit)
+            body = await read_limited(response.content, limit)
         if body is None:
             raise _Malformed
         return body

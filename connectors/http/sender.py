@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import structlog
 
+from connectors.bodies import read_limited
 from connectors.xta.poller import client_ssl_context
 from hub import __version__
 from hub.config import Secret
@@ -245,18 +246,6 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def _read_limited(stream: aiohttp.StreamReader, limit: int) -> bytes | None:
-    """At most ``limit`` bytes of a body; ``None`` (and nothing more buffered) if it is longer."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await stream.read(min(1 << 16, limit + 1 - size)):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _log_ids(delivery: Delivery) -> dict[str, str]:
     """The delivery's ids for a log line; a malformed one (record content) is not repeated."""
 
@@ -376,7 +365,7 @@ class HttpDeliverer:
                 wait = retry_after(response.headers.get("Retry-After"), self._now())
                 location = response.headers.get("Location")
                 try:
-                    body = await _read_limited(response.content, self.endpoint.max_response_bytes)
+                    body = await read_limited(response.content, self.endpoint.max_response_bytes)
                 except (aiohttp.ClientError, TimeoutError, OSError):
                     body = None  # the status stands; the body only names the booking
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -473,7 +462,7 @@ class HttpDeliverer:
                 self.endpoint.probe_url(), headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
-                await _read_limited(response.content, self.endpoint.max_response_bytes)
+                await read_limited(response.content, self.endpoint.max_response_bytes)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.info("http.probe", vendor=self.endpoint.vendor, up=False, error=type(exc).__name__)
             return False

@@ -39,6 +39,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.core import transfer
 from hub.core.consent import ConsentState, Status
 from hub.core.errors import Reason
 from hub.core.model import Submission
@@ -55,18 +56,7 @@ from hub.core.transfer import (
 
 ANY = "*"
 # The office table's list: AufenthG is an Ausländerbehörde (a recipient, never a case's Rechtskreis).
-RECHTSKREISE = (
-    "SGB II",
-    "SGB VIII",
-    "SGB IX",
-    "SGB XII",
-    "AsylbLG",
-    "WoGG",
-    "BEEG",
-    "UVG",
-    "BKGG",
-    "AufenthG",
-)
+RECHTSKREISE = (*transfer.RECHTSKREISE, "AufenthG")
 CONSENT_LEGAL_REFERENCE = "§ 67b SGB X, Art. 6 (1) a, Art. 7 GDPR"
 
 # Without a policy file: every purpose may carry every category except the special ones.

@@ -823,18 +823,7 @@ def check(
     if second.outcome == "rejected":
         return _with_reason(report, second)
     report["verdict"] = "accepted"
-    report["routes"] = [
-        {
-            "leika": r.leika,
-            "office": r.office.office_id,
-            "vendor": r.vendor.vendor_id,
-            "format": r.vendor.format,
-            "channel": r.vendor.channel,
-            "rule": r.rule,
-            "delivery_id": did,
-        }
-        for r, did in second.routes
-    ]
+    report["routes"] = [{**_route_row(r), "delivery_id": did} for r, did in second.routes]
     report["office"] = second.routes[0][0].office.office_id
     report["vendor"] = second.routes[0][0].vendor.vendor_id
     return report
@@ -872,18 +861,20 @@ def route_report(
         report["explanation"] = explanation.rejection.explanation
         return report
     report["verdict"] = "routed"
-    report["routes"] = [
-        {
-            "leika": r.leika,
-            "office": r.office.office_id,
-            "vendor": r.vendor.vendor_id,
-            "format": r.vendor.format,
-            "channel": r.vendor.channel,
-            "rule": r.rule,
-        }
-        for r in explanation.routes
-    ]
+    report["routes"] = [_route_row(r) for r in explanation.routes]
     return report
+
+
+def _route_row(r: Route) -> dict[str, Any]:
+    """A route as the ``check`` and ``route`` reports show it."""
+    return {
+        "leika": r.leika,
+        "office": r.office.office_id,
+        "vendor": r.vendor.vendor_id,
+        "format": r.vendor.format,
+        "channel": r.vendor.channel,
+        "rule": r.rule,
+    }
 
 
 def _known_namespace(original: bytes, hub: HubContext) -> str | None:

@@ -30,24 +30,10 @@ from hub.core.documents import DEFAULT_DOCUMENTS
 from hub.core.errors import Reason, Rejection
 from hub.core.model import LEIKA_LIST_URI, Code
 from hub.core.route import OfficeTable
-from hub.core.transfer import CATEGORIES
+from hub.core.transfer import CATEGORIES, RECHTSKREISE
 
 EVENT_TYPE = "sozialhub.rechtskreiswechsel"
 EVENT_VERSION = 1
-
-# The Rechtskreise a case can be in (the office table's list, without AufenthG: the
-# Ausländerbehörde decides on residence, it pays no benefit a case could move to or from).
-RECHTSKREISE: tuple[str, ...] = (
-    "SGB II",
-    "SGB VIII",
-    "SGB IX",
-    "SGB XII",
-    "AsylbLG",
-    "WoGG",
-    "BEEG",
-    "UVG",
-    "BKGG",
-)
 
 REASON_LIST_URI = "urn:sozialhub:codeliste:rechtskreiswechsel-reason"
 REASON_LIST_VERSION = "1"

@@ -22,9 +22,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from hub.core.rechtskreiswechsel import REASONS, RECHTSKREISE
+from hub.core.rechtskreiswechsel import REASONS
 from hub.core.route import OfficeTable
-from hub.core.transfer import CATEGORIES, PURPOSES
+from hub.core.transfer import CATEGORIES, PURPOSES, RECHTSKREISE
 
 HANDOVER_PURPOSE = "rechtskreiswechsel-handover"
 

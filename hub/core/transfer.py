@@ -49,6 +49,20 @@ CATEGORIES: dict[str, str] = {
 
 SPECIAL_CATEGORIES = frozenset({"health", "youth-welfare"})
 
+# The Rechtskreise a case can be in (the office table's list, without AufenthG: the
+# Ausländerbehörde decides on residence, it pays no benefit a case could move to or from).
+RECHTSKREISE: tuple[str, ...] = (
+    "SGB II",
+    "SGB VIII",
+    "SGB IX",
+    "SGB XII",
+    "AsylbLG",
+    "WoGG",
+    "BEEG",
+    "UVG",
+    "BKGG",
+)
+
 
 class Outcome(enum.StrEnum):
     ALLOW = "allow"

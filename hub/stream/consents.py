@@ -36,6 +36,7 @@ from hub.core.errors import Reason, Rejection
 from hub.core.pipeline import AUDIT, UNKNOWN, Emit
 from hub.core.pseudonym import PSEUDONYM
 from hub.core.records import AuditEvent, audit_event_id, timestamp
+from hub.stream.follow import follow_compacted
 
 log = structlog.get_logger(__name__)
 
@@ -151,49 +152,18 @@ class ConsentIndex:
 
     def follow(self, settings: Settings, stop: threading.Event) -> None:
         """Read the ledger topic from the beginning; set ``loaded`` at its end; keep following."""
-        from confluent_kafka import Consumer  # noqa: PLC0415
-
-        reader = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": f"{settings.topic_prefix}consent-index",  # never commits: assign only
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-            }
-        )
-        try:
-            self._follow(reader, settings.topic(LEDGER), stop)
-        except Exception as exc:  # noqa: BLE001 - reported; the consent agent then refuses to start
-            log.error("consent.follower_failed", error=type(exc).__name__)  # noqa: TRY400
+        if not follow_compacted(
+            settings,
+            LEDGER,
+            stop,
+            group="consent-index",
+            name="consent",
+            missing="consent ledger topic missing: run `sozialhub topics apply`",
+            take=self.take,
+            loaded=self.loaded,
+            on_loaded=lambda: log.info("consent.loaded", persons=len(self)),
+        ):
             self.failed = True
-        finally:
-            reader.close()
-
-    def _follow(self, reader: Any, topic: str, stop: threading.Event) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition  # noqa: PLC0415
-
-        metadata = reader.list_topics(topic, timeout=10)
-        found = metadata.topics.get(topic)
-        if found is None or found.error is not None or not found.partitions:
-            raise LookupError("consent ledger topic missing: run `sozialhub topics apply`")
-        partitions = sorted(found.partitions)
-        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        at_end: set[int] = set()
-        while not stop.is_set():
-            message = reader.poll(0.2)
-            if message is None:
-                continue
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
-                    at_end.add(message.partition())
-                    if at_end >= set(partitions) and not self.loaded.is_set():
-                        self.loaded.set()
-                        log.info("consent.loaded", persons=len(self))
-                    continue
-                log.warning("consent.consumer_error", error=message.error().name())
-                time.sleep(1.0)
-                continue
-            self.take(message.key(), message.value())
 
 
 def start(settings: Settings) -> tuple[ConsentIndex, threading.Event]:

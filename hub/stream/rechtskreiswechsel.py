@@ -66,6 +66,7 @@ from hub.core.rechtskreiswechsel import (
 from hub.core.records import AuditEvent, audit_event_id, timestamp
 from hub.core.subscriptions import Subscriptions
 from hub.core.transfer import Decision
+from hub.stream.follow import follow_compacted
 
 log = structlog.get_logger(__name__)
 
@@ -301,46 +302,18 @@ class HandoverIndex:
 
     def follow(self, settings: Settings, stop: threading.Event) -> None:
         """Read the state topic from the beginning; set ``loaded`` at its end; keep following."""
-        from confluent_kafka import Consumer  # noqa: PLC0415
-
-        reader = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": f"{settings.topic_prefix}handover-index",  # assign only, no commits
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-            }
-        )
-        try:
-            self._follow(reader, settings.topic(HANDOVERS), stop)
-        except Exception as exc:  # noqa: BLE001 - reported; the updates agent refuses to start
-            log.error("handover.follower_failed", error=type(exc).__name__)  # noqa: TRY400
+        if not follow_compacted(
+            settings,
+            HANDOVERS,
+            stop,
+            group="handover-index",
+            name="handover",
+            missing="handover topic missing: run `sozialhub topics apply`",
+            take=self.take,
+            loaded=self.loaded,
+            warn_consumer_errors=False,
+        ):
             self.failed = True
-        finally:
-            reader.close()
-
-    def _follow(self, reader: Any, topic: str, stop: threading.Event) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition  # noqa: PLC0415
-
-        found = reader.list_topics(topic, timeout=10).topics.get(topic)
-        if found is None or found.error is not None or not found.partitions:
-            raise LookupError("handover topic missing: run `sozialhub topics apply`")
-        partitions = sorted(found.partitions)
-        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        at_end: set[int] = set()
-        while not stop.is_set():
-            message = reader.poll(0.2)
-            if message is None:
-                continue
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
-                    at_end.add(message.partition())
-                    if at_end >= set(partitions):
-                        self.loaded.set()
-                    continue
-                time.sleep(1.0)
-                continue
-            self.take(message.key(), message.value())
 
 
 def update(value: bytes, index: HandoverIndex, now: dt.datetime) -> StageResult:

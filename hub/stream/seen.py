@@ -11,7 +11,6 @@ same batch is caught. Nothing here decides anything: the decision is the core's.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ from hub.config import Settings
 from hub.core.errors import Rejection
 from hub.core.pipeline import SEEN, Emit
 from hub.core.records import Seen, decode
+from hub.stream.follow import follow_compacted
 
 log = structlog.get_logger(__name__)
 
@@ -58,49 +58,18 @@ class SeenIndex(Mapping[str, str]):
 
     def follow(self, settings: Settings, stop: threading.Event) -> None:
         """Read the topic from the beginning; set ``loaded`` at the end; keep following."""
-        from confluent_kafka import Consumer  # noqa: PLC0415
-
-        reader = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": f"{settings.topic_prefix}seen-index",  # never commits: assign only
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-            }
-        )
-        topic = settings.topic(SEEN)
-        try:
-            self._follow(reader, topic, stop)
-        except Exception as exc:  # noqa: BLE001 - reported; intake then refuses to start
-            log.error("seen.follower_failed", error=type(exc).__name__)  # noqa: TRY400
+        if not follow_compacted(
+            settings,
+            SEEN,
+            stop,
+            group="seen-index",
+            name="seen",
+            missing="replay topic missing: run `sozialhub topics apply`",
+            take=lambda _key, value: self._add_record(value),
+            loaded=self.loaded,
+            on_loaded=lambda: log.info("seen.loaded", keys=len(self)),
+        ):
             self.failed = True
-        finally:
-            reader.close()
-
-    def _follow(self, reader: Any, topic: str, stop: threading.Event) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition  # noqa: PLC0415
-
-        metadata = reader.list_topics(topic, timeout=10)
-        partitions = sorted(metadata.topics[topic].partitions)
-        if not partitions or metadata.topics[topic].error is not None:
-            raise LookupError("replay topic missing: run `sozialhub topics apply`")
-        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        at_end: set[int] = set()
-        while not stop.is_set():
-            message = reader.poll(0.2)
-            if message is None:
-                continue
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
-                    at_end.add(message.partition())
-                    if at_end >= set(partitions) and not self.loaded.is_set():
-                        self.loaded.set()
-                        log.info("seen.loaded", keys=len(self))
-                    continue
-                log.warning("seen.consumer_error", error=message.error().name())
-                time.sleep(1.0)
-                continue
-            self._add_record(message.value())
 
     def _add_record(self, value: Any) -> None:
         try:

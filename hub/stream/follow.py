@@ -1,0 +1,115 @@
+"""Follow a compacted topic into an in-memory index: from the beginning, then for good.
+
+The replay index (:mod:`hub.stream.seen`), the consent index
+(:mod:`hub.stream.consents`) and the handover index
+(:mod:`hub.stream.rechtskreiswechsel`) each run this in a background thread.
+The reader is assigned every partition from the beginning (no consumer group
+membership, no commits); ``loaded`` is set once every partition has reached its
+end, and the records after that keep arriving until ``stop`` is set.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from hub.config import Settings
+
+log = structlog.get_logger(__name__)
+
+Take = Callable[[bytes | None, bytes | None], None]
+
+
+def follow_compacted(
+    settings: Settings,
+    topic: str,
+    stop: threading.Event,
+    *,
+    group: str,
+    name: str,
+    missing: str,
+    take: Take,
+    loaded: threading.Event,
+    on_loaded: Callable[[], None] | None = None,
+    warn_consumer_errors: bool = True,
+) -> bool:
+    """Follow ``topic`` (logical name), passing each record's key and value to ``take``.
+
+    ``group`` names the reader (after the topic prefix); ``name`` prefixes the log
+    events (``<name>.follower_failed``, ``<name>.consumer_error``); ``missing`` is
+    the error when the topic does not exist. ``on_loaded`` runs once, when ``loaded``
+    is set. False when the follower failed (logged), True when it was stopped.
+    """
+    from confluent_kafka import Consumer  # noqa: PLC0415
+
+    reader = Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": f"{settings.topic_prefix}{group}",  # never commits: assign only
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        _follow(
+            reader,
+            settings.topic(topic),
+            stop,
+            name=name,
+            missing=missing,
+            take=take,
+            loaded=loaded,
+            on_loaded=on_loaded,
+            warn_consumer_errors=warn_consumer_errors,
+        )
+    except Exception as exc:  # noqa: BLE001 - reported; the index's user then refuses to start
+        failed = f"{name}.follower_failed"
+        log.error(failed, error=type(exc).__name__)  # noqa: TRY400
+        return False
+    finally:
+        reader.close()
+    return True
+
+
+def _follow(
+    reader: Any,
+    topic: str,
+    stop: threading.Event,
+    *,
+    name: str,
+    missing: str,
+    take: Take,
+    loaded: threading.Event,
+    on_loaded: Callable[[], None] | None,
+    warn_consumer_errors: bool,
+) -> None:
+    from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition  # noqa: PLC0415
+
+    found = reader.list_topics(topic, timeout=10).topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        raise LookupError(missing)
+    partitions = sorted(found.partitions)
+    reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    at_end: set[int] = set()
+    while not stop.is_set():
+        message = reader.poll(0.2)
+        if message is None:
+            continue
+        if message.error():
+            if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                at_end.add(message.partition())
+                if at_end >= set(partitions) and not loaded.is_set():
+                    loaded.set()
+                    if on_loaded is not None:
+                        on_loaded()
+                continue
+            if warn_consumer_errors:
+                consumer_error = f"{name}.consumer_error"
+                log.warning(consumer_error, error=message.error().name())
+            time.sleep(1.0)
+            continue
+        take(message.key(), message.value())
