@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from hub.core.dlq import Listed, SourceCheck, SourceState
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_DRIFT = 0, 1, 2, 3
+DEMO_TIMEOUT = 240.0  # `sozialhub demo`; a scenario has its own default
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,9 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="where inbox/outbox go (default: var/demo-<time>)",
     )
     demo.add_argument(
-        "--timeout", type=float, default=240.0, help="seconds to wait for all outcomes"
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for all outcomes (default 240; 600 with --scenario)",
     )
     demo.add_argument("--json", action="store_true", help="one JSON object per submission")
+    demo.add_argument(
+        "--scenario",
+        choices=("ukraine-2022",),
+        default=None,
+        help="instead of the examples: a Rechtskreiswechsel scenario (docs/rechtskreiswechsel.md)",
+    )
+    demo.add_argument(
+        "--count",
+        type=int,
+        default=None,
+        help="people in the scenario (default 500; only with --scenario)",
+    )
 
     run = commands.add_parser("run", help="run a worker against KAFKA_BOOTSTRAP_SERVERS")
     run.add_argument("--no-inbound", action="store_true", help="do not watch the inbox directory")
@@ -698,14 +714,31 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             return _rechtskreiswechsel_submit(settings, args.event)
         if args.command == "rechtskreiswechsel":
             return _rechtskreiswechsel_plan(settings, args)
+        if args.command == "demo" and args.scenario is not None:
+            from hub import demo_rkw  # noqa: PLC0415
+
+            if args.count is not None and args.count < 1:
+                print("sozialhub demo: --count must be at least 1", file=sys.stderr)
+                return EXIT_USAGE
+
+            return demo_rkw.run(
+                settings,
+                args.workdir,
+                demo_rkw.TIMEOUT if args.timeout is None else args.timeout,
+                count=demo_rkw.DEFAULT_COUNT if args.count is None else args.count,
+                as_json=args.json,
+            )
         if args.command == "demo":
+            if args.count is not None:
+                print("sozialhub demo: --count needs --scenario", file=sys.stderr)
+                return EXIT_USAGE
             from hub import demo  # noqa: PLC0415
 
             return demo.run(
                 settings,
                 args.examples or demo.EXAMPLES,
                 args.workdir,
-                args.timeout,
+                DEMO_TIMEOUT if args.timeout is None else args.timeout,
                 as_json=args.json,
             )
         if args.command == "run":
