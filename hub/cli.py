@@ -229,15 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--stage",
-        choices=("pipeline", "ingest", "mapping", "gate"),
+        choices=("pipeline", "ingest", "mapping", "gate", "fanout"),
         default="pipeline",
         help="pipeline: through a worker and the broker; "
         "ingest: the intake stage alone against its raw parse/validate/sign costs, no Kafka; "
         "mapping: each vendor mapping alone against a JSON passthrough, no Kafka; "
         "gate: transfer gate decisions and Rechtskreiswechsel fan-out plans against "
-        "JSON passthroughs, no Kafka",
+        "JSON passthroughs, no Kafka; "
+        "fanout: Rechtskreiswechsel events through a worker and the broker",
     )
-    bench.add_argument("--n", type=int, default=2000, help="number of submissions (pipeline)")
+    bench.add_argument(
+        "--n", type=int, default=2000, help="number of submissions (pipeline) or events (fanout)"
+    )
     bench.add_argument(
         "--seconds",
         type=float,
@@ -782,6 +785,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             from hub import bench_gate  # noqa: PLC0415
 
             return bench_gate.run(settings, args.seconds, as_json=args.json)
+        if args.command == "bench" and args.stage == "fanout":
+            from hub import bench_fanout  # noqa: PLC0415
+
+            return bench_fanout.run(settings, args.n, as_json=args.json)
         if args.command == "bench":
             from hub import bench  # noqa: PLC0415
 
