@@ -126,7 +126,7 @@ def _http_vendor_urls(settings: Settings, simulator: VendorSimulator) -> str:
 
 def measure_passthrough(settings: Settings, payloads: list[bytes]) -> float:
     """Seconds for a plain consume -> produce of the records (from first record read to last ack)."""
-    source, sink = settings.topic("bench.passthrough.in"), settings.topic("bench.passthrough.out")
+    source, sink = (settings.topic(name) for name in PASSTHROUGH_TOPICS)
     records = _produce(settings, source, payloads)
     reader = consumer(settings)
     writer = producer(settings)
@@ -152,6 +152,27 @@ def measure_passthrough(settings: Settings, payloads: list[bytes]) -> float:
     if copied < len(records) or started is None:
         raise RuntimeError("passthrough did not copy every record")
     return finished - started
+
+
+PASSTHROUGH_TOPICS = ("bench.passthrough.in", "bench.passthrough.out")
+
+
+def passthrough_specs(settings: Settings) -> tuple[topics.TopicSpec, ...]:
+    """The two short-lived topics :func:`measure_passthrough` copies between."""
+    return tuple(
+        topics.TopicSpec(
+            name,
+            3,
+            settings.replication_factor or 1,
+            {"retention.ms": "3600000", "cleanup.policy": "delete"},
+            "benchmark passthrough topic",
+            {},
+            {},
+            "bench",
+            ("bench",),
+        )
+        for name in PASSTHROUGH_TOPICS
+    )
 
 
 def _keep_log_on_failure(scratch: Path) -> None:
@@ -181,21 +202,7 @@ def run(settings: Settings, n: int, *, as_json: bool = False, timeout: float = 6
         if broker_kind == "external":
             stack.callback(topics.delete_prefixed, settings)
         specs = topics.load(settings)
-        passthrough_specs = tuple(
-            topics.TopicSpec(
-                name,
-                3,
-                settings.replication_factor or 1,
-                {"retention.ms": "3600000", "cleanup.policy": "delete"},
-                "benchmark passthrough topic",
-                {},
-                {},
-                "bench",
-                ("bench",),
-            )
-            for name in ("bench.passthrough.in", "bench.passthrough.out")
-        )
-        topics.apply(settings, specs + passthrough_specs)
+        topics.apply(settings, specs + passthrough_specs(settings))
         # The http vendor's endpoint: a simulator on loopback (plain HTTP, always up).
         vendor = VendorSimulatorThread(VendorSimulator(max_request_bytes=16 * 1024 * 1024))
         vendor.start()

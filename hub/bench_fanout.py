@@ -45,26 +45,7 @@ from hub.stream import consents as consent_stream
 from hub.stream import rechtskreiswechsel as stream
 from hub.supervise import WorkerProcess
 
-PASSTHROUGH_TOPICS = ("bench.passthrough.in", "bench.passthrough.out")
 TIMEOUT = 600.0
-
-
-def passthrough_specs(settings: Settings) -> tuple[topics.TopicSpec, ...]:
-    """The two short-lived topics :func:`hub.bench.measure_passthrough` copies between."""
-    return tuple(
-        topics.TopicSpec(
-            name,
-            3,
-            settings.replication_factor or 1,
-            {"retention.ms": "3600000", "cleanup.policy": "delete"},
-            "benchmark passthrough topic",
-            {},
-            {},
-            "bench",
-            ("bench",),
-        )
-        for name in PASSTHROUGH_TOPICS
-    )
 
 
 def split(n: int) -> tuple[list[scenario.Person], scenario.Person]:
@@ -225,7 +206,7 @@ def run(settings: Settings, n: int, *, as_json: bool = False, timeout: float = T
         )
         if broker_kind == "external":
             stack.callback(topics.delete_prefixed, settings)
-        topics.apply(settings, topics.load(settings) + passthrough_specs(settings))
+        topics.apply(settings, topics.load(settings) + bench.passthrough_specs(settings))
         hub = measure_hub(settings, n, timeout)
         crowd, _ = split(n)
         passthrough_seconds = bench.measure_passthrough(

@@ -7,7 +7,7 @@ people and the figures derived from the two measurements.
 
 from __future__ import annotations
 
-from hub import bench_fanout, cli
+from hub import bench, bench_fanout, cli
 
 
 def test_the_parser_knows_the_stage():
@@ -45,5 +45,5 @@ def test_the_figures_derive_from_the_two_measurements():
 
 
 def test_the_passthrough_topics_are_the_ones_the_pipeline_bench_copies_between(settings):
-    names = [spec.name for spec in bench_fanout.passthrough_specs(settings)]
-    assert names == list(bench_fanout.PASSTHROUGH_TOPICS)
+    names = [spec.name for spec in bench.passthrough_specs(settings)]
+    assert names == list(bench.PASSTHROUGH_TOPICS)
