@@ -37,12 +37,11 @@ from hub import bench, offices, topics
 from hub import demo_rkw as scenario
 from hub.broker import cluster, free_port
 from hub.config import Settings
-from hub.core import consent
+from hub.core import consent, consent_registry
 from hub.core import rechtskreiswechsel as rkw
+from hub.core import rkw_stages as stages
 from hub.core.pipeline import AUDIT
 from hub.kafka import follow, producer
-from hub.stream import consents as consent_stream
-from hub.stream import rechtskreiswechsel as stream
 from hub.supervise import WorkerProcess
 
 TIMEOUT = 600.0
@@ -60,7 +59,7 @@ def _produce_grants(settings: Settings, crowd: list[scenario.Person]) -> int:
     for person in grants:
         assert person.grant is not None  # noqa: S101 - filtered above, for the type checker
         out.produce(
-            settings.topic(consent_stream.EVENTS),
+            settings.topic(consent_registry.EVENTS),
             key=person.pseudonym.encode("ascii"),
             value=consent.encode_event(person.grant),
         )
@@ -72,7 +71,7 @@ def _produce_events(settings: Settings, crowd: list[scenario.Person]) -> None:
     out = producer(settings)
     for person in crowd:
         out.produce(
-            settings.topic(stream.EVENTS),
+            settings.topic(stages.EVENTS),
             key=person.pseudonym.encode("ascii"),
             value=rkw.encode_event(person.event),
         )
@@ -95,7 +94,7 @@ def _settle(
         pending.difference_update([m for m in pending if progress.settled(m)])
         return not pending or not worker.alive()
 
-    for message in follow(settings, (AUDIT, *map(stream.handover_topic, vendors)), done, timeout):
+    for message in follow(settings, (AUDIT, *map(stages.handover_topic, vendors)), done, timeout):
         progress.add(message.topic(), message.value())
     if pending:
         raise RuntimeError(f"{len(pending)} fan-out message(s) not settled in time")

@@ -609,7 +609,7 @@ def _rechtskreiswechsel_plan(settings: Settings, args: argparse.Namespace) -> in
     from hub.core.errors import Rejection  # noqa: PLC0415
     from hub.core.fanout import Gate, fan_out, offline_gate, plan_line  # noqa: PLC0415
     from hub.core.rechtskreiswechsel import check_event  # noqa: PLC0415
-    from hub.stream.rechtskreiswechsel import real_gate  # noqa: PLC0415
+    from hub.core.rkw_stages import real_gate  # noqa: PLC0415
 
     path: Path = args.event
     status, data = _read_event(settings, path, "plan")
@@ -651,7 +651,7 @@ def _rechtskreiswechsel_submit(settings: Settings, path: Path) -> int:
     from hub import dlq, offices  # noqa: PLC0415
     from hub.core.errors import Rejection  # noqa: PLC0415
     from hub.core.rechtskreiswechsel import check_event, encode_event  # noqa: PLC0415
-    from hub.stream.rechtskreiswechsel import EVENTS  # noqa: PLC0415
+    from hub.core.rkw_stages import EVENTS  # noqa: PLC0415
 
     status, data = _read_event(settings, path, "submit")
     if data is None:

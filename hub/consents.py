@@ -23,9 +23,9 @@ from hub import dlq, pseudonyms
 from hub.config import Settings
 from hub.core import consent
 from hub.core.consent import ConsentEvent, ConsentState
+from hub.core.consent_registry import EVENTS, LEDGER
 from hub.core.errors import Rejection
 from hub.core.pseudonym import KeyRing, identifier
-from hub.stream.consents import EVENTS, LEDGER
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 

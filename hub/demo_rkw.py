@@ -41,15 +41,14 @@ import structlog
 from hub import offices, pseudonyms, subscriptions, topics
 from hub.broker import cluster, free_port
 from hub.config import Settings
-from hub.core import consent
+from hub.core import consent, consent_registry
 from hub.core import rechtskreiswechsel as rkw
+from hub.core import rkw_stages as stages
 from hub.core.fanout import fan_out, offline_gate
 from hub.core.pipeline import AUDIT
 from hub.core.pseudonym import identifier
 from hub.core.records import AuditEvent, decode
 from hub.kafka import follow, producer
-from hub.stream import consents as consent_stream
-from hub.stream import rechtskreiswechsel as stream
 from hub.supervise import WorkerProcess
 
 log = structlog.get_logger(__name__)
@@ -195,7 +194,7 @@ class Progress:
         self.record_copies[body["message_id"]] += 1
 
     def _audit(self, audit: AuditEvent) -> None:
-        if audit.stage == consent_stream.STAGE:
+        if audit.stage == consent_registry.STAGE:
             person = (audit.path or "").split("/", 1)[0]
             if audit.decision == "granted":
                 self.granted += 1
@@ -203,7 +202,7 @@ class Progress:
                 self.revoked_at.setdefault(person, audit.at)
             return
         message_id = (audit.path or "").rpartition("/")[2]
-        if audit.stage == stream.STAGE:
+        if audit.stage == stages.STAGE:
             if message_id in self.planned:
                 self.planned_twice[message_id] += 1
             self.planned.setdefault(message_id, audit)
@@ -470,7 +469,7 @@ def run(
         grants = [(p.pseudonym, p.grant) for p in crowd if p.grant is not None]
         for pseudonym, grant in grants:
             out.produce(
-                settings.topic(consent_stream.EVENTS),
+                settings.topic(consent_registry.EVENTS),
                 key=pseudonym.encode("ascii"),
                 value=consent.encode_event(grant),
             )
@@ -490,7 +489,7 @@ def run(
         revocations: dict[str, str] = {}
         for person in crowd:
             out.produce(
-                settings.topic(stream.EVENTS),
+                settings.topic(stages.EVENTS),
                 key=person.pseudonym.encode("ascii"),
                 value=rkw.encode_event(person.event),
             )
@@ -501,7 +500,7 @@ def run(
         vendors = sorted(offices.load(settings.offices_file, settings.schema_dir).vendors)
         for message in follow(
             settings,
-            (AUDIT, *map(stream.handover_topic, vendors)),
+            (AUDIT, *map(stages.handover_topic, vendors)),
             lambda: _done(expected, progress, revokers, revocations) or not worker.alive(),
             max(1.0, deadline - time.monotonic()),
         ):
@@ -554,7 +553,7 @@ def _revoke(settings: Settings, out: Any, person: Person, revocations: dict[str,
             note="by phone at the Sozialamt",
         )
         out.produce(
-            settings.topic(consent_stream.EVENTS),
+            settings.topic(consent_registry.EVENTS),
             key=person.pseudonym.encode("ascii"),
             value=consent.encode_event(revocation),
         )

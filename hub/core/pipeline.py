@@ -161,6 +161,10 @@ def _audit(
     return Emit(AUDIT, submission, encode_fields(AuditEvent, fields))
 
 
+# The audit-event builder under a public name, for the other core stages.
+audit = _audit
+
+
 def _reject(
     submission: str,
     stage: str,

@@ -44,7 +44,7 @@ from connectors.fitconnect.receiver import FitConnectReceiver, ReceiverConfig
 from connectors.xta.poller import XtaPoller, XtaSettings, client_ssl_context
 from hub import keys, subscriptions
 from hub.config import ConfigError, Settings
-from hub.core import pipeline
+from hub.core import consent_registry, pipeline, rkw_stages
 from hub.core.errors import Reason, Rejection
 from hub.core.pipeline import Emit, HubContext, StageResult
 from hub.core.records import (
@@ -580,9 +580,9 @@ def create_app(
             pipeline.AUDIT,
             pipeline.SEEN,
             pipeline.RECEIPTS,
-            consents.EVENTS,
-            consents.LEDGER,
-            *rkw.topics(hub),
+            consent_registry.EVENTS,
+            consent_registry.LEDGER,
+            *rkw_stages.topics(hub),
             *vendor_topics,
         ],
     )

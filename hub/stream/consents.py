@@ -5,7 +5,7 @@ Portals, offices and ``sozialhub consent`` send single events
 agent owns the partitions of ``consent.events``, and so every person whose
 pseudonym hashes there: it is the only writer of that person's ledger
 (``sozialhub.consent-ledger/1`` under the same key on ``consent.ledger``).
-:func:`record` is the pure step: the current ledger and one event in, the new
+:func:`hub.core.consent_registry.record` is the pure step: the current ledger and one event in, the new
 ledger and an audit event out. Producers never read-modify-write the ledger,
 so two offices recording at once cannot lose each other's event.
 
@@ -31,60 +31,14 @@ import structlog
 
 from hub.config import Settings
 from hub.core import consent
-from hub.core.consent import ConsentEvent, ConsentState
+from hub.core.consent import ConsentState
+from hub.core.consent_registry import EVENTS, LEDGER, STAGE, record
 from hub.core.errors import Reason, Rejection
-from hub.core.pipeline import AUDIT, UNKNOWN, Emit
+from hub.core.pipeline import Emit
 from hub.core.pseudonym import PSEUDONYM
-from hub.core.records import AuditEvent, audit_event_id, timestamp
 from hub.stream.follow import follow_compacted
 
 log = structlog.get_logger(__name__)
-
-EVENTS = "consent.events"
-LEDGER = "consent.ledger"
-STAGE = "consent"
-
-
-# --- the pure step --------------------------------------------------------------------------
-
-
-def audit_of(event: ConsentEvent, now: dt.datetime) -> Emit:
-    """``consent``/``<kind>``: ids and the pseudonym only (``path`` is ``<pseudonym>/<record id>/<event id>``).
-
-    Consent changes belong to no submission, so they are filed under ``sub-unknown``;
-    the audit event id is derived from the consent event id, so a replay repeats it.
-    """
-    place = f"{event.person}/{event.record_id}/{event.event_id}"
-    audit = AuditEvent(
-        event_id=audit_event_id(UNKNOWN, STAGE, event.kind.value, event.event_id),
-        submission_id=UNKNOWN,
-        stage=STAGE,
-        decision=event.kind.value,
-        at=timestamp(now),
-        path=place,
-        office=None if event.record is None else event.record.granting_office,
-    )
-    return Emit.of(AUDIT, UNKNOWN, audit)
-
-
-def record(
-    key: bytes | None, value: bytes, current: bytes | None, now: dt.datetime
-) -> tuple[Emit, ...]:
-    """The ledger with the event added (when it changed) and the event's audit record.
-
-    ``key`` must be the event's pseudonym: the partition decides the single
-    writer. Raises :class:`Rejection` (``ENVELOPE``, ``CONSENT_INVALID``) for a
-    record that is not a valid event. An event already in the ledger writes no
-    ledger, but its audit event again (same id), so a crash between the two
-    sends loses nothing.
-    """
-    event = consent.decode_event(value)
-    if key != event.person.encode("ascii"):
-        raise Rejection(Reason.CONSENT_INVALID, "person")
-    ledger = consent.append(current, event)
-    emits = [] if ledger == current else [Emit(LEDGER, event.person, ledger)]
-    return (*emits, audit_of(event, now))
-
 
 # --- the index ------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """`sozialhub consent grant|show|revoke` through the broker, the ledger step, and a second index.
 
 No worker process: the test folds ``consent.events`` into ``consent.ledger`` with the
-consent agent's pure step (:func:`hub.stream.consents.record`) and produces its
+consent agent's pure step (:func:`hub.core.consent_registry.record`) and produces its
 emits like a worker does (as tests/integration/test_dlq.py does), then a fresh
 :class:`ConsentIndex` with its own consumer loads the ledger topic.
 """
@@ -18,7 +18,7 @@ import pytest
 import structlog
 
 from hub import cli, config, dlq
-from hub.core import consent
+from hub.core import consent, consent_registry
 from hub.core.consent import Status
 from hub.stream import consents
 from tests.unit.test_consent_registry import PERSON, granted
@@ -55,9 +55,9 @@ def consent_cli(hub_settings, monkeypatch, capsys):
 def fold_pending(settings, index: consents.ConsentIndex) -> None:
     """What the consent agent does for every event on the topic so far."""
     now = dt.datetime.now(dt.UTC)
-    for message in dlq.read_topic(settings, settings.topic(consents.EVENTS)):
+    for message in dlq.read_topic(settings, settings.topic(consent_registry.EVENTS)):
         key = message.key()
-        emits = consents.record(key, message.value(), index.ledger(key.decode()), now)
+        emits = consent_registry.record(key, message.value(), index.ledger(key.decode()), now)
         index.remember(emits)
         for emit in emits:
             dlq.produce(settings, settings.topic(emit.topic), emit.key.encode("ascii"), emit.value)
@@ -132,7 +132,9 @@ def test_a_loaded_index_follows_later_ledgers(hub_settings):
     try:
         assert index.loaded.wait(30), "consent index not loaded"
         ledger = consent.encode_ledger(PERSON, [grant])
-        dlq.produce(hub_settings, hub_settings.topic(consents.LEDGER), PERSON.encode(), ledger)
+        dlq.produce(
+            hub_settings, hub_settings.topic(consent_registry.LEDGER), PERSON.encode(), ledger
+        )
         deadline = time.monotonic() + 30
         while not index.states_for(PERSON) and time.monotonic() < deadline:
             time.sleep(0.1)

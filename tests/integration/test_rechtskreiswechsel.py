@@ -18,13 +18,13 @@ import pytest
 import structlog
 
 from hub import cli, config, context, dlq, subscriptions
-from hub.core import consent
+from hub.core import consent, consent_registry
 from hub.core import rechtskreiswechsel as rkw
+from hub.core import rkw_stages as stages
 from hub.core.handover import decode_handover
 from hub.core.pipeline import AUDIT
 from hub.core.records import AuditEvent, decode
 from hub.stream import consents
-from hub.stream import rechtskreiswechsel as stream
 from tests.rkw_support import example_body, pseudonym
 
 pytestmark = pytest.mark.integration
@@ -90,12 +90,12 @@ def produce(settings, emits) -> None:
 def fold(settings, index: consents.ConsentIndex, done: set[tuple[int, int]]) -> None:
     """What the consent agent does for the events on the topic it has not folded yet."""
     now = dt.datetime.now(dt.UTC)
-    for message in dlq.read_topic(settings, settings.topic(consents.EVENTS)):
+    for message in dlq.read_topic(settings, settings.topic(consent_registry.EVENTS)):
         if (message.partition(), message.offset()) in done:
             continue
         done.add((message.partition(), message.offset()))
         key = message.key()
-        emits = consents.record(key, message.value(), index.ledger(key.decode()), now)
+        emits = consent_registry.record(key, message.value(), index.ledger(key.decode()), now)
         produce(settings, emits)
 
 
@@ -121,7 +121,7 @@ def test_handover_notice_and_revocation_through_the_broker(hub_settings, cli_env
     for event in given.values():
         dlq.produce(
             settings,
-            settings.topic(consents.EVENTS),
+            settings.topic(consent_registry.EVENTS),
             event.person.encode(),
             consent.encode_event(event),
         )
@@ -141,8 +141,8 @@ def test_handover_notice_and_revocation_through_the_broker(hub_settings, cli_env
             assert json.loads(last)["verdict"] == "submitted"
         now = dt.datetime.now(dt.UTC)
         planned = {}
-        for message in records(settings, stream.EVENTS):
-            result, fan = stream.plan(
+        for message in records(settings, stages.EVENTS):
+            result, fan = stages.plan(
                 message.key(), message.value(), hub, subscribed, index.states_for, now
             )
             planned[fan.event_id] = fan
@@ -158,7 +158,7 @@ def test_handover_notice_and_revocation_through_the_broker(hub_settings, cli_env
         )
         dlq.produce(
             settings,
-            settings.topic(consents.EVENTS),
+            settings.topic(consent_registry.EVENTS),
             revoking.encode(),
             consent.encode_event(revocation),
         )
@@ -166,15 +166,15 @@ def test_handover_notice_and_revocation_through_the_broker(hub_settings, cli_env
         wait_for(lambda: any(s.revoked_at for s in index.states_for(revoking)))
 
         later = dt.datetime.now(dt.UTC)
-        for message in records(settings, stream.OUTBOX):
+        for message in records(settings, stages.OUTBOX):
             produce(
                 settings,
-                stream.send(message.value(), hub, subscribed, index.states_for, later).emits,
+                stages.send(message.value(), hub, subscribed, index.states_for, later).emits,
             )
     finally:
         stop.set()
 
-    akdn = [json.loads(m.value()) for m in records(settings, stream.handover_topic("akdn"))]
+    akdn = [json.loads(m.value()) for m in records(settings, stages.handover_topic("akdn"))]
     to_jobcenter = {m["event_id"]: m for m in akdn if m["office"] == "jc-re-marl"}
     full = to_jobcenter[events[consenting].event_id]
     assert (full["kind"], full["decision"]["basis"]["kind"]) == ("handover", "consent")
@@ -189,13 +189,13 @@ def test_handover_notice_and_revocation_through_the_broker(hub_settings, cli_env
     assert "case" not in stopped["body"]
     # No message on any vendor topic carries case data of a person without a valid consent.
     for vendor in hub.offices.vendors:
-        for m in records(settings, stream.handover_topic(vendor)):
+        for m in records(settings, stages.handover_topic(vendor)):
             body = json.loads(m.value())
             if body["event_id"] != events[consenting].event_id:
                 assert not body["categories"], body["office"]
 
     check_audited(settings, planned)
-    states = [decode_handover(m.value()) for m in records(settings, stream.HANDOVERS)]
+    states = [decode_handover(m.value()) for m in records(settings, stages.HANDOVERS)]
     assert {s.event_id for s in states} == {e.event_id for e in events.values()}
 
 
@@ -206,6 +206,6 @@ def check_audited(settings, planned) -> None:
         for message in fan.messages:
             place = f"{fan.event_id}/{message.message_id}"
             stages = {(a.stage, a.decision) for a in audited if a.path == place}
-            assert (stream.STAGE, message.kind.value) in stages
+            assert (stages.STAGE, message.kind.value) in stages
             if message.deliverable:
                 assert ("gate", "allowed") in stages, place

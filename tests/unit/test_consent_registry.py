@@ -10,12 +10,13 @@ import pytest
 from hub import cli, consents
 from hub.core import consent
 from hub.core.consent import Status
+from hub.core.consent_registry import LEDGER, record
 from hub.core.errors import Reason, Rejection
 from hub.core.pipeline import AUDIT, UNKNOWN
 from hub.core.pseudonym import identifier
 from hub.core.records import AuditEvent, decode
 from hub.pseudonyms import development_ring
-from hub.stream.consents import LEDGER, ConsentIndex, record
+from hub.stream.consents import ConsentIndex
 from tests.unit.test_cli import run
 
 IDNR = "86095742719"

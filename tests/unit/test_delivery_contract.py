@@ -535,8 +535,8 @@ SENDERS = {
     ("hub/core/pipeline.py", "forward"),
     ("hub/stream/delivery.py", "file_channel.deliver"),
     ("hub/stream/delivery.py", "HttpChannel._deliver"),
-    # Rechtskreiswechsel messages: handovers.<vendor>, after rechtskreiswechsel.ask_gate
-    ("hub/stream/rechtskreiswechsel.py", "send"),
+    # Rechtskreiswechsel messages: handovers.<vendor>, after rkw_stages.ask_gate
+    ("hub/core/rkw_stages.py", "send"),
 }
 NAMING_ONLY = {
     # the hub-internal queue: dispatch writes it, the delivery stage (which gates) reads it
@@ -550,7 +550,7 @@ NAMING_ONLY = {
     ("hub/stream/delivery.py", "_http_agent"),  # builds the HttpDeliverer the channel uses
     ("hub/asyncapi.py", "<module>"),  # the vendor topics' published contract
     ("hub/core/dlq.py", "next_stage"),  # which stage consumes a dead letter's source
-    ("hub/stream/rechtskreiswechsel.py", "handover_topic"),  # the name of handovers.<vendor>
+    ("hub/core/rkw_stages.py", "handover_topic"),  # the name of handovers.<vendor>
 }
 
 # Topic name prefixes of what offices read (and the queue that feeds them).

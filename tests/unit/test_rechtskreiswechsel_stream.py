@@ -15,6 +15,7 @@ import pytest
 
 from hub import subscriptions
 from hub.core import consent
+from hub.core import rkw_stages as stages
 from hub.core.errors import Reason, Rejection
 from hub.core.gate import Policy
 from hub.core.handover import Update as HandoverUpdate
@@ -63,7 +64,7 @@ def audits(emits) -> list[AuditEvent]:
 
 
 def planned(hub, subscribed, consents):
-    result, fan = stream.plan(PERSON.encode(), EVENT, hub, subscribed, consents, NOW)
+    result, fan = stages.plan(PERSON.encode(), EVENT, hub, subscribed, consents, NOW)
     return result, fan
 
 
@@ -71,7 +72,7 @@ def queued_for(result, office: str) -> bytes:
     return next(
         e.value
         for e in result.emits
-        if e.topic == stream.OUTBOX and json.loads(e.value)["office"] == office
+        if e.topic == stages.OUTBOX and json.loads(e.value)["office"] == office
     )
 
 
@@ -109,7 +110,7 @@ class TestPlan:
                 strict=True,
             )
         )
-        queued = {e.key for e in result.emits if e.topic == stream.OUTBOX}
+        queued = {e.key for e in result.emits if e.topic == stages.OUTBOX}
         assert queued == {m.message_id for m in fan.deliverable}
 
     def test_withheld_messages_are_audited_and_never_queued(self, hub_context, subscribed):
@@ -119,16 +120,16 @@ class TestPlan:
         assert withheld, "a strict policy allows nothing to another office"
         decisions = {a.office: a.decision for a in audits(result.emits)}
         assert all(decisions[m.office] == "withheld" for m in withheld)
-        queued = {json.loads(e.value)["office"] for e in result.emits if e.topic == stream.OUTBOX}
+        queued = {json.loads(e.value)["office"] for e in result.emits if e.topic == stages.OUTBOX}
         assert not queued & {m.office for m in withheld}
         # the new office was not reached: no handover is announced
-        assert not [e for e in result.emits if e.topic == stream.HANDOVERS]
+        assert not [e for e in result.emits if e.topic == stages.HANDOVERS]
 
     def test_the_handover_is_announced_once(self, hub_context, subscribed):
         result, _ = planned(hub_context, subscribed, states())
-        (state,) = [e for e in result.emits if e.topic == stream.HANDOVERS]
+        (state,) = [e for e in result.emits if e.topic == stages.HANDOVERS]
         assert decode_handover(state.value).state.value == "announced"
-        again, _ = stream.plan(
+        again, _ = stages.plan(
             PERSON.encode(),
             EVENT,
             hub_context,
@@ -137,20 +138,20 @@ class TestPlan:
             NOW,
             existing=lambda _e: decode_handover(state.value),
         )
-        assert not [e for e in again.emits if e.topic == stream.HANDOVERS]
+        assert not [e for e in again.emits if e.topic == stages.HANDOVERS]
 
     def test_an_invalid_event_is_refused_with_its_code(self, hub_context, subscribed):
         body = json.loads(EVENT)
         body["to"]["office"] = "jc-re-nowhere"
         with pytest.raises(Rejection) as refused:
-            stream.plan(
+            stages.plan(
                 PERSON.encode(), json.dumps(body).encode(), hub_context, subscribed, states(), NOW
             )
         assert refused.value.reason is Reason.RKW_EVENT  # the event id no longer fits
 
     def test_an_event_under_another_key_is_refused(self, hub_context, subscribed):
         with pytest.raises(Rejection) as refused:
-            stream.plan(b"psn-k2026-" + b"0" * 32, EVENT, hub_context, subscribed, states(), NOW)
+            stages.plan(b"psn-k2026-" + b"0" * 32, EVENT, hub_context, subscribed, states(), NOW)
         assert (refused.value.reason, refused.value.path) == (Reason.RKW_EVENT, "person")
 
 
@@ -158,10 +159,10 @@ class TestSendAtTheGate:
     def test_a_handover_goes_to_the_offices_vendor_topic(self, hub_context, subscribed):
         consents = states(grant())
         result, _ = planned(hub_context, subscribed, consents)
-        sent = stream.send(queued_for(result, "jc-re-marl"), hub_context, subscribed, consents, NOW)
+        sent = stages.send(queued_for(result, "jc-re-marl"), hub_context, subscribed, consents, NOW)
         assert sent.outcome == "handover"
         (record,) = [e for e in sent.emits if e.topic.startswith("handovers.")]
-        assert record.topic == stream.handover_topic(
+        assert record.topic == stages.handover_topic(
             hub_context.offices.office("jc-re-marl").vendor
         )
         assert json.loads(record.value)["body"]["case"]["household"]
@@ -179,7 +180,7 @@ class TestSendAtTheGate:
             channel="oral",
             note="phone",
         )
-        sent = stream.send(
+        sent = stages.send(
             queued_for(result, "jc-re-marl"), hub_context, subscribed, states(given, revoked), NOW
         )
         message = sent_message(sent)
@@ -192,7 +193,7 @@ class TestSendAtTheGate:
     def test_nothing_is_sent_when_the_gate_allows_nothing_now(self, hub_context, subscribed):
         result, _ = planned(hub_context, subscribed, states())
         strict = dataclasses.replace(hub_context, policy=Policy())
-        sent = stream.send(queued_for(result, "jc-re-marl"), strict, subscribed, states(), NOW)
+        sent = stages.send(queued_for(result, "jc-re-marl"), strict, subscribed, states(), NOW)
         assert sent.outcome == "denied"
         assert [e.topic for e in sent.emits] == [AUDIT]
         assert audits(sent.emits)[0].decision == "denied"
@@ -204,7 +205,7 @@ class TestSendAtTheGate:
         body = json.loads(queued_for(result, "jc-re-marl"))
         body["office"] = "jc-re-herten"
         with pytest.raises(Rejection):
-            stream.send(json.dumps(body).encode(), hub_context, subscribed, states(), NOW)
+            stages.send(json.dumps(body).encode(), hub_context, subscribed, states(), NOW)
 
 
 class TestHandoverUpdates:
@@ -219,33 +220,33 @@ class TestHandoverUpdates:
 
     def test_accepted_then_payments_stopped_completes(self, hub_context, subscribed):
         index = self.index_after_plan(hub_context, subscribed)
-        first = stream.update(self.report(UpdateKind.ACCEPTED, "jc-re-marl"), index, NOW)
+        first = stages.update(self.report(UpdateKind.ACCEPTED, "jc-re-marl"), index.get, NOW)
         index.remember(first.emits)
         assert first.outcome == "accepted"
-        second = stream.update(self.report(UpdateKind.PAYMENTS_STOPPED, "soa-marl"), index, NOW)
+        second = stages.update(self.report(UpdateKind.PAYMENTS_STOPPED, "soa-marl"), index.get, NOW)
         assert second.outcome == "completed"
         assert [a.decision for a in audits(second.emits)] == ["payments-stopped"]
 
     def test_payments_stopped_before_accepted_is_refused(self, hub_context, subscribed):
         index = self.index_after_plan(hub_context, subscribed)
         with pytest.raises(Rejection) as refused:
-            stream.update(self.report(UpdateKind.PAYMENTS_STOPPED, "soa-marl"), index, NOW)
+            stages.update(self.report(UpdateKind.PAYMENTS_STOPPED, "soa-marl"), index.get, NOW)
         assert (refused.value.reason, refused.value.path) == (Reason.RKW_HANDOVER, "order")
 
     def test_an_update_for_an_unknown_handover_is_refused(self):
         with pytest.raises(Rejection) as refused:
-            stream.update(
-                self.report(UpdateKind.ACCEPTED, "jc-re-marl"), stream.HandoverIndex(), NOW
+            stages.update(
+                self.report(UpdateKind.ACCEPTED, "jc-re-marl"), stream.HandoverIndex().get, NOW
             )
         assert refused.value.reason is Reason.RKW_HANDOVER
 
     def test_reminders_for_handovers_not_accepted_in_time(self, hub_context, subscribed):
         index = self.index_after_plan(hub_context, subscribed)
-        assert stream.due_reminders(index.states(), NOW + dt.timedelta(days=13), 14) == ()
-        (reminder,) = stream.due_reminders(index.states(), NOW + dt.timedelta(days=16), 14)
+        assert stages.due_reminders(index.states(), NOW + dt.timedelta(days=13), 14) == ()
+        (reminder,) = stages.due_reminders(index.states(), NOW + dt.timedelta(days=16), 14)
         body = json.loads(reminder.value)
         assert (reminder.topic, body["new_office"], body["overdue_days"]) == (
-            stream.REMINDERS,
+            stages.REMINDERS,
             "jc-re-marl",
             2,
         )
