@@ -205,7 +205,7 @@ def check_audited(settings, planned) -> None:
     for fan in planned.values():
         for message in fan.messages:
             place = f"{fan.event_id}/{message.message_id}"
-            stages = {(a.stage, a.decision) for a in audited if a.path == place}
-            assert (stages.STAGE, message.kind.value) in stages
+            decided = {(a.stage, a.decision) for a in audited if a.path == place}
+            assert (stages.STAGE, message.kind.value) in decided
             if message.deliverable:
-                assert ("gate", "allowed") in stages, place
+                assert ("gate", "allowed") in decided, place
