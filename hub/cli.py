@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="make person pseudonyms with the public development key (development only; "
         "otherwise SOZIALHUB_PSEUDONYM_KEYS_FILE is required)",
     )
+    run.add_argument(
+        "--development-audit-kek",
+        action="store_true",
+        help="seal recorded inputs with the public development KEK (development only; otherwise "
+        "SOZIALHUB_AUDIT_KEK_FILE; without either no inputs are recorded for audit replay)",
+    )
 
     check = commands.add_parser("check", help="the whole pure pipeline on files, offline")
     check.add_argument("--json", action="store_true", help="one JSON object per line per file")
@@ -157,6 +163,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dlq_retry.add_argument("dead_letter_id", metavar="DEAD_LETTER_ID")
     dlq_retry.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    audit = commands.add_parser(
+        "audit", help="the tamper-evident audit log: verify, replay, report, erase"
+    )
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    audit_verify = audit_commands.add_parser(
+        "verify", help="check the hash chain and the signed checkpoints; exit 1 on any finding"
+    )
+    audit_verify.add_argument(
+        "--trust",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CERT.pem",
+        help="certificate(s) checkpoints may be signed with (default: the hub's signing certificates)",
+    )
+    audit_verify.add_argument("--partition", type=int, help="only this partition of audit.chain")
+    audit_verify.add_argument("--from-offset", type=int, help="from this audit.chain offset on")
+    audit_verify.add_argument("--to-offset", type=int, help="up to this offset (exclusive)")
+    audit_verify.add_argument("--json", action="store_true", help="the whole report as JSON")
+    _audit_erase_parser(audit_commands)
+    _audit_report_parser(audit_commands)
 
     topic = commands.add_parser("topics", help="topics as code: plan, apply, strimzi")
     topic_commands = topic.add_subparsers(
@@ -229,14 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--stage",
-        choices=("pipeline", "ingest", "mapping", "gate", "fanout"),
+        choices=("pipeline", "ingest", "mapping", "gate", "fanout", "audit"),
         default="pipeline",
         help="pipeline: through a worker and the broker; "
         "ingest: the intake stage alone against its raw parse/validate/sign costs, no Kafka; "
         "mapping: each vendor mapping alone against a JSON passthrough, no Kafka; "
         "gate: transfer gate decisions and Rechtskreiswechsel fan-out plans against "
         "JSON passthroughs, no Kafka; "
-        "fanout: Rechtskreiswechsel events through a worker and the broker",
+        "fanout: Rechtskreiswechsel events through a worker and the broker; "
+        "audit: audit verify on a chained block against a hash-and-decode passthrough, no Kafka",
     )
     bench.add_argument(
         "--n", type=int, default=2000, help="number of submissions (pipeline) or events (fanout)"
@@ -245,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds",
         type=float,
         default=3.0,
-        help="seconds per measurement (ingest, mapping, gate)",
+        help="seconds per measurement (ingest, mapping, gate, audit)",
     )
     bench.add_argument(
         "--profile", action="store_true", help="also print a cProfile of intake (ingest)"
@@ -328,6 +357,76 @@ def _consent_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
 
     actions.add_parser(
         "show", parents=[person], help="the person's records and their status now, as JSON"
+    )
+
+
+def _pseudonym(text: str) -> str:
+    from hub.core.pseudonym import PSEUDONYM  # noqa: PLC0415
+
+    if PSEUDONYM.fullmatch(text) is None:
+        raise argparse.ArgumentTypeError("a pseudonym is 'psn-<key id>-<32 hex>'")
+    return text
+
+
+def _audit_erase_parser(audit_commands: argparse._SubParsersAction[_Parser]) -> None:
+    erase = audit_commands.add_parser(
+        "erase",
+        help="erase a person's recorded inputs (docs/audit-vault.md): tombstone every key of the "
+        "person on audit.keys, audit the erasure; prints what was erased as JSON",
+    )
+    erase.add_argument(
+        "--person", type=_pseudonym, default=None, metavar="PSEUDONYM", help="psn-<key id>-<32 hex>"
+    )
+    erase.add_argument(
+        "--identifier",
+        default=None,
+        metavar="KIND:VALUE",
+        help="the person's identifier (idnr:…, rvnr:…, local:<office or portal>:…; '-' reads it "
+        "from standard input): erases under every pseudonym of the key ring; never printed",
+    )
+    erase.add_argument(
+        "--development-key",
+        action="store_true",
+        help="without SOZIALHUB_PSEUDONYM_KEYS_FILE use the public development key (tests only)",
+    )
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _audit_report_parser(audit_commands: argparse._SubParsersAction[_Parser]) -> None:
+    report = audit_commands.add_parser(
+        "report",
+        help="one person's transparency report from the audit log (docs/transparency-report.md): "
+        "every transfer with categories, purpose, legal basis and consents; prints JSON",
+    )
+    report.add_argument(
+        "--person",
+        type=_pseudonym,
+        action="append",
+        default=None,
+        metavar="PSEUDONYM",
+        help="psn-<key id>-<32 hex>; repeat for the person's pseudonyms under older keys",
+    )
+    report.add_argument(
+        "--identifier",
+        default=None,
+        metavar="KIND:VALUE",
+        help="the person's identifier (idnr:…, rvnr:…, local:<office or portal>:…; '-' reads it "
+        "from standard input): reports under every pseudonym of the key ring; never printed",
+    )
+    report.add_argument(
+        "--development-key",
+        action="store_true",
+        help="without SOZIALHUB_PSEUDONYM_KEYS_FILE use the public development key (tests only)",
+    )
+    report.add_argument(
+        "--html", type=Path, default=None, metavar="FILE", help="also write the page for the person"
+    )
+    report.add_argument(
+        "--retention-days",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="list transfers of the last N days (default: 731, two years)",
     )
 
 
@@ -709,6 +808,18 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             return _topics(settings, args)
         if args.command == "dlq":
             return _dlq(settings, args)
+        if args.command == "audit" and args.audit_command == "verify":
+            from hub import audit as audit_log  # noqa: PLC0415
+
+            return audit_log.run_verify(settings, args)
+        if args.command == "audit" and args.audit_command == "erase":
+            from hub import audit_vault_cli  # noqa: PLC0415
+
+            return audit_vault_cli.run_erase(settings, args)
+        if args.command == "audit" and args.audit_command == "report":
+            from hub import audit_report_cli  # noqa: PLC0415
+
+            return audit_report_cli.report_command(settings, args)
         if args.command == "consent":
             from hub import consents  # noqa: PLC0415
 
@@ -769,7 +880,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             from hub.stream.app import WorkerOptions  # noqa: PLC0415
 
             return worker.run(
-                settings, WorkerOptions(inbound=not args.no_inbound, outbound=not args.no_outbound)
+                settings,
+                WorkerOptions(
+                    inbound=not args.no_inbound,
+                    outbound=not args.no_outbound,
+                    development_audit_kek=args.development_audit_kek,
+                ),
             )
         if args.command == "bench" and args.stage == "ingest":
             from hub import bench_ingest  # noqa: PLC0415
@@ -785,6 +901,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             from hub import bench_gate  # noqa: PLC0415
 
             return bench_gate.run(settings, args.seconds, as_json=args.json)
+        if args.command == "bench" and args.stage == "audit":
+            from hub import bench_audit  # noqa: PLC0415
+
+            return bench_audit.run(settings, args.seconds, as_json=args.json)
         if args.command == "bench" and args.stage == "fanout":
             from hub import bench_fanout  # noqa: PLC0415
 

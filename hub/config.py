@@ -89,6 +89,10 @@ class Settings:
     # Pseudonym key ring (JSON or TOML: key id -> secret, current key named; docs/consent.md).
     # Unset: no pseudonyms can be made, unless a command explicitly asks for the development key.
     pseudonym_keys_file: Path | None = None
+    # The audit vault's key-encryption key (JSON {"kid": ..., "key": base64 of 32 bytes}, optional
+    # "previous": [...] during a rotation; docs/audit-vault.md). Unset: no inputs are recorded for
+    # audit replay, unless a command explicitly asks for the development KEK.
+    audit_kek_file: Path | None = None
     inbox_dir: Path = Path("var/inbox")
     outbox_dir: Path = Path("var/outbox")
     archive_dir: Path = Path("var/archive")
@@ -104,6 +108,10 @@ class Settings:
     # days (checked every handover_reminder_interval_s seconds).
     handover_reminder_days: int = 14
     handover_reminder_interval_s: float = 3600.0
+    # The audit chain: a signed checkpoint after this many entries of a partition, or once the
+    # oldest unsigned entry is this old (docs/audit.md#checkpoints).
+    audit_checkpoint_every: int = 1000
+    audit_checkpoint_interval_s: float = 60.0
     # Rotation: the next key and certificate, verified alongside the current one during the
     # overlap; the hub signs with the next one from its certificate's notBefore on.
     signing_next_key_file: Path | None = None

@@ -255,6 +255,8 @@ def run(
         worker = WorkerProcess(
             settings,
             log_file=root / "worker.log",
+            # The audit vault records every input; the demo's KEK is the public development one.
+            args=() if settings.audit_kek_file else ("--development-audit-kek",),
             secrets=portal_secrets,
         ).start()
         stack.callback(worker.stop)

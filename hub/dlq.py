@@ -1,8 +1,9 @@
 """Kafka side of ``sozialhub dlq``: read topics to their end, fetch one record, re-produce it.
 
 Readers use ``assign()`` from the beginning, never join a consumer group and
-never commit; they stop at the high watermarks taken when they start, so every
-command terminates while workers keep writing. The decisions (filters, digest
+never commit; they stop at the first end of each partition at or beyond the high
+watermark taken when they start, so every command terminates while workers keep
+writing. The decisions (filters, digest
 check, the retry's audit event) are in :mod:`hub.core.dlq`.
 """
 
@@ -40,13 +41,13 @@ class MissingTopicError(DlqError):
     """A topic the command reads does not exist (wrong prefix, or ``topics apply`` not run)."""
 
 
-def _reader(settings: Settings) -> Any:
+def open_reader(settings: Settings) -> Any:
     # A throw-away group id that is never joined (assign, not subscribe) and never committed.
     extra: dict[str, Any] = {"enable.partition.eof": True}
     return kafka.consumer(settings, None, **extra)
 
 
-def _partitions(reader: Any, topic: str) -> list[int]:
+def topic_partitions(reader: Any, topic: str) -> list[int]:
     from confluent_kafka import KafkaException  # noqa: PLC0415
 
     try:
@@ -59,7 +60,7 @@ def _partitions(reader: Any, topic: str) -> list[int]:
     return sorted(found.partitions)
 
 
-def _watermarks(reader: Any, topic: str, partition: int) -> tuple[int, int]:
+def watermarks_of(reader: Any, topic: str, partition: int) -> tuple[int, int]:
     from confluent_kafka import KafkaException, TopicPartition  # noqa: PLC0415
 
     try:
@@ -72,12 +73,16 @@ def _watermarks(reader: Any, topic: str, partition: int) -> tuple[int, int]:
 
 
 def read_topic(settings: Settings, topic: str) -> Iterator[Any]:
-    """Every record of ``topic`` (full name) from the beginning to the high watermarks at the start."""
+    """Every record of ``topic`` (full name) from the beginning to the end of each partition.
+
+    A partition ends at the first end-of-partition event at or beyond the high
+    watermark taken at the start, so records written meanwhile may be included.
+    """
     from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition  # noqa: PLC0415
 
-    reader = _reader(settings)
+    reader = open_reader(settings)
     try:
-        ends = {p: _watermarks(reader, topic, p) for p in _partitions(reader, topic)}
+        ends = {p: watermarks_of(reader, topic, p) for p in topic_partitions(reader, topic)}
         pending = {p for p, (low, high) in ends.items() if high > low}
         if pending:
             reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
@@ -92,16 +97,16 @@ def read_topic(settings: Settings, topic: str) -> Iterator[Any]:
             partition = message.partition()
             if message.error():
                 if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
-                    pending.discard(partition)
+                    # The broker's end, not the watermark read at the start: the bundled test
+                    # broker reports the last batch's base offset + 1 as its high watermark,
+                    # which would cut off the rest of a batch of several records.
+                    if message.offset() >= ends[partition][1]:
+                        pending.discard(partition)
                     continue
                 raise DlqError(f"consumer error on {topic}: {message.error().name()}")
-            end = ends[partition][1]
-            if partition not in pending or message.offset() >= end:
-                pending.discard(partition)  # written after the start: not ours to read
-                continue
+            if partition not in pending:
+                continue  # its end was reached already
             yield message
-            if message.offset() >= end - 1:
-                pending.discard(partition)
     finally:
         reader.close()
 
@@ -136,15 +141,15 @@ def fetch(settings: Settings, ref: SourceRef | None) -> SourceState:
     """The record at ``ref``, or why it is not there (retention, missing topic)."""
     if ref is None:
         return SourceState(NO_SOURCE)
-    reader = _reader(settings)
+    reader = open_reader(settings)
     try:
         try:
-            partitions = _partitions(reader, ref.topic)
+            partitions = topic_partitions(reader, ref.topic)
         except MissingTopicError:
             return SourceState(NO_TOPIC)
         if ref.partition not in partitions:
             return SourceState(NO_TOPIC)
-        low, high = _watermarks(reader, ref.topic, ref.partition)
+        low, high = watermarks_of(reader, ref.topic, ref.partition)
         if ref.offset < low:
             return SourceState(EXPIRED, low, high)
         if ref.offset >= high:

@@ -35,7 +35,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from cryptography import x509
@@ -54,6 +54,7 @@ _OPTIONS = orjson.OPT_SORT_KEYS
 _HASH_PREFIX = b'{"_hash":"'
 _SIGNATURE_PREFIX = b'{"_signature":"'
 _LEAF, _NODE = b"\x00", b"\x01"
+_BRACE = hashlib.sha256(b"{")  # copied per entry: the start every entry hash shares
 
 # Finding kinds, in the order docs/audit.md explains them.
 ALTERED = "altered"  # an entry's content or hash differs from what was chained
@@ -102,8 +103,8 @@ def merkle_root(entry_hashes: Sequence[bytes]) -> bytes:
     """
     if not entry_hashes:
         return hashlib.sha256(b"").digest()
-    level = [leaf_hash(h) for h in entry_hashes]
     sha256 = hashlib.sha256
+    level = [sha256(_LEAF + h).digest() for h in entry_hashes]
     while len(level) > 1:
         paired = [
             sha256(_NODE + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
@@ -145,7 +146,9 @@ def _event_object(value: bytes) -> dict[str, Any]:
     except (Rejection, orjson.JSONDecodeError):
         parsed = None
     if isinstance(parsed, dict):
-        return {"event": parsed}
+        # Members that are null are left out: a reader takes a missing field as null
+        # (docs/audit-events.md), and the chain stays half the size.
+        return {"event": {k: v for k, v in parsed.items() if v is not None}}
     return {
         "event": None,
         "rejected": "ENVELOPE",
@@ -183,17 +186,15 @@ def append(head: Head, value: bytes, source: SourceRef, now: dt.datetime) -> tup
     )
 
 
-def placed(head: Head, offset: int) -> Head:
-    """The head once the broker acknowledged the last entry at ``offset`` of audit.chain."""
-    first = head.pending_first_offset
-    if first is None and head.pending:
-        first = offset - len(head.pending) + 1
-    return replace(head, last_offset=offset, pending_first_offset=first)
+def placed(head: Head, first_offset: int, last_offset: int) -> Head:
+    """The head once the broker acknowledged the entries appended since the last call,
+    the first of them at ``first_offset`` and the last at ``last_offset`` of audit.chain."""
+    first = head.pending_first_offset if head.pending_first_offset is not None else first_offset
+    return replace(head, last_offset=last_offset, pending_first_offset=first)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One stored entry, as far as its bytes could be read."""
+class Entry(NamedTuple):
+    """One stored entry, as far as its bytes could be read (a tuple: verify makes millions)."""
 
     offset: int
     seq: int | None
@@ -570,7 +571,8 @@ class _Walk:
                 continue
             if not entry.intact:
                 self.add(ALTERED, entry, "the entry does not match its hash")
-            twins = [entries[i] for i in positions[seq] if i > index]
+            places = positions[seq]
+            twins = [entries[i] for i in places if i > index] if len(places) > 1 else []
             if expected is None:
                 self._first(entry)
             elif seq == expected:
@@ -632,6 +634,93 @@ def _missing(first: int, last: int) -> str:
     return f"seq {first} is missing" if first == last else f"seq {first}..{last} are missing"
 
 
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """The entries the chain continues through, by seq: a contiguous run (the fast path) or a
+    mapping (after the classifier); each as (offset, hash)."""
+
+    first: int | None
+    offsets: Sequence[int] = ()
+    hashes: Sequence[str] = ()
+    by_seq: Mapping[int, tuple[int, str]] | None = None
+
+    @property
+    def last(self) -> int:
+        if self.by_seq is not None:
+            return max(self.by_seq, default=-1)
+        return -1 if self.first is None else self.first + len(self.hashes) - 1
+
+    def hashes_of(self, first: int, last: int) -> list[str] | None:
+        """The hashes of seq ``first``..``last``, or None when one of them is not accepted."""
+        if self.by_seq is None:
+            if self.first is None or first < self.first or last > self.last:
+                return None
+            return list(self.hashes[first - self.first : last - self.first + 1])
+        found = [self.by_seq.get(seq) for seq in range(first, last + 1)]
+        return [leaf[1] for leaf in found if leaf is not None] if all(found) else None
+
+    def get(self, seq: int) -> tuple[int, str] | None:
+        if self.by_seq is not None:
+            return self.by_seq.get(seq)
+        if self.first is None or not self.first <= seq <= self.last:
+            return None
+        index = seq - self.first
+        return self.offsets[index], self.hashes[index]
+
+
+def _fast_run(  # noqa: PLR0911 - one way out per thing that is not the common case
+    entries: Sequence[tuple[int, bytes | None]], *, anchored: bool
+) -> _Accepted | None:
+    """The common case in one tight loop: every entry intact and linked to the one before.
+
+    None at the first thing that is not so; the classifier then reads the partition again.
+    """
+    brace, loads = _BRACE, orjson.loads
+    offsets: list[int] = []
+    hashes: list[str] = []
+    expected: int | None = None
+    prev = GENESIS
+    for offset, value in entries:
+        if not value or value[:10] != _HASH_PREFIX or value[74:76] != b'",':
+            return None
+        hasher = brace.copy()  # SHA-256 of "{" + the bytes after `"_hash":"…",`, no copy made
+        hasher.update(memoryview(value)[76:])
+        digest = hasher.hexdigest()
+        try:
+            parsed = loads(value)
+            seq, link, kind = parsed["seq"], parsed["prev"], parsed["type"]
+            stored = parsed["_hash"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return None
+        if stored != digest:
+            return None
+        if kind != ENTRY_TYPE or type(seq) is not int:
+            return None
+        if expected is None:
+            if not anchored and (seq != 0 or link != GENESIS):
+                return None
+        elif seq != expected or link != prev:
+            return None
+        offsets.append(offset)
+        hashes.append(digest)
+        prev, expected = digest, seq + 1
+    first = None if expected is None else expected - len(hashes)
+    return _Accepted(first, offsets, hashes)
+
+
+def _classified(
+    partition: int, entries: Sequence[tuple[int, bytes | None]], *, anchored: bool
+) -> tuple[_Accepted, list[Finding], int]:
+    """The slow path: every entry read and classified; accepted entries, findings, count."""
+    read = [read_entry(offset, value) for offset, value in entries]
+    walk = _Walk(partition, read, anchored)
+    walk.run()
+    by_seq = {
+        seq: (entry.offset, entry.stored_hash or GENESIS) for seq, entry in walk.accepted.items()
+    }
+    return _Accepted(min(by_seq, default=None), by_seq=by_seq), walk.findings, len(read)
+
+
 def verify_partition(  # noqa: C901 - entries, then each checkpoint in turn
     partition: int,
     entries: Iterable[tuple[int, bytes | None]],
@@ -651,14 +740,14 @@ def verify_partition(  # noqa: C901 - entries, then each checkpoint in turn
     run to the end of the partition, so a checkpoint that signs entries beyond
     them proves a cut-off tail (reported at ``end_offset``).
     """
-    read = [read_entry(offset, value) for offset, value in entries]
-    walk = _Walk(partition, read, anchored)
-    walk.run()
-    findings = list(walk.findings)
-    by_seq = walk.accepted
-    first_read = min(by_seq, default=None)
-    last_read = max(by_seq, default=-1)
-    after_end = end_offset if end_offset is not None else (read[-1].offset + 1 if read else 0)
+    stored = entries if isinstance(entries, list) else list(entries)
+    accepted = _fast_run(stored, anchored=anchored)
+    entry_findings: list[Finding] = []
+    if accepted is None:
+        accepted, entry_findings, _ = _classified(partition, stored, anchored=anchored)
+    findings = list(entry_findings)
+    first_read, last_read = accepted.first, accepted.last
+    after_end = end_offset if end_offset is not None else (stored[-1][0] + 1 if stored else 0)
     checked = 0
     covered_to: int | None = None  # last seq of the previous trusted checkpoint
     prev_digest = GENESIS
@@ -697,30 +786,28 @@ def verify_partition(  # noqa: C901 - entries, then each checkpoint in turn
                     Finding(REMOVED, CHAIN, partition, after_end, last_read + 1, detail)
                 )
             continue
-        try:
-            leaves = [bytes.fromhex(by_seq[s].stored_hash or "") for s in range(first, last + 1)]
-        except KeyError:
-            continue  # a gap inside the range: reported as removed or reordered already
-        explained = any(f.seq is not None and first <= f.seq <= last for f in walk.findings)
-        if explained:
+        if any(f.seq is not None and first <= f.seq <= last for f in entry_findings):
             continue  # an entry finding inside the range already says what changed
-        if merkle_root(leaves).hex() != body["root"] or leaves[-1].hex() != body["head"]:
+        leaves = accepted.hashes_of(first, last)
+        if leaves is None:
+            continue  # a gap inside the range: reported as removed or reordered already
+        root = merkle_root([bytes.fromhex(leaf) for leaf in leaves])
+        if root.hex() != body["root"] or leaves[-1] != body["head"]:
             detail = f"entries seq {first}..{last} do not match the root signed at offset {offset}"
-            findings.append(
-                Finding(CHECKPOINT_MISMATCH, CHAIN, partition, by_seq[first].offset, first, detail)
-            )
+            located = accepted.get(first)
+            start = located[0] if located is not None else after_end
+            findings.append(Finding(CHECKPOINT_MISMATCH, CHAIN, partition, start, first, detail))
     findings.sort(key=lambda f: (f.topic != CHAIN, f.offset))
-    intact = [e for e in read if e.well_formed]
-    last_seq = intact[-1].seq if intact else None
+    last_entry = accepted.get(last_read)
     signed_to = -1 if covered_to is None else covered_to
     return PartitionReport(
         partition=partition,
-        entries=len(read),
+        entries=len(stored),
         checkpoints=checked,
         findings=tuple(findings),
-        first_seq=intact[0].seq if intact else None,
-        last_seq=last_seq,
-        head=intact[-1].stored_hash if intact else None,
-        unsigned=0 if last_seq is None else max(0, last_seq - signed_to),
+        first_seq=first_read,
+        last_seq=None if first_read is None else last_read,
+        head=None if last_entry is None else last_entry[1],
+        unsigned=0 if first_read is None else max(0, last_read - signed_to),
         anchored=anchored,
     )

@@ -9,11 +9,13 @@ agent (``hub.stream.consents``) only moves records around it.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from hub.core import consent
 from hub.core.consent import ConsentEvent
 from hub.core.errors import Reason, Rejection
 from hub.core.pipeline import UNKNOWN, Emit, audit
+from hub.core.records import timestamp
 
 EVENTS = "consent.events"
 LEDGER = "consent.ledger"
@@ -24,11 +26,28 @@ STAGE = "consent"
 
 
 def audit_of(event: ConsentEvent, now: dt.datetime) -> Emit:
-    """``consent``/``<kind>``: ids and the pseudonym only (``path`` is ``<pseudonym>/<record id>/<event id>``).
+    """``consent``/``<kind>``: ids, codes and the pseudonym only (``path`` is ``<pseudonym>/<record id>/<event id>``).
 
     Consent changes belong to no submission, so they are filed under ``sub-unknown``;
     the audit event id is derived from the consent event id, so a replay repeats it.
+    Every event names the person, the record and when the change takes effect; a grant
+    also its scope (granting office, recipients, purpose, categories) and validity
+    window, a supersession its successor: enough to tell from the audit log alone which
+    consents were in force at any moment (hub.core.audit_report). Never the scan
+    reference, the note or the consent text.
     """
+    record = event.record
+    scope: dict[str, Any] = {}
+    if record is not None:
+        scope = {
+            "office": record.granting_office,
+            "from_office": record.granting_office,
+            "recipients": sorted(record.recipients),
+            "purpose": record.purpose,
+            "categories": sorted(record.categories),
+            "valid_from": timestamp(record.valid_from),
+            "valid_until": None if record.valid_until is None else timestamp(record.valid_until),
+        }
     return audit(
         UNKNOWN,
         STAGE,
@@ -36,7 +55,11 @@ def audit_of(event: ConsentEvent, now: dt.datetime) -> Emit:
         now,
         target=event.event_id,
         path=f"{event.person}/{event.record_id}/{event.event_id}",
-        office=None if event.record is None else event.record.granting_office,
+        person=event.person,
+        record_id=event.record_id,
+        effective_at=timestamp(event.effective_at),
+        superseded_by=event.superseded_by,
+        **scope,
     )
 
 

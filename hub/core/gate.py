@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.core import transfer
-from hub.core.consent import ConsentState, Status
+from hub.core.consent import ConsentState, Status, valid_at
 from hub.core.errors import Reason
 from hub.core.model import Submission
 from hub.core.pseudonym import PSEUDONYM
@@ -221,13 +221,9 @@ class _Facts:
         return Reason.CONSENT_MISSING if self.statutes else Reason.NO_BASIS
 
 
-def _facts(
-    request: TransferRequest, consents: Iterable[ConsentState], policy: Policy, now: dt.datetime
-) -> _Facts:
-    limit = policy.purpose_categories.get(request.purpose, frozenset())
-    wanted = request.categories & limit
-    mine = tuple(s for s in consents if s.person == request.person and not s.conflict)
-    relevant = tuple(
+def _naming(request: TransferRequest, mine: Iterable[ConsentState]) -> tuple[ConsentState, ...]:
+    """The records that name the request's sender (granting office), recipient and purpose."""
+    return tuple(
         s
         for s in mine
         if s.record is not None
@@ -235,6 +231,28 @@ def _facts(
         and request.to_office in s.record.recipients
         and s.record.purpose == request.purpose
     )
+
+
+def valid_consents(
+    request: TransferRequest, consents: Iterable[ConsentState], now: dt.datetime
+) -> tuple[str, ...]:
+    """The record ids, sorted, of the person's consents the gate could rest ``request`` on at ``now``.
+
+    Those that name the sender, the recipient and the purpose and are valid at ``now``
+    (whatever categories they cover): what the audit log records as the consents
+    valid for the decision (``consents``), beside the one basis the gate chose.
+    """
+    mine = (s for s in consents if s.person == request.person and not s.conflict)
+    return tuple(sorted(s.record_id for s in _naming(request, mine) if valid_at(s, now)))
+
+
+def _facts(
+    request: TransferRequest, consents: Iterable[ConsentState], policy: Policy, now: dt.datetime
+) -> _Facts:
+    limit = policy.purpose_categories.get(request.purpose, frozenset())
+    wanted = request.categories & limit
+    mine = tuple(s for s in consents if s.person == request.person and not s.conflict)
+    relevant = _naming(request, mine)
     candidates = [
         _Candidate(
             covers=wanted & (s.record.categories - SPECIAL_CATEGORIES),

@@ -8,10 +8,12 @@ so it can travel on internal topics.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 LEIKA_LIST_URI = "urn:de:fim:leika:leistung"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,35 @@ class Submission:
         return tuple(b.code for b in self.benefits if b.list_uri == LEIKA_LIST_URI)
 
 
+def positional(cls: type[T]) -> Callable[..., T]:
+    """``cls(*values)`` for a frozen, slotted model class, every field given in order, sooner.
+
+    A frozen dataclass's ``__init__`` sets each field with ``object.__setattr__``, which
+    looks the field's slot up and sets it; extraction makes some twenty model objects
+    per submission. The maker sets the slots through their descriptors directly: the
+    same object (no class here has ``__post_init__``), in about 60% of the time.
+    ``tests/unit/test_hot_path_equivalence.py`` compares the two.
+    """
+    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type] # a dataclass, checked below
+    params = getattr(cls, "__dataclass_params__", None)
+    if (
+        params is None
+        or not params.frozen
+        or getattr(cls, "__slots__", None) != names
+        or hasattr(cls, "__post_init__")
+    ):
+        raise TypeError(f"{cls.__name__} is not a frozen, slotted model class")
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    for index, name in enumerate(names):
+        namespace[f"set{index}"] = cls.__dict__[name].__set__
+    arguments = ", ".join(f"v{index}" for index in range(len(names)))
+    body = "".join(f"    set{index}(self, v{index})\n" for index in range(len(names)))
+    exec(f"def make({arguments}):\n    self = new(cls)\n{body}    return self\n", namespace)  # noqa: S102 - built from field positions only, as dataclasses builds __init__
+    make: Callable[..., T] = namespace["make"]
+    make.__qualname__ = make.__name__ = f"positional_{cls.__name__}"
+    return make
+
+
 def to_json(submission: Submission) -> dict[str, Any]:
     """The submission as plain data: equal to ``dataclasses.asdict(submission)``.
 
@@ -121,21 +152,23 @@ def to_json(submission: Submission) -> dict[str, Any]:
     every submission it accepts, and a generic walk cost a type test and a look-up per
     value. The same dicts and tuples as ``asdict`` (leaves are immutable, so they are
     shared, not copied); ``tests/unit/test_hot_path_equivalence.py`` compares the two.
+    Each dict has its keys in sorted order, as records are written: orjson sorts keys
+    that are in order already in about half the time.
     """
     s = submission
     return {
-        "payload_namespace": s.payload_namespace,
-        "payload_version": s.payload_version,
-        "message_id": s.message_id,
-        "created": s.created,
+        "application_date": s.application_date,
         "author": _party_json(s.author),
-        "reader": None if s.reader is None else _party_json(s.reader),
         "case_id": s.case_id,
         "case_type": _code_json(s.case_type),
-        "application_date": s.application_date,
+        "created": s.created,
         # tuple([...]) rather than tuple(generator): sooner, and the same tuple.
-        "persons": tuple([_person_json(p) for p in s.persons]),
         "documents": tuple([_document_json(d) for d in s.documents]),
+        "message_id": s.message_id,
+        "payload_namespace": s.payload_namespace,
+        "payload_version": s.payload_version,
+        "persons": tuple([_person_json(p) for p in s.persons]),
+        "reader": None if s.reader is None else _party_json(s.reader),
         "third_parties": tuple([_third_party_json(t) for t in s.third_parties]),
     }
 
@@ -159,11 +192,11 @@ def _address_json(address: Address | None) -> dict[str, Any] | None:
     if address is None:
         return None
     return {
-        "street": address.street,
         "house_number": address.house_number,
         "postcode": address.postcode,
-        "town": address.town,
         "region_key": _code_json(address.region_key),
+        "street": address.street,
+        "town": address.town,
     }
 
 
@@ -171,26 +204,8 @@ def _person_json(person: Person) -> dict[str, Any]:
     # The codes written out (_code_json): a person has most of a submission's codes.
     role, sex = person.role, person.sex
     return {
-        "person_id": person.person_id,
-        "role": {
-            "code": role.code,
-            "list_uri": role.list_uri,
-            "list_version": role.list_version,
-            "name": role.name,
-        },
-        "applicant": person.applicant,
-        "given_name": person.given_name,
-        "family_name": person.family_name,
-        "birth_date": person.birth_date,
-        "sex": None
-        if sex is None
-        else {
-            "code": sex.code,
-            "list_uri": sex.list_uri,
-            "list_version": sex.list_version,
-            "name": sex.name,
-        },
         "address": _address_json(person.address),
+        "applicant": person.applicant,
         "benefits": tuple(
             [
                 {
@@ -202,29 +217,47 @@ def _person_json(person: Person) -> dict[str, Any]:
                 for b in person.benefits
             ]
         ),
+        "birth_date": person.birth_date,
+        "family_name": person.family_name,
+        "given_name": person.given_name,
+        "person_id": person.person_id,
+        "role": {
+            "code": role.code,
+            "list_uri": role.list_uri,
+            "list_version": role.list_version,
+            "name": role.name,
+        },
+        "sex": None
+        if sex is None
+        else {
+            "code": sex.code,
+            "list_uri": sex.list_uri,
+            "list_version": sex.list_version,
+            "name": sex.name,
+        },
     }
 
 
 def _document_json(document: Document) -> dict[str, Any]:
     return {
-        "document_id": document.document_id,
-        "name": document.name,
-        "mime_type": document.mime_type,
-        "file_name": document.file_name,
-        "size": document.size,
-        "sha256": document.sha256,
-        "kind": _code_json(document.kind),
         "content_b64": document.content_b64,
+        "document_id": document.document_id,
+        "file_name": document.file_name,
+        "kind": _code_json(document.kind),
+        "mime_type": document.mime_type,
+        "name": document.name,
+        "sha256": document.sha256,
+        "size": document.size,
     }
 
 
 def _third_party_json(third_party: ThirdParty) -> dict[str, Any]:
     return {
-        "role": _code_json(third_party.role),
-        "name": third_party.name,
         "address": _address_json(third_party.address),
-        "phone": third_party.phone,
         "email": third_party.email,
+        "name": third_party.name,
+        "phone": third_party.phone,
+        "role": _code_json(third_party.role),
     }
 
 

@@ -17,14 +17,14 @@ from typing import Any
 
 from lxml import etree
 
-from hub.core import gate, portal_receipts, portalsig, xmlsafe
+from hub.core import audit_vault, gate, portal_receipts, portalsig, xmlsafe
 from hub.core.documents import beside_file_name
 from hub.core.errors import Reason, Rejection
 from hub.core.mapping import DeliveryContext, mapping_for
 from hub.core.model import Code, Document, Party, Submission, from_json, to_json
 from hub.core.payloads import PayloadRegistry, PayloadType, validate
 from hub.core.portals import Portal, PortalTable, open_table
-from hub.core.pseudonym import KeyRing, identifier
+from hub.core.pseudonym import PSEUDONYM, KeyRing, identifier
 from hub.core.receipt import Attestation, ReceiptSigner
 from hub.core.records import (
     Accepted,
@@ -60,7 +60,7 @@ from hub.core.route import (
     explain,
     route,
 )
-from hub.core.transfer import Decision, Outcome, TransferRequest
+from hub.core.transfer import CATEGORIES, Decision, Outcome, TransferRequest
 from hub.core.transport import DEFAULT_ATTACHMENTS, AttachmentPolicy, Envelope, registry
 from hub.core.transport.registry import TransportKeys
 
@@ -201,6 +201,7 @@ def _reject(
         reason=rejection.reason.value,
         path=rejection.path,
         payload_sha256=payload_sha256,
+        dead_letter_id=letter.dead_letter_id,  # every dead letter has its audit event
         **where_fields,
     )
     return StageResult(
@@ -493,9 +494,20 @@ def _portal_receipt(
 
 
 def dispatch(
-    accepted: Accepted, source: SourceRef | None, hub: HubContext, now: dt.datetime
+    accepted: Accepted,
+    source: SourceRef | None,
+    hub: HubContext,
+    now: dt.datetime,
+    vault: audit_vault.Vault | None = None,
+    accepted_value: bytes | None = None,
 ) -> StageResult:
-    """``submissions.accepted`` -> one delivery per responsible office, or a dead letter."""
+    """``submissions.accepted`` -> one delivery per responsible office, or a dead letter.
+
+    With a ``vault`` (the worker has a KEK) the input is recorded for audit replay
+    first, whatever routing decides: :func:`record_input` seals ``accepted_value``
+    (the record value as consumed; re-encoded from ``accepted`` when not given)
+    under the person's key, if the submission has a person pseudonym.
+    """
     sid = accepted.submission_id
     try:
         submission = from_json(accepted.submission)
@@ -508,6 +520,65 @@ def dispatch(
             source,
             now,
         )
+    person = person_pseudonym(submission, accepted.portal, hub.pseudonyms)
+    result = _deliveries(accepted, submission, person, source, hub, now)
+    if vault is None or person is None:
+        return result
+    value = encode(accepted) if accepted_value is None else accepted_value
+    recorded = record_input(value, sid, person, vault, hub, now)
+    return replace(result, emits=(*recorded, *result.emits))
+
+
+def record_input(
+    value: bytes,
+    sid: str,
+    person: str,
+    vault: audit_vault.Vault,
+    hub: HubContext,
+    now: dt.datetime,
+) -> tuple[Emit, ...]:
+    """The recorded input of one submission for audit replay (docs/audit-vault.md).
+
+    ``value`` (the ``submissions.accepted`` record value) sealed under ``person``'s
+    key onto ``audit.vault``, preceded by the key's record on ``audit.keys`` when
+    the person had none, and the ``vault``/``sealed`` audit event naming the
+    pseudonym, the person key and the digest of the sealed ciphertext, so the
+    audit chain covers the record. A sealed record larger than the hub's records
+    may be is not written: ``vault``/``skipped`` with reason ``SIZE`` instead.
+    Re-sealing the same value under the same key gives the same record.
+    """
+    sealing = audit_vault.seal_input(value, sid, person, vault, now)
+    sealed = sealing.sealed
+    record = Emit(audit_vault.VAULT, sid, audit_vault.encode_record(sealed))
+    stage = audit_vault.STAGE
+    if len(record.value) > hub.max_record_bytes:
+        skipped = _audit(sid, stage, audit_vault.SKIPPED, now, reason="SIZE", person=person)
+        return (skipped,)
+    event = _audit(
+        sid,
+        stage,
+        audit_vault.SEALED,
+        now,
+        person=person,
+        person_key=sealed.person_key,
+        input_sha256=sealed.ciphertext_sha256,
+    )
+    if sealing.new_key is None:
+        return (record, event)
+    key = sealing.new_key
+    return (Emit(audit_vault.KEYS, key.key_id, audit_vault.encode_record(key)), record, event)
+
+
+def _deliveries(
+    accepted: Accepted,
+    submission: Submission,
+    person: str | None,
+    source: SourceRef | None,
+    hub: HubContext,
+    now: dt.datetime,
+) -> StageResult:
+    """Route, then map once per responsible office: the deliveries and their audit events."""
+    sid = accepted.submission_id
     try:
         routes = route(submission, hub.offices)
     except Rejection as rejection:
@@ -521,7 +592,6 @@ def dispatch(
     planned: list[tuple[Route, str]] = []
     # What the transfer gate asks at send time; the same for every office of this submission.
     categories = sorted(gate.application_categories(submission))
-    person = person_pseudonym(submission, accepted.portal, hub.pseudonyms)
     for office_routes in by_office.values():
         # Every benefit one office handles travels in one delivery to that office.
         first = office_routes[0]
@@ -561,7 +631,20 @@ def dispatch(
             "delivery_id": did,
         }
         audits.append(_audit(sid, "route", "routed", now, benefits=list(benefits), **where))
-        audits.append(_audit(sid, "map", "mapped", now, mapping_version=mapping.version, **where))
+        # The mapped bytes' digest: audit replay re-runs the mapping and compares (the id stays
+        # the delivery's, so a re-run dispatch repeats this event).
+        output = hashlib.sha256(body).hexdigest()
+        audits.append(
+            _audit(
+                sid,
+                "map",
+                "mapped",
+                now,
+                mapping_version=mapping.version,
+                output_sha256=output,
+                **where,
+            )
+        )
     return StageResult(
         (*deliveries, *audits), "routed", submission=submission, routes=tuple(planned)
     )
@@ -614,7 +697,11 @@ def delivered(
     attempt: int | None = None,
     status: int | None = None,
 ) -> Emit:
-    """The audit event a delivery connector emits once the delivery is durable at the vendor."""
+    """The audit event a delivery connector emits once the delivery is durable at the vendor.
+
+    It names the transfer for the transparency report (:func:`transfer_fields`): the
+    person's pseudonym, the purpose, the categories the document carries, the portal.
+    """
     return _audit(
         delivery.submission_id,
         "deliver",
@@ -627,6 +714,7 @@ def delivered(
         channel=channel,
         attempt=attempt,
         status=status,
+        **transfer_fields(delivery),
     )
 
 
@@ -713,8 +801,32 @@ def gate_audit(delivery: Delivery, decision: Decision, now: dt.datetime, channel
         basis_kind=None if basis is None else basis.kind,
         basis_id=None if basis is None else (basis.basis_id or basis.consent_record),
         legal_reference=None if basis is None else basis.legal_reference,
+        # The delivery gate asks no consents (the application is the basis): none were valid for it.
+        consents=[],
         **_delivery_fields(delivery, channel),
+        **transfer_fields(delivery),
     )
+
+
+def transfer_fields(delivery: Delivery) -> dict[str, Any]:
+    """What a delivery's audit events say about the transfer, where it has the shape of codes.
+
+    The purpose (always ``application-delivery``), the person's pseudonym, the sending
+    portal and the data categories the document carries (sorted). Like
+    :func:`_delivery_fields`, a value a foreign record could fill with any text is left
+    out unless it is a pseudonym, an id or a known category code.
+    """
+    fields: dict[str, Any] = {"purpose": APPLICATION_DELIVERY}
+    person, portal, categories = delivery.person, delivery.portal, delivery.categories
+    if isinstance(person, str) and PSEUDONYM.fullmatch(person):
+        fields["person"] = person
+    if isinstance(portal, str) and _SAFE_ID.fullmatch(portal):
+        fields["from_office"] = portal
+    if isinstance(categories, list) and all(
+        isinstance(c, str) and c in CATEGORIES for c in categories
+    ):
+        fields["categories"] = sorted(set(categories))
+    return fields
 
 
 class TransferDenied(Rejection):
@@ -920,13 +1032,27 @@ def ingest(
     Bytes above the size limit, or whose record would not fit on the topic, are
     dead-lettered (``SIZE``) instead.
     """
-    record = Received.of(original, source, transport, now, transport_message_id)
-    emit = Emit.of(RECEIVED, record.submission_id, record)
-    if len(original) > hub.limits.max_bytes or len(emit.value) > hub.max_record_bytes:
-        return reject_unread(record.payload_sha256, Reason.SIZE, now)
-    digest = record.payload_sha256
-    audit = _audit(record.submission_id, "ingest", "received", now, payload_sha256=digest)
-    return StageResult((emit, audit), "received")
+    digest = hashlib.sha256(original).hexdigest()
+    if len(original) > hub.limits.max_bytes:
+        return reject_unread(digest, Reason.SIZE, now)
+    sid = submission_id_of_digest(digest)
+    # Received.of's record, encoded from its fields (records.encode_fields): the same bytes.
+    value = encode_fields(
+        Received,
+        {
+            "submission_id": sid,
+            "source": source,
+            "transport": transport,
+            "received_at": timestamp(now),
+            "payload_b64": b64(original),
+            "payload_sha256": digest,
+            "transport_message_id": transport_message_id,
+        },
+    )
+    if len(value) > hub.max_record_bytes:
+        return reject_unread(digest, Reason.SIZE, now)
+    audit = _audit(sid, "ingest", "received", now, payload_sha256=digest)
+    return StageResult((Emit(RECEIVED, sid, value), audit), "received")
 
 
 def reject_unread(payload_sha256: str, reason: Reason, now: dt.datetime) -> StageResult:

@@ -18,6 +18,7 @@ import datetime as dt
 import functools
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -105,6 +106,11 @@ class ReceiptSigner:
         return self.certificate.not_valid_after_utc
 
     @functools.cached_property
+    def validity(self) -> tuple[dt.datetime, dt.datetime]:
+        """The certificate's ``not_valid_before_utc`` and ``not_valid_after_utc``, read once."""
+        return self.certificate.not_valid_before_utc, self.certificate.not_valid_after_utc
+
+    @functools.cached_property
     def _templates(self) -> tuple[etree._Element, etree._Element]:
         """The receipt and its Signature without the per-receipt texts, built once per signer.
 
@@ -140,24 +146,43 @@ class ReceiptSigner:
 
     def _signature_value(self, data: bytes) -> bytes:
         """XMLDSig's SignatureValue octets: ECDSA as r || s (RFC 4050), RSA as is."""
-        algorithm = _HASHES[self.algorithm]()
-        if isinstance(self.key, ec.EllipticCurvePrivateKey):
-            r, s = decode_dss_signature(self.key.sign(data, ec.ECDSA(algorithm)))
-            size = (self.key.key_size + 7) // 8
-            return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-        if self.algorithm == "rsa-pss-sha256":
-            pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
-            return self.key.sign(data, pss, algorithm)
-        return self.key.sign(data, padding.PKCS1v15(), algorithm)
+        return self._signing(data)
 
     @functools.cached_property
-    def _formats(self) -> tuple[str, tuple[bytes, bytes], str]:
+    def _signing(self) -> Callable[[bytes], bytes]:
+        """:meth:`_signature_value`, with the key's algorithm objects made once per signer.
+
+        The hash, ECDSA, PSS and padding objects only name parameters (no state): one of
+        each serves every signature.
+        """
+        algorithm = _HASHES[self.algorithm]()
+        key = self.key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            ecdsa = ec.ECDSA(algorithm)
+            size = (key.key_size + 7) // 8
+
+            def sign_ecdsa(data: bytes) -> bytes:
+                r, s = decode_dss_signature(key.sign(data, ecdsa))
+                return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+            return sign_ecdsa
+        scheme: padding.AsymmetricPadding = padding.PKCS1v15()
+        if self.algorithm == "rsa-pss-sha256":
+            scheme = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
+
+        def sign_rsa(data: bytes) -> bytes:
+            return key.sign(data, scheme, algorithm)
+
+        return sign_rsa
+
+    @functools.cached_property
+    def _formats(self) -> tuple[tuple[str, ...], tuple[bytes, bytes], tuple[str, ...]]:
         """The receipt's fixed text around its variable texts, cut from the templates once.
 
-        The receipt's exclusive C14N (the bytes the reference digest covers) as a format
-        string with a place for each attested text, the canonical SignedInfo as the two
-        pieces around the digest value, and the signed document as lxml writes it as a
-        format string with places for the attested texts, the digest and the signature.
+        The receipt's exclusive C14N (the bytes the reference digest covers) as the pieces
+        around the attested texts, the canonical SignedInfo as the two pieces around the
+        digest value, and the signed document as lxml writes it as the pieces around the
+        attested texts, the digest and the signature (:func:`_fill` puts texts in place).
         """
         receipt, signature_template = self._templates
         root = copy.deepcopy(receipt)
@@ -181,7 +206,11 @@ class ReceiptSigner:
                 raise RuntimeError("a receipt template lost a text place")  # pragma: no cover
             fragments.append(tuple(pieces[::2]))
         canonical_pieces, (before_digest, after_digest), document_pieces = fragments
-        return _format(canonical_pieces), (before_digest, after_digest), _format(document_pieces)
+        return (
+            tuple(piece.decode() for piece in canonical_pieces),
+            (before_digest, after_digest),
+            tuple(piece.decode() for piece in document_pieces),
+        )
 
     def sign(self, attestation: Attestation) -> bytes:
         """The signed receipt: an enveloped XMLDSig signature over the attested fields.
@@ -204,22 +233,24 @@ class ReceiptSigner:
             attestation.hub_identity,
         )
         joined = "".join(texts)
-        if _NOT_XML.search(joined) is not None:
+        if _UNUSUAL.search(joined) is None:  # neither of the two below: the common case
+            canonical_texts = written_texts = texts
+        elif _NOT_XML.search(joined) is not None:
             # lxml's own refusal, for the characters XML 1.0 cannot carry.
             raise ValueError(
                 "All strings must be XML compatible: Unicode or ASCII, no NULL bytes or control characters"
             )
-        if _SPECIAL.search(joined) is None:
+        elif _SPECIAL.search(joined) is None:
             canonical_texts = written_texts = texts
         else:
             canonical_texts = tuple(_escape(text, "&#xD;") for text in texts)
             written_texts = tuple(_escape(text, "&#13;") for text in texts)
         canonical, (before_digest, after_digest), document = self._formats
-        digest = hashlib.sha256(canonical.format(*canonical_texts).encode()).digest()
+        digest = hashlib.sha256(_fill(canonical, canonical_texts).encode()).digest()
         digest_value = base64.b64encode(digest)
-        value = self._signature_value(before_digest + digest_value + after_digest)
+        value = self._signing(before_digest + digest_value + after_digest)
         signature_value = base64.b64encode(value).decode()
-        return document.format(*written_texts, digest_value.decode(), signature_value).encode()
+        return _fill(document, (*written_texts, digest_value.decode(), signature_value)).encode()
 
 
 # A text's place in a template (see ReceiptSigner._formats); the split keeps the number.
@@ -227,6 +258,7 @@ _MARK = re.compile(rb"@@(\d+)@@")
 # Characters XML 1.0 cannot carry, which lxml refuses as text (surrogates fail to encode).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SPECIAL = re.compile("[&<>\r]")
+_UNUSUAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff&<>\r]")  # either of the two
 
 
 def _escape(text: str, carriage_return: str) -> str:
@@ -235,10 +267,15 @@ def _escape(text: str, carriage_return: str) -> str:
     return escaped.replace("\r", carriage_return)
 
 
-def _format(pieces: tuple[bytes, ...]) -> str:
-    """A format string with a numbered place between each two of the (UTF-8) pieces."""
-    text = [piece.decode().replace("{", "{{").replace("}", "}}") for piece in pieces]
-    return "".join(f"{piece}{{{index}}}" for index, piece in enumerate(text[:-1])) + text[-1]
+def _fill(pieces: tuple[str, ...], texts: tuple[str, ...]) -> str:
+    """The pieces with the texts between them: ``pieces[0] + texts[0] + pieces[1] + ...``.
+
+    One join: ``str.format`` parsed the 1.5 kB template again on every receipt.
+    """
+    parts = list(pieces + texts)
+    parts[::2] = pieces
+    parts[1::2] = texts
+    return "".join(parts)
 
 
 def verify(

@@ -241,6 +241,34 @@ class AuditEvent:
     basis_kind: str | None = None
     basis_id: str | None = None
     legal_reference: str | None = None
+    # What the per-person transparency report needs (hub.core.audit_report), pseudonyms and codes
+    # only (schemas/hub/audit-event-1.schema.json, docs/audit-events.md). Transfers (gate,
+    # delivery, Rechtskreiswechsel): the person's pseudonym, the transfer purpose, the data
+    # categories concerned (carried when allowed, asked for when denied), the sending office or
+    # portal, the consent records valid for the decision; the message id of a Rechtskreiswechsel.
+    person: str | None = None
+    purpose: str | None = None
+    categories: list[str] | None = None
+    from_office: str | None = None
+    consents: list[str] | None = None
+    message_id: str | None = None
+    # Consent changes (stage "consent"): the record, its scope and window (a grant), when the
+    # change takes effect, and the successor of a superseded record.
+    record_id: str | None = None
+    recipients: list[str] | None = None
+    valid_from: str | None = None
+    valid_until: str | None = None
+    effective_at: str | None = None
+    superseded_by: str | None = None
+    # The audit vault (docs/audit-vault.md), with ``person`` above: stage "vault"/"sealed" names
+    # the person key the recorded input is sealed under and the SHA-256 of the sealed ciphertext
+    # on audit.vault; stage "audit"/"erased" how many person keys of the person were erased.
+    person_key: str | None = None
+    input_sha256: str | None = None
+    key_count: int | None = None
+    # Audit replay (docs/audit-replay.md): stage "map"/"mapped" names the SHA-256 of the mapped
+    # document's bytes (the delivery body), which a re-run mapping must reproduce.
+    output_sha256: str | None = None
     TYPE = "sozialhub.audit"
 
 
@@ -349,6 +377,9 @@ def _template(cls: type[RecordT]) -> tuple[dict[str, Any], frozenset[str], froze
         if f.default is MISSING:
             required.add(f.name)
         body[f.name] = None if f.default is MISSING else f.default
+    # In the order of the keys: the copies keep it (update only sets values), and orjson sorts
+    # keys that are in order already in half the time. The bytes are the same either way.
+    body = dict(sorted(body.items()))
     template = _TEMPLATES[cls] = (body, frozenset(_field_names(cls)), frozenset(required))
     return template
 

@@ -58,7 +58,7 @@ from hub.core.rechtskreiswechsel import (
 )
 from hub.core.records import timestamp
 from hub.core.subscriptions import Subscriptions
-from hub.core.transfer import Decision
+from hub.core.transfer import Decision, TransferRequest
 
 EVENTS = "rechtskreiswechsel.events"
 OUTBOX = "rechtskreiswechsel.outbox"
@@ -94,7 +94,14 @@ def real_gate(consents: Consents, policy: gate.Policy, now: dt.datetime) -> Gate
 
 
 def _audit(
-    decision: str, now: dt.datetime, message: Message, *, stage: str, reason: str | None
+    decision: str,
+    now: dt.datetime,
+    message: Message,
+    *,
+    stage: str,
+    reason: str | None,
+    event: RechtskreisChange,
+    consents: Consents,
 ) -> Emit:
     basis = message.decision.basis
     return audit(
@@ -109,7 +116,39 @@ def _audit(
         basis_kind=None if basis is None else basis.kind,
         basis_id=None if basis is None else (basis.basis_id or basis.consent_record),
         legal_reference=None if basis is None else basis.legal_reference,
+        **_transfer(event, message, consents, now),
     )
+
+
+def _transfer(
+    event: RechtskreisChange, message: Message, consents: Consents, now: dt.datetime
+) -> dict[str, Any]:
+    """What a message's audit event says about the transfer, for the transparency report.
+
+    The person, the sending office (the old office), the purpose, the categories
+    concerned (what the message carries; for a withheld message what was asked for),
+    the message id, and the consents valid for it at ``now``: the person's records
+    that name the old office as granting office, the addressed office and the purpose
+    (:func:`hub.core.gate.valid_consents`). Pseudonyms and codes only.
+    """
+    request = TransferRequest(
+        request_id=message.message_id,
+        person=event.person,
+        from_office=event.from_.office,
+        to_office=message.office,
+        purpose=message.purpose,
+        categories=message.categories,
+        at=now,
+    )
+    concerned = message.categories if message.deliverable else message.requested
+    return {
+        "person": event.person,
+        "from_office": event.from_.office,
+        "purpose": message.purpose,
+        "categories": sorted(concerned),
+        "consents": list(gate.valid_consents(request, consents(event.person), now)),
+        "message_id": message.message_id,
+    }
 
 
 def _reason(message: Message) -> str | None:
@@ -181,13 +220,40 @@ def plan(
     planned = fan_out(event, subscriptions, hub.offices, real_gate(consents, hub.policy, now), now)
     emits: list[Emit] = []
     for message in planned.messages:
-        emits.append(_audit(message.kind.value, now, message, stage=STAGE, reason=_reason(message)))
+        reason = _reason(message)
+        emits.append(
+            _audit(
+                message.kind.value,
+                now,
+                message,
+                stage=STAGE,
+                reason=reason,
+                event=event,
+                consents=consents,
+            )
+        )
         if message.deliverable:
             emits.append(Emit(OUTBOX, message.message_id, queued_json(event, message)))
     handover = announce_if_reached(event, planned, now)
     if handover is not None and existing(event.event_id) is None:  # a re-sent event: no restart
         emits.append(Emit(HANDOVERS, handover.event_id, encode_handover(handover)))
+        emits.append(_announced(handover, now))
     return StageResult(tuple(emits), "planned"), planned
+
+
+def _announced(handover: Handover, now: dt.datetime) -> Emit:
+    """``handover``/``announced``: the warm handover's first state, like every later change."""
+    return audit(
+        UNKNOWN,
+        "handover",
+        handover.state.value,
+        now,
+        target=handover.event_id,
+        path=handover.event_id,
+        office=handover.new_office,
+        from_office=handover.old_office,
+        person=handover.person,
+    )
 
 
 # --- the choke point ------------------------------------------------------------------------
@@ -221,10 +287,16 @@ def ask_gate(
     ).for_office(queued.office)
     if message is None or message.message_id != queued.message_id:
         raise Rejection(Reason.RKW_EVENT, "office")
+    reason = _reason(message)
     if not message.deliverable:
-        audit = _audit("denied", now, message, stage="gate", reason=_reason(message))
-        raise HandoverDenied(audit, _reason(message))
-    return message, _audit("allowed", now, message, stage="gate", reason=_reason(message))
+        audit = _audit(
+            "denied", now, message, stage="gate", reason=reason, event=event, consents=consents
+        )
+        raise HandoverDenied(audit, reason)
+    allowed = _audit(
+        "allowed", now, message, stage="gate", reason=reason, event=event, consents=consents
+    )
+    return message, allowed
 
 
 def send(
@@ -242,7 +314,15 @@ def send(
         return StageResult((denied.audit,), "denied", denied.path)
     vendor = hub.offices.office(message.office).vendor
     record = Emit(handover_topic(vendor), message.message_id, encode_message(message))
-    sent = _audit("sent", now, message, stage="handover", reason=None)
+    sent = _audit(
+        "sent",
+        now,
+        message,
+        stage="handover",
+        reason=None,
+        event=queued.event,
+        consents=consents,
+    )
     return StageResult((allowed, record, sent), message.kind.value)
 
 
@@ -268,6 +348,7 @@ def update(value: bytes, lookup: Callable[[str], Handover | None], now: dt.datet
             target=change.event_id,
             path=change.event_id,
             office=change.office,
+            person=current.person,
         )
     ]
     if following != current:

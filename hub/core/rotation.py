@@ -89,9 +89,11 @@ class SignerSet:
         """The signer for a receipt made at ``moment``; RotationError if its certificate is not valid."""
         _aware(moment)
         chosen = self.current
-        if self.next is not None and self.switch_at is not None and moment >= self.switch_at:
+        # The certificates' validity is read once per signer (every receipt asks).
+        if self.next is not None and moment >= self.next.validity[0]:  # switch_at
             chosen = self.next
-        if not _valid_at(chosen.certificate, moment):
+        not_before, not_after = chosen.validity
+        if not not_before <= moment <= not_after:  # _valid_at(chosen.certificate, moment)
             raise RotationError("no valid signing certificate at this time")
         return chosen
 

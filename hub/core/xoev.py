@@ -15,13 +15,16 @@ import unicodedata
 from lxml import etree
 
 from hub.core.errors import Reason, Rejection
-from hub.core.model import Code, Party
+from hub.core.model import Code, Party, positional
 
 _XML_SPACE = " \t\r\n"
 _IDENTIFIER_CHARACTERS = string.ascii_letters + string.digits + "._:-"
 _IDENTIFIER_LENGTH = 64
 _CODES: dict[tuple[str, str, str | None, str | None], Code] = {}
-_CODES_KEPT = 4096
+# The texts of a code element as written (code, listURI, listVersionID, name) -> its code.
+_RAW_CODES: dict[tuple[str | None, str | None, str | None, str | None], Code] = {}
+_CODES_KEPT = 4096  # codes in each table
+_Party = positional(Party)  # Party(*fields), sooner
 
 
 def child(parent: etree._Element, path: str) -> etree._Element | None:
@@ -57,9 +60,11 @@ def children(element: etree._Element) -> dict[object, etree._Element]:
     with lxml's ``find``.
     """
     # Slicing fetches the children in one call; the last insert of a tag wins, so the
-    # walk goes backwards to keep the first.
-    nodes: list[etree._Element] = element[:]  # type: ignore[index,assignment] # lxml-stubs type int indexes only
-    return {node.tag: node for node in reversed(nodes)}
+    # walk goes backwards to keep the first. A loop: sooner than a comprehension (a call).
+    first: dict[object, etree._Element] = {}
+    for node in reversed(element[:]):  # type: ignore[index] # lxml-stubs type int indexes only
+        first[node.tag] = node
+    return first
 
 
 def below(
@@ -104,8 +109,13 @@ def _cleaned(value: str | None) -> str | None:
 
 def required_text(element: etree._Element | None, path: str) -> str:
     """``text(element)``, which must be there: else ``FIELD_FORMAT`` at ``path``."""
-    value = text(element)
-    if value is None:
+    # text(element), written out: extraction checks some forty texts per submission.
+    value = None if element is None else element.text
+    if value is not None:
+        value = value.strip(_XML_SPACE)
+        if not value.isascii():
+            value = unicodedata.normalize("NFC", value)
+    if not value:
         raise Rejection(Reason.FIELD_FORMAT, path)
     return value
 
@@ -116,7 +126,14 @@ def identifier_text(element: etree._Element | None, path: str, where: str = "") 
     That is ``[A-Za-z0-9._:-]{1,64}`` as a whole: stripping those characters leaves
     nothing exactly when the pattern matches, and costs less than the match.
     """
-    value = required_text(element, path)
+    # required_text(element, path), written out.
+    value = None if element is None else element.text
+    if value is not None:
+        value = value.strip(_XML_SPACE)
+        if not value.isascii():
+            value = unicodedata.normalize("NFC", value)
+    if not value:
+        raise Rejection(Reason.FIELD_FORMAT, path)
     if len(value) > _IDENTIFIER_LENGTH or value.strip(_IDENTIFIER_CHARACTERS):
         raise Rejection(Reason.FIELD_FORMAT, f"{where}/{path}" if where else path)
     return value
@@ -151,19 +168,32 @@ def code(element: etree._Element | None) -> Code | None:
                 value_element = node
         elif tag == "name" and name_element is None:
             name_element = node
-    value = None if value_element is None else _cleaned(value_element.text)
-    list_uri = element.get("listURI")
+    raw = (
+        None if value_element is None else value_element.text,
+        element.get("listURI"),
+        element.get("listVersionID"),
+        None if name_element is None else name_element.text,
+    )
+    # The same texts as written make the same code: cleaning them again is skipped.
+    found = _RAW_CODES.get(raw)
+    if found is not None:
+        return found
+    value, list_uri, list_version, name = raw
+    value = _cleaned(value)
     if value is None or not list_uri:
         raise Rejection(Reason.FIELD_FORMAT, element.tag)
-    name = None if name_element is None else _cleaned(name_element.text)
-    key = (value, list_uri, element.get("listVersionID"), name)
+    key = (value, list_uri, list_version, _cleaned(name))
     # Codes come from small lists (person types, benefits, directories): equal codes are one
     # frozen object, made once, instead of a new dataclass per element.
     found = _CODES.get(key)
     if found is None:
-        if len(_CODES) >= _CODES_KEPT:
+        if len(_CODES) >= _CODES_KEPT or len(_RAW_CODES) >= _CODES_KEPT:
             _CODES.clear()  # bounded, whatever a sender invents
+            _RAW_CODES.clear()
         found = _CODES[key] = Code(*key)
+    elif len(_RAW_CODES) >= _CODES_KEPT:
+        _RAW_CODES.clear()
+    _RAW_CODES[raw] = found
     return found
 
 
@@ -177,4 +207,4 @@ def party(element: etree._Element | None, where: str) -> Party | None:
     first = children(element)
     directory = required_code_of(first.get("verzeichnisdienst"), "verzeichnisdienst")
     key = identifier_text(first.get("kennung"), "kennung", where)
-    return Party(directory.code, key, text(first.get("name")))
+    return _Party(directory.code, key, text(first.get("name")))

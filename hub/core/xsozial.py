@@ -15,7 +15,7 @@ from lxml import etree
 from hub.core import xoev
 from hub.core.documents import DEFAULT_DOCUMENTS, check_document
 from hub.core.errors import Reason, Rejection
-from hub.core.model import Address, Document, Person, Submission, ThirdParty
+from hub.core.model import Address, Document, Person, Submission, ThirdParty, positional
 from hub.core.records import b64decode_validated
 
 NAMESPACE = "https://portalverbund.d-nrw.de/efa/XSozial-basis/Version_2_4_0"
@@ -27,6 +27,7 @@ VERSIONS = frozenset({"2.4.0"})
 # per element are called with positional arguments, in field order: a keyword costs about 50 ns
 # more, and a submission has some 200 of them.
 _children = xoev.children
+_child = xoev.child
 _below = xoev.below
 _text = xoev.text
 _required = xoev.required_text
@@ -34,33 +35,71 @@ _identifier = xoev.identifier_text
 _code = xoev.code
 _required_code = xoev.required_code_of
 _FIELD_FORMAT = Reason.FIELD_FORMAT
+# The model's classes, made with every field in order (model.positional: the same objects, sooner).
+_Address = positional(Address)
+_Person = positional(Person)
+_Document = positional(Document)
+_ThirdParty = positional(ThirdParty)
+_Submission = positional(Submission)
 
 
 def _address(element: etree._Element | None) -> Address | None:
     if element is None:
         return None
-    get = _children(element).get
-    return Address(
-        _text(get("strasse")),
-        _text(get("hausnummer")),
-        _text(get("postleitzahl")),
-        _text(get("ort")),
-        _code(get("gemeindeschluessel")),
+    # The first child of each name (xoev.children), kept in locals: backwards, the first wins.
+    street = house_number = postcode = town = region_key = None
+    for node in reversed(element[:]):  # type: ignore[index] # lxml-stubs type int indexes only
+        tag = node.tag
+        if tag == "strasse":
+            street = node
+        elif tag == "hausnummer":
+            house_number = node
+        elif tag == "postleitzahl":
+            postcode = node
+        elif tag == "ort":
+            town = node
+        elif tag == "gemeindeschluessel":
+            region_key = node
+    return _Address(
+        _text(street), _text(house_number), _text(postcode), _text(town), _code(region_key)
     )
 
 
 def _person(element: etree._Element) -> Person:
-    nodes: list[etree._Element] = element[:]  # type: ignore[index,assignment] # lxml-stubs type int indexes only
-    person = {node.tag: node for node in reversed(nodes)}  # _children, with the nodes kept
-    general_element = person.get("allgemein")
+    # The first child of each name (xoev.children), kept in locals: backwards, the first wins.
+    # Every beantragteLeistung, backwards.
+    person_id = role = applicant = general_element = None
+    benefit_nodes = []
+    for node in reversed(element[:]):  # type: ignore[index] # lxml-stubs type int indexes only
+        tag = node.tag
+        if tag == "personID":
+            person_id = node
+        elif tag == "typ":
+            role = node
+        elif tag == "antragsteller":
+            applicant = node
+        elif tag == "allgemein":
+            general_element = node
+        elif tag == "beantragteLeistung":
+            benefit_nodes.append(node)
     if general_element is None:
         raise Rejection(_FIELD_FORMAT, "person/allgemein")
-    general = _children(general_element)
-    person_id = _identifier(person.get("personID"), "personID")
-    role = _required_code(person.get("typ"), "typ")
-    applicant = _required(person.get("antragsteller"), "antragsteller") in ("true", "1")
+    name_element = birth_date = sex = address = None
+    for node in reversed(general_element[:]):  # type: ignore[index] # lxml-stubs type int indexes only
+        tag = node.tag
+        if tag == "name":
+            name_element = node
+        elif tag == "geburtsdatum":
+            birth_date = node
+        elif tag == "geschlecht":
+            sex = node
+        elif tag == "anschrift":
+            address = node
+    # The checks in the order of the fields: the first rejection is the one find gave.
+    checked_id = _identifier(person_id, "personID")
+    checked_role = _required_code(role, "typ")
+    is_applicant = _required(applicant, "antragsteller") in ("true", "1")
     given = family = None
-    name_element = general.get("name")
     if name_element is not None:
         # _below for both names of the first ``name``, in one pass over its children.
         for node in name_element[:]:  # type: ignore[index] # lxml-stubs type int indexes only
@@ -76,22 +115,23 @@ def _person(element: etree._Element) -> Person:
             family = xoev.child(general_element, "name/familienname")
     given_name = _required(given, "name/vorname")
     family_name = _required(family, "name/familienname")
-    return Person(
-        person_id,
-        role,
-        applicant,
+    birth_date_text = _text(birth_date)
+    sex_code = _code(sex)
+    checked_address = _address(address)
+    benefits = [
+        _required_code(_child(node, "leistungArt"), "leistungArt")
+        for node in reversed(benefit_nodes)
+    ]
+    return _Person(
+        checked_id,
+        checked_role,
+        is_applicant,
         given_name,
         family_name,
-        _text(general.get("geburtsdatum")),  # birth_date
-        _code(general.get("geschlecht")),  # sex
-        _address(general.get("anschrift")),
-        tuple(  # benefits
-            [
-                _required_code(_children(node).get("leistungArt"), "leistungArt")
-                for node in nodes
-                if node.tag == "beantragteLeistung"
-            ]
-        ),
+        birth_date_text,
+        sex_code,
+        checked_address,
+        tuple(benefits),
     )
 
 
@@ -112,7 +152,7 @@ def _document(element: etree._Element, position: int) -> Document:
     except (binascii.Error, ValueError):
         raise Rejection(_FIELD_FORMAT, f"{where}/dokumentRepraesentation/inhalt") from None
     media = check_document(content, _required(representation.get("mimeType"), "mimeType"), where)
-    return Document(
+    return _Document(
         _identifier(document.get("dokumentID"), "dokumentID"),  # document_id
         _text(document.get("name")),  # name
         media,  # mime_type
@@ -167,19 +207,19 @@ def extract(root: etree._Element) -> Submission:
     documents = [node for node in case_nodes if node.tag == "dokument"]
     if len(documents) > DEFAULT_DOCUMENTS.max_count:
         raise Rejection(Reason.ATTACHMENT, "xsozial/dokument")
-    return Submission(
-        payload_namespace=NAMESPACE,
-        payload_version=root.get("version", ""),
-        message_id=message_id.lower(),
-        created=created,
-        author=author,
-        reader=reader,
-        case_id=case_id.lower(),
-        case_type=case_type,
-        application_date=application_date,
-        persons=persons,
-        documents=tuple([_document(d, i) for i, d in enumerate(documents, start=1)]),
-        third_parties=tuple([_third_party(t) for t in procedure_nodes if t.tag == "dritte"]),
+    return _Submission(
+        NAMESPACE,  # payload_namespace
+        root.get("version", ""),  # payload_version
+        message_id.lower(),
+        created,
+        author,
+        reader,
+        case_id.lower(),
+        case_type,
+        application_date,
+        persons,
+        tuple([_document(d, i) for i, d in enumerate(documents, start=1)]),  # documents
+        tuple([_third_party(t) for t in procedure_nodes if t.tag == "dritte"]),  # third_parties
     )
 
 
@@ -190,8 +230,8 @@ def _third_party(element: etree._Element) -> ThirdParty:
     address = _address(third_party.get("anschrift"))
     contact_element = third_party.get("kontakt")
     if contact_element is None:
-        return ThirdParty(role, name, address, None, None)
+        return _ThirdParty(role, name, address, None, None)
     contact = _children(contact_element)
-    return ThirdParty(
+    return _ThirdParty(
         role, name, address, _text(contact.get("telefon")), _text(contact.get("email"))
     )

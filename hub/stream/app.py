@@ -11,6 +11,7 @@ Agents:
 
 - ``intake``   submissions.received  -> submissions.accepted | submissions.deadletter
 - ``dispatch`` submissions.accepted  -> deliveries.<vendor> | submissions.deadletter
+  (with a KEK also the recorded input: audit.vault, a new person key on audit.keys)
 - ``deliver-<vendor>`` deliveries.<vendor> -> the vendor's channel: outbox file,
   ``fachverfahren.<vendor>`` (Avro) or the vendor's HTTPS endpoint (hub.stream.delivery)
 - ``file_drop`` task: inbox directory -> submissions.received (inbound connector)
@@ -42,9 +43,10 @@ from prometheus_client import generate_latest
 from connectors.filedrop.inbound import FileDropInbox, Unreadable
 from connectors.fitconnect.receiver import FitConnectReceiver, ReceiverConfig
 from connectors.xta.poller import XtaPoller, XtaSettings, client_ssl_context
-from hub import keys, subscriptions
+from hub import audit_kek, keys, subscriptions
 from hub.config import ConfigError, Settings
 from hub.core import consent_registry, pipeline, rkw_stages
+from hub.core.audit_vault import KekRing
 from hub.core.errors import Reason, Rejection
 from hub.core.pipeline import Emit, HubContext, StageResult
 from hub.core.records import (
@@ -58,7 +60,7 @@ from hub.core.records import (
     unb64,
 )
 from hub.core.rotation import RotationError, SignerSet
-from hub.stream import consents, delivery, metrics, seen
+from hub.stream import audit, consents, delivery, metrics, person_keys, seen
 from hub.stream import rechtskreiswechsel as rkw
 
 log = structlog.get_logger(__name__)
@@ -103,6 +105,9 @@ def _credentials(settings: Settings) -> Any:
 class WorkerOptions:
     inbound: bool = True
     outbound: bool = True
+    audit_chain: bool = True  # run the audit chainer (hub.stream.audit) in this worker
+    # Without SOZIALHUB_AUDIT_KEK_FILE: seal recorded inputs with the public development KEK.
+    development_audit_kek: bool = False
 
 
 def run_stage(
@@ -563,6 +568,56 @@ def observability(app: faust.App, settings: Settings, hub: HubContext) -> None:
     app.page("/metrics")(prometheus)
 
 
+def audit_chain_task(app: faust.App, settings: Settings, hub: HubContext) -> None:
+    """Start the audit chainer's thread with the worker (not when the app is built)."""
+    options = audit.ChainOptions(
+        every=settings.audit_checkpoint_every,
+        interval=dt.timedelta(seconds=settings.audit_checkpoint_interval_s),
+    )
+
+    async def audit_chain() -> None:
+        audit.start(settings, hub.signer_at, options)
+
+    app.task(audit_chain)
+
+
+def vault_keks(settings: Settings, options: WorkerOptions) -> KekRing | None:
+    """The audit vault's KEKs; without any, one warning: no inputs are recorded."""
+    keks = audit_kek.from_settings(settings, development=options.development_audit_kek)
+    if keks is None:
+        log.warning(
+            "vault.disabled",
+            detail="no audit KEK configured (SOZIALHUB_AUDIT_KEK_FILE): "
+            "dispatch records no inputs for audit replay",
+        )
+    return keks
+
+
+def dispatch_agent(
+    app: faust.App, settings: Settings, hub: HubContext, sender: Sender, keks: KekRing | None
+) -> None:
+    """The dispatch agent; with KEKs it records each input in the audit vault.
+
+    The vault (docs/audit-vault.md) seals each input under its person's key, found
+    in (or added to) the index of ``audit.keys``, which is loaded before the first batch.
+    """
+    vault, key_index = person_keys.vault(settings, keks) if keks else (None, None)
+
+    def dispatch(event: Any, source: SourceRef) -> StageResult:
+        accepted = decode(event.value, Accepted)
+        result = pipeline.dispatch(accepted, source, hub, utcnow(), vault, event.value)
+        if key_index is not None:
+            key_index.remember(result.emits)  # the person's next submission uses this key
+        return result
+
+    async def keys_loaded() -> None:
+        if key_index is not None:
+            await person_keys.wait_loaded(key_index)
+
+    channel = sender.channel(pipeline.ACCEPTED)
+    stage_agent(app, channel, "dispatch", dispatch, sender, before=keys_loaded)
+
+
 def create_app(
     settings: Settings,
     hub: HubContext,
@@ -570,6 +625,7 @@ def create_app(
     options: WorkerOptions = WorkerOptions(),
 ) -> faust.App:
     app = _faust_app(settings)
+    keks = vault_keks(settings, options)
     sender = Sender(
         app,
         settings,
@@ -584,10 +640,13 @@ def create_app(
             consent_registry.LEDGER,
             *rkw_stages.topics(hub),
             *vendor_topics,
+            *(person_keys.TOPICS if keks else ()),
         ],
     )
 
     index, _stop_following = seen.start(settings)
+    if options.audit_chain:
+        audit_chain_task(app, settings, hub)
 
     def intake(event: Any, source: SourceRef) -> StageResult:
         received = decode(event.value, Received)
@@ -602,11 +661,8 @@ def create_app(
                 raise TimeoutError("replay index not loaded")
             await asyncio.sleep(0.05)
 
-    def dispatch(event: Any, source: SourceRef) -> StageResult:
-        return pipeline.dispatch(decode(event.value, Accepted), source, hub, utcnow())
-
     stage_agent(app, sender.channel(RECEIVED), "intake", intake, sender, before=index_loaded)
-    stage_agent(app, sender.channel(pipeline.ACCEPTED), "dispatch", dispatch, sender)
+    dispatch_agent(app, settings, hub, sender, keks)
     # The consent registry; the Rechtskreiswechsel gate reads consent_index.states_for.
     consent_index = consents.register(app, settings, sender, stage_agent)
     # Rechtskreiswechsel needs subscriptions.yml beside the office table; without it (an

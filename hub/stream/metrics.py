@@ -60,3 +60,13 @@ DELIVERY_RETRIES = Counter(
     ["vendor"],
     registry=REGISTRY,
 )
+AUDIT_CHAINED = Counter(
+    "sozialhub_audit_chained",
+    "Audit events appended to audit.chain by this worker's chainer",
+    registry=REGISTRY,
+)
+AUDIT_CHECKPOINTS = Counter(
+    "sozialhub_audit_checkpoints",
+    "Signed checkpoints written to audit.checkpoints by this worker's chainer",
+    registry=REGISTRY,
+)

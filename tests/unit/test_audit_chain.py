@@ -74,7 +74,7 @@ def build(count: int = 12, every: int = 4, who: ReceiptSigner = HUB, partition: 
         value, head = chain.append(
             head, event(n), SourceRef("audit.log", partition, 100 + n), moment
         )
-        head = chain.placed(head, n)
+        head = chain.placed(head, n, n)
         entries.append((n, value))
         if chain.checkpoint_due(head, moment, every=every, interval=dt.timedelta(hours=1)):
             stored, head = chain.make_checkpoint(head, who, moment)
@@ -408,7 +408,7 @@ def test_resume_continues_the_chain_exactly() -> None:
     head = chain.resume(0, log.entries[8:], last_checkpoint)
     assert (head.seq, head.last_offset, head.source_offset) == (10, 9, 109)
     value, head = chain.append(head, event(10), SourceRef("audit.log", 0, 110), NOW)
-    head = chain.placed(head, 10)
+    head = chain.placed(head, 10, 10)
     stored, head = chain.make_checkpoint(head, HUB, NOW)
     extended = Log([*log.entries, (10, value)], [*log.checkpoints, (2, stored)])
     report = verify(extended)
@@ -448,3 +448,36 @@ def test_any_single_tampering_is_found(kind: str, position: int) -> None:
     report = verify(replace(log, entries=reoffset(stored)))
     assert not report.ok
     assert report.findings[0].offset <= position + 1
+
+
+# --- the published contracts -----------------------------------------------------------------------
+
+
+def test_entries_and_checkpoints_follow_their_published_schemas() -> None:
+    import json
+    from pathlib import Path
+
+    import jsonschema
+    from referencing import Registry, Resource
+
+    folder = Path(__file__).resolve().parents[2] / "schemas" / "hub"
+    loaded = {
+        name: json.loads((folder / name).read_text("utf-8"))
+        for name in ("audit-event-1.schema.json", "audit-entry-1.schema.json", "audit-checkpoint-1.schema.json")
+    }
+    registry = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in loaded.values()
+    )
+    entry = jsonschema.Draft202012Validator(loaded["audit-entry-1.schema.json"], registry=registry)
+    checkpoint = jsonschema.Draft202012Validator(loaded["audit-checkpoint-1.schema.json"])
+    log = build(8, every=4)
+    foreign, _ = chain.append(chain.Head(0), b"not an event", SourceRef("audit.log", 0, 1), NOW)
+    for _, value in [*log.entries, (8, foreign)]:
+        assert value is not None
+        entry.validate(orjson.loads(value))
+    for _, value in log.checkpoints:
+        assert value is not None
+        checkpoint.validate(orjson.loads(value))
+    broken = orjson.loads(log.entries[0][1] or b"")
+    broken["seq"] = -1
+    assert not entry.is_valid(broken)

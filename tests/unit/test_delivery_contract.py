@@ -539,8 +539,9 @@ SENDERS = {
     ("hub/core/rkw_stages.py", "send"),
 }
 NAMING_ONLY = {
-    # the hub-internal queue: dispatch writes it, the delivery stage (which gates) reads it
-    ("hub/core/pipeline.py", "dispatch"),
+    # the hub-internal queue: dispatch writes it (its routing and mapping part), the delivery
+    # stage (which gates) reads it
+    ("hub/core/pipeline.py", "_deliveries"),
     ("hub/core/pipeline.py", "delivery_queue"),
     ("hub/core/pipeline.py", "vendor_topic"),
     # topic names for declaring and checking topics, reading progress, consuming queues

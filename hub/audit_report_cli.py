@@ -1,0 +1,129 @@
+"""``sozialhub audit report``: one person's transparency report from the audit log.
+
+The person is named by pseudonym (``--person``, repeatable) or by identifier
+(``--identifier KIND:VALUE``, ``-`` reads it from standard input), which the
+configured key ring turns into the person's pseudonym under every key, so
+transfers logged before a key rotation count too. The identifier is never
+printed or logged. The events come from :func:`audit_events_for_report`; the
+report itself is the pure :func:`hub.core.audit_report.build_report`, printed as
+one JSON object, and with ``--html FILE`` also written as the citizen's page
+(docs/transparency-report.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from hub import dlq, offices, portals, pseudonyms
+from hub.config import Settings
+from hub.core import audit_report
+from hub.core.errors import Rejection
+from hub.core.pipeline import AUDIT
+from hub.core.pseudonym import identifier
+from hub.core.records import AuditEvent, decode
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+NAME = "sozialhub audit report"
+
+
+class ReportUsageError(ValueError):
+    """A usage error of ``audit report``; the message names options, never an identifier."""
+
+
+def audit_events_for_report(settings: Settings) -> Iterator[AuditEvent]:
+    """Every audit event the report is built from, in log order.
+
+    For now the whole ``audit.log`` topic, read from the beginning to its end at the
+    start (no consumer group, no commit); a record that is not an audit event is
+    skipped. This is the one place to switch the source to the verified audit chain.
+    """
+    for message in dlq.read_topic(settings, settings.topic(AUDIT)):
+        value = message.value()
+        if value is None:
+            continue
+        try:
+            yield decode(value, AuditEvent)
+        except Rejection:
+            continue
+
+
+def persons(settings: Settings, args: argparse.Namespace) -> frozenset[str]:
+    """The person's pseudonyms: those of ``--person``, or the identifier's under every key.
+
+    With both, every ``--person`` must be a pseudonym of the identifier: a report
+    never mixes two people.
+    """
+    named = frozenset(args.person or ())
+    if args.identifier is None:
+        if not named:
+            raise ReportUsageError("name the person: --person PSEUDONYM or --identifier KIND:VALUE")
+        return named
+    text = sys.stdin.readline().strip() if args.identifier == "-" else args.identifier
+    kind, separator, value = text.rpartition(":")
+    if not separator or not kind:
+        raise ReportUsageError("--identifier is KIND:VALUE, e.g. idnr:<IdNr>")
+    ring = pseudonyms.from_settings(settings, development=args.development_key)
+    try:
+        candidates = frozenset(ring.candidates(identifier(kind, value)))
+    except Rejection as rejection:
+        raise ReportUsageError(
+            f"--identifier: {rejection.reason.value} at {rejection.path}"
+        ) from None
+    if not named <= candidates:
+        raise ReportUsageError("--person is not a pseudonym of --identifier under the key ring")
+    return candidates
+
+
+def names(settings: Settings) -> dict[str, str]:
+    """Office and portal ids -> their names from the configured tables, for the HTML page."""
+    table = offices.load(settings.offices_file, settings.schema_dir)
+    found = {o.office_id: o.name for o in table.offices}
+    found |= {p.portal_id: p.name for p in portals.load(settings.portals_file, settings.schema_dir)}
+    return found
+
+
+def _err(line: str) -> None:
+    sys.stderr.write(f"{NAME}: {line}\n")
+
+
+def report_command(
+    settings: Settings, args: argparse.Namespace, now: dt.datetime | None = None
+) -> int:
+    """Exit 0 (the report was printed), 1 (the cluster failed), 2 (usage, no cluster, no topic)."""
+    if settings.embedded:
+        _err("KAFKA_BOOTSTRAP_SERVERS is not set; the audit log lives on a cluster")
+        return EXIT_USAGE
+    try:
+        wanted = persons(settings, args)
+        moment = now or dt.datetime.now(dt.UTC)
+        retention = (
+            audit_report.DEFAULT_RETENTION
+            if args.retention_days is None
+            else dt.timedelta(days=args.retention_days)
+        )
+        found = audit_report.build_report(
+            audit_events_for_report(settings), wanted, moment, retention
+        )
+    except ReportUsageError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except dlq.MissingTopicError as exc:
+        _err(f"{exc} (check SOZIALHUB_TOPIC_PREFIX; `sozialhub topics apply`)")
+        return EXIT_USAGE
+    except dlq.DlqError as exc:
+        _err(str(exc))
+        return EXIT_REJECTED
+    if args.html is not None:
+        page = audit_report.render_html(found, names(settings))
+        try:
+            Path(args.html).write_text(page, encoding="utf-8")
+        except OSError:
+            _err(f"--html {args.html} cannot be written")
+            return EXIT_USAGE
+    sys.stdout.write(json.dumps(found, sort_keys=True, ensure_ascii=False) + "\n")
+    return EXIT_OK

@@ -1,0 +1,310 @@
+"""The audit chainer: ``audit.log`` -> ``audit.chain`` entries and ``audit.checkpoints``.
+
+A thin adapter around :mod:`hub.core.audit_chain`. One consumer group
+(``<prefix>audit-chain``) shares the partitions of ``audit.log`` among the
+workers; whoever holds partition *p* is its chain's single writer and writes
+``audit.chain`` and ``audit.checkpoints`` partition *p*.
+
+Per batch: append an entry per event, produce, wait for every acknowledgement,
+sign a checkpoint when one is due, wait again, and only then commit the
+``audit.log`` offsets. A crash between the writes and the commit re-reads the
+events; on every assignment the chainer resumes each partition's head from its
+last checkpoint and the entries after it, which also names the last
+``audit.log`` offset chained, so a re-read event is skipped instead of chained
+twice. Any failure to write ends the process without committing.
+
+Confluent-kafka runs rebalance callbacks inside ``poll``/``consume``, between
+batches, so a batch is always finished (written and committed) before its
+partitions can be revoked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from hub.config import Settings
+from hub.core import audit_chain as chain
+from hub.core.receipt import ReceiptSigner
+from hub.core.records import SourceRef
+from hub.stream import metrics
+
+log = structlog.get_logger(__name__)
+
+LOG = "audit.log"
+CHAIN = "audit.chain"
+CHECKPOINTS = "audit.checkpoints"
+EXIT_CHAIN_FAILED = 75  # like a failed send: nothing of the batch was committed
+ACK_TIMEOUT = 30.0
+METADATA_TIMEOUT = 10.0
+LOOKBACK = 50  # how many records from the end of a checkpoint partition to search
+
+
+@dataclass(frozen=True)
+class ChainOptions:
+    """Checkpoint cadence: after ``every`` entries, or when the oldest unsigned entry is
+    ``interval`` old (settings ``audit_checkpoint_every`` and ``audit_checkpoint_interval_s``)."""
+
+    every: int = 1000
+    interval: dt.timedelta = dt.timedelta(seconds=60)
+    batch: int = 500
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _fail(event: str, exc: BaseException | None = None) -> None:
+    with contextlib.suppress(Exception):
+        log.critical(event, error=None if exc is None else type(exc).__name__)
+    os._exit(EXIT_CHAIN_FAILED)
+
+
+class Chainer:
+    """Runs in its own thread (:func:`start`); never raises, ends the process instead."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        signer_at: Callable[[dt.datetime], ReceiptSigner],
+        options: ChainOptions = ChainOptions(),
+        now: Callable[[], dt.datetime] = _now,
+    ) -> None:
+        self.settings = settings
+        self.signer_at = signer_at
+        self.options = options
+        self.now = now
+        self.heads: dict[int, chain.Head] = {}
+        self.ready = threading.Event()  # set once the first assignment is resumed
+
+    # -- resuming a partition -------------------------------------------------------------
+
+    def _last_checkpoint(self, reader: Any, partition: int) -> bytes | None:
+        """The newest checkpoint of ``partition`` (a valid one, searched from the end)."""
+        topic = self.settings.topic(CHECKPOINTS)
+        low, high = _watermarks(reader, topic, partition)
+        start = max(low, high - LOOKBACK)
+        found: bytes | None = None
+        for message in _read_range(reader, topic, partition, start, high):
+            value = message.value()
+            checkpoint = chain.read_checkpoint(message.offset(), value)
+            if checkpoint.body is not None and checkpoint.body["partition"] == partition:
+                found = value
+        return found
+
+    def resume(self, partition: int) -> chain.Head:
+        from hub import kafka  # noqa: PLC0415
+
+        reader = kafka.consumer(self.settings, None, **{"enable.partition.eof": True})
+        try:
+            last = self._last_checkpoint(reader, partition)
+            topic = self.settings.topic(CHAIN)
+            low, high = _watermarks(reader, topic, partition)
+            start = low
+            if last is not None:
+                body = chain.read_checkpoint(0, last).body
+                start = max(low, int(body["last_offset"]) + 1) if body else low
+            entries = (
+                (m.offset(), m.value()) for m in _read_range(reader, topic, partition, start, high)
+            )
+            head = chain.resume(partition, entries, last)
+        finally:
+            reader.close()
+        log.info(
+            "audit_chain.resumed",
+            partition=partition,
+            seq=head.seq,
+            pending=len(head.pending),
+            source_offset=head.source_offset,
+        )
+        return head
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            self._run(stop)
+        except BaseException as exc:  # noqa: BLE001 - nothing may escape a half-written batch
+            _fail("audit_chain.failed", exc)
+
+    def _run(self, stop: threading.Event) -> None:
+        from hub import kafka  # noqa: PLC0415
+
+        self._check_partitions()
+        consumer = kafka.consumer(
+            self.settings,
+            f"{self.settings.topic_prefix}audit-chain",
+            **{"max.poll.interval.ms": 300000},
+        )
+        # One request in flight keeps a retried batch in order: the chain's order is its content.
+        # (No idempotent producer: the test broker acknowledges some idempotent batches it does
+        # not append, and resuming skips re-read events anyway.)
+        producer = kafka.producer(
+            self.settings, **{"max.in.flight.requests.per.connection": 1, "linger.ms": 2}
+        )
+
+        def assigned(_consumer: Any, partitions: list[Any]) -> None:
+            for tp in partitions:
+                self.heads[tp.partition] = self.resume(tp.partition)
+            self.ready.set()
+
+        def revoked(_consumer: Any, partitions: list[Any]) -> None:
+            for tp in partitions:
+                self.heads.pop(tp.partition, None)
+
+        consumer.subscribe([self.settings.topic(LOG)], on_assign=assigned, on_revoke=revoked)
+        try:
+            while not stop.is_set():
+                messages = consumer.consume(self.options.batch, 0.5)
+                batch = [m for m in messages if not m.error()]
+                for m in messages:
+                    if m.error():
+                        log.warning("audit_chain.consumer_error", error=m.error().name())
+                if batch:
+                    self._chain(batch, producer)
+                self._checkpoint(producer)
+                if batch:  # only what was consumed: committing nothing new is an error
+                    consumer.commit(asynchronous=False)
+        finally:
+            with contextlib.suppress(Exception):
+                consumer.close()
+
+    def _check_partitions(self) -> None:
+        from hub import kafka  # noqa: PLC0415
+
+        reader = kafka.consumer(self.settings, None)
+        try:
+            counts = {}
+            for name in (LOG, CHAIN, CHECKPOINTS):
+                topic = self.settings.topic(name)
+                found = reader.list_topics(topic, timeout=METADATA_TIMEOUT).topics.get(topic)
+                if found is None or found.error is not None or not found.partitions:
+                    raise LookupError(f"{topic} missing: run `sozialhub topics apply`")
+                counts[name] = len(found.partitions)
+        finally:
+            reader.close()
+        if counts[CHAIN] < counts[LOG] or counts[CHECKPOINTS] < counts[LOG]:
+            raise LookupError("audit.chain and audit.checkpoints need audit.log's partitions")
+
+    def _chain(self, batch: list[Any], producer: Any) -> None:
+        """Append and write one entry per new event, and wait for the acknowledgements."""
+        now = self.now()
+        offsets: dict[int, list[int]] = {}
+        failed: list[str] = []
+
+        def acknowledged(error: Any, message: Any) -> None:
+            if error is not None:
+                failed.append(error.name())
+            else:
+                offsets.setdefault(message.partition(), []).append(message.offset())
+
+        topic = self.settings.topic(CHAIN)
+        written = 0
+        for message in batch:
+            partition = message.partition()
+            head = self.heads.get(partition)
+            if head is None:
+                raise RuntimeError("an event of a partition that is not assigned")
+            if message.offset() <= head.source_offset:
+                continue  # chained before a restart: its entry is already in the log
+            source = SourceRef(LOG, partition, message.offset())
+            value, self.heads[partition] = chain.append(head, message.value() or b"", source, now)
+            producer.produce(
+                topic, key=message.key(), value=value, partition=partition, on_delivery=acknowledged
+            )
+            written += 1
+        if not written:
+            return
+        if producer.flush(ACK_TIMEOUT) or failed or sum(map(len, offsets.values())) != written:
+            raise RuntimeError("audit.chain did not acknowledge every entry")
+        for partition, placed in offsets.items():
+            self.heads[partition] = chain.placed(self.heads[partition], min(placed), max(placed))
+        metrics.AUDIT_CHAINED.inc(written)
+
+    def _checkpoint(self, producer: Any) -> None:
+        """Sign and write the checkpoints that are due, and wait for the acknowledgements."""
+        now = self.now()
+        failed: list[str] = []
+
+        def acknowledged(error: Any, _message: Any) -> None:
+            if error is not None:
+                failed.append(error.name())
+
+        topic = self.settings.topic(CHECKPOINTS)
+        written = 0
+        for partition, head in list(self.heads.items()):
+            if not chain.checkpoint_due(
+                head, now, every=self.options.every, interval=self.options.interval
+            ):
+                continue
+            value, self.heads[partition] = chain.make_checkpoint(head, self.signer_at(now), now)
+            producer.produce(
+                topic,
+                key=f"ckp-{partition}".encode("ascii"),
+                value=value,
+                partition=partition,
+                on_delivery=acknowledged,
+            )
+            written += 1
+        if written and (producer.flush(ACK_TIMEOUT) or failed):
+            raise RuntimeError("audit.checkpoints did not acknowledge")
+        if written:
+            metrics.AUDIT_CHECKPOINTS.inc(written)
+
+
+def _watermarks(reader: Any, topic: str, partition: int) -> tuple[int, int]:
+    from confluent_kafka import TopicPartition  # noqa: PLC0415
+
+    low, high = reader.get_watermark_offsets(
+        TopicPartition(topic, partition), timeout=METADATA_TIMEOUT, cached=False
+    )
+    return int(low), int(high)
+
+
+def _read_range(reader: Any, topic: str, partition: int, start: int, end: int) -> Any:
+    """Records of one partition from ``start`` to its end, which is at least ``end``.
+
+    The end is where the broker reports the end of the partition, not ``end``: the
+    bundled test broker's high watermark is the last batch's base offset + 1, which
+    would leave out the rest of a batch of several entries.
+    """
+    from confluent_kafka import KafkaError, TopicPartition  # noqa: PLC0415
+
+    if start >= end:
+        return
+    reader.assign([TopicPartition(topic, partition, start)])
+    deadline = time.monotonic() + ACK_TIMEOUT
+    while True:
+        messages = reader.consume(1000, 0.2)
+        if not messages and time.monotonic() > deadline:
+            raise TimeoutError(f"{topic} partition {partition}: no progress")
+        for message in messages:
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                    if message.offset() >= end:
+                        return
+                    continue  # a stale end of partition: the records up to `end` are coming
+                raise RuntimeError(f"consumer error on {topic}: {message.error().name()}")
+            deadline = time.monotonic() + ACK_TIMEOUT
+            yield message
+
+
+def start(
+    settings: Settings,
+    signer_at: Callable[[dt.datetime], ReceiptSigner],
+    options: ChainOptions = ChainOptions(),
+) -> tuple[Chainer, threading.Event]:
+    """A running chainer thread and the event that stops it."""
+    chainer = Chainer(settings, signer_at, options)
+    stop = threading.Event()
+    thread = threading.Thread(target=chainer.run, args=(stop,), name="audit-chain", daemon=True)
+    thread.start()
+    return chainer, stop
