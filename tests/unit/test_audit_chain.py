@@ -463,7 +463,11 @@ def test_entries_and_checkpoints_follow_their_published_schemas() -> None:
     folder = Path(__file__).resolve().parents[2] / "schemas" / "hub"
     loaded = {
         name: json.loads((folder / name).read_text("utf-8"))
-        for name in ("audit-event-1.schema.json", "audit-entry-1.schema.json", "audit-checkpoint-1.schema.json")
+        for name in (
+            "audit-event-1.schema.json",
+            "audit-entry-1.schema.json",
+            "audit-checkpoint-1.schema.json",
+        )
     }
     registry = Registry().with_resources(
         (schema["$id"], Resource.from_contents(schema)) for schema in loaded.values()
