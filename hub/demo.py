@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from hub import topics
+from hub import dlq, topics
 from hub.broker import cluster, free_port
 from hub.config import PROJECT_ROOT, Secret, Settings, variable
 from hub.core.outcomes import OutcomeTracker
@@ -42,6 +44,7 @@ from hub.core.records import AuditEvent, PortalReceipt, decode, submission_id
 from hub.core.transport import xta
 from hub.core.wohngeld import NAMESPACE as WOHNGELD_NAMESPACE
 from hub.kafka import follow
+from hub.keys import ephemeral_certificate
 from hub.sim import fitconnect as sim_fitconnect
 from hub.sim import pki
 from hub.sim.portals import PortalSimulators
@@ -252,6 +255,7 @@ def run(
         log.info("demo.topics_applied", created=len(plan.create), drift=len(plan.drift))
         settings, sims, portal_secrets = _start_portals(settings, root, stack)
         settings, vendor = _start_vendor(settings, root, stack)
+        settings, hub_certificate = _hub_signing_key(settings, root)
         worker = WorkerProcess(
             settings,
             log_file=root / "worker.log",
@@ -311,6 +315,8 @@ def run(
             )
             print(f"worker log: {root / 'worker.log'}")
             return 1
+        if not audit_summary(settings, hub_certificate):
+            return 1
         delivered = sum(r["outcome"] == "delivered" for r in rows)
         print(
             f"\n{len(rows)} submissions: {delivered} delivered, {len(rows) - delivered} dead-lettered "
@@ -320,6 +326,60 @@ def run(
         if embedded:
             print("The embedded broker kept everything in memory; it is gone when the demo ends.")
     return 0
+
+
+def _hub_signing_key(settings: Settings, root: Path) -> tuple[Settings, Path]:
+    """The hub's signing key and certificate for this demo, made here so that the audit
+    checkpoints it signs can be verified afterwards against a certificate on disk; a
+    configured key is used as it is. Checkpoints every two seconds, so the demo sees them."""
+    settings = settings.with_overrides(audit_checkpoint_interval_s=2.0)
+    if settings.signing_key_file is not None and settings.signing_cert_file is not None:
+        return settings, settings.signing_cert_file
+    key = ec.generate_private_key(ec.SECP256R1())
+    folder = root / "pki"
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file, cert_file = folder / "hub-signing.key", folder / "hub-signing.crt"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_file.chmod(0o600)
+    certificate = ephemeral_certificate(key, "sozialhub demo hub", days=7)
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return settings.with_overrides(
+        signing_key_file=key_file, signing_cert_file=cert_file
+    ), cert_file
+
+
+AUDIT_SETTLE_SECONDS = 60.0
+
+
+def audit_summary(settings: Settings, certificate: Path) -> bool:
+    """Wait until the chainer has chained and signed every audit event, verify the chain as
+    ``sozialhub audit verify`` does, and print the result; False when it is not intact."""
+    from hub import audit as audit_log  # noqa: PLC0415
+    from hub.core import audit_chain  # noqa: PLC0415
+
+    trusted = audit_chain.load_certificates(certificate.read_bytes())
+    deadline = time.monotonic() + AUDIT_SETTLE_SECONDS
+    report = audit_log.verify(settings, trusted, progress=False)
+    while time.monotonic() < deadline:
+        events = sum(1 for _ in dlq.read_topic(settings, settings.topic(AUDIT)))
+        if report["entries"] >= events and report["unsigned"] == 0:
+            break
+        time.sleep(1.0)
+        report = audit_log.verify(settings, trusted, progress=False)
+    print(
+        f"\nAudit log: {report['entries']} events chained in {len(report['partitions'])} "
+        f"partitions, {report['checkpoints']} signed checkpoint(s), {report['unsigned']} not yet "
+        f"signed; `sozialhub audit verify`: {'intact' if report['ok'] else 'FINDINGS'}."
+    )
+    if not report["ok"]:
+        print(json.dumps(report["first_finding"]))
+    return bool(report["ok"])
 
 
 def _start_portals(

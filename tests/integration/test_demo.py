@@ -85,6 +85,8 @@ def test_demo_delivers_or_dead_letters_every_example(tmp_path):
             assert row["receipt"]["outcome"] == verdict
             assert row["receipt"]["portal_has_it"] is True
     assert b"memory only" in completed.stderr + completed.stdout
+    # Every audit event was chained and signed, and the chain verifies (exit 1 otherwise).
+    assert b"0 not yet signed; `sozialhub audit verify`: intact." in completed.stdout
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -218,3 +218,19 @@ def test_compose_setup_covers_every_vendor() -> None:
     """The compose SASL overlay creates a user for every vendor of config/offices.yml."""
     overlay = yaml.safe_load((COMPOSE / "compose.sasl-ssl.yaml").read_text("utf-8"))
     assert sorted(overlay["services"]["kafka-setup"]["environment"]["VENDORS"].split()) == VENDORS
+
+
+def test_audit_user_reads_the_chain_and_its_checkpoints_only() -> None:
+    """The audit team's principal reads audit.chain and audit.checkpoints, writes nothing, and
+    reaches no other topic (not audit.keys, not audit.vault, not the inputs)."""
+    acls = _acls("sozialhub-audit")
+    readable = {f"{PREFIX}audit.chain", f"{PREFIX}audit.checkpoints"}
+    for topic in readable:
+        assert any(_grants(a, "topic", topic) and "Read" in _operations(a) for a in acls)
+    for acl in acls:
+        assert _operations(acl) <= {"Read", "Describe"}
+        assert acl["resource"]["type"] == "topic"
+    for spec in topics.load(SETTINGS):
+        topic = PREFIX + spec.name
+        if topic not in readable:
+            assert not any(_grants(a, "topic", topic) for a in acls), f"sozialhub-audit -> {topic}"
