@@ -67,3 +67,29 @@ def load(path: Path, schema_dir: Path, table: OfficeTable) -> Subscriptions:
     except (OSError, yaml.YAMLError):
         raise ConfigError(f"subscriptions {path} cannot be read") from None
     return parse(document, schema, table)
+
+
+def entry_schema(schema_dir: Path) -> dict[str, Any]:
+    """The schema of one subscription: an item of the configuration file's ``subscriptions``."""
+    schema = json.loads((schema_dir / SCHEMA).read_text("utf-8"))
+    item: dict[str, Any] = schema["properties"]["subscriptions"]["items"]
+    return item
+
+
+def parse_entry(
+    entry: Any, schema: dict[str, Any], table: OfficeTable, base: Subscriptions
+) -> Subscription:
+    """One run-time subscription, checked like a configured one and against the configuration:
+    ``ConfigError`` naming the location or the problem, never a value."""
+    try:
+        jsonschema.validate(entry, schema)
+    except jsonschema.ValidationError as exc:
+        location = "/".join(str(p) for p in exc.absolute_path) or "/"
+        raise ConfigError(f"subscription invalid at {location}") from None
+    subscription = _subscription(entry, table)
+    if any(s.subscription_id == subscription.subscription_id for s in base.entries):
+        raise ConfigError(f"subscription {subscription.subscription_id} is in the configuration")
+    found = problems(Subscriptions((*base.entries, subscription)), table)
+    if found:
+        raise ConfigError(f"subscriptions: {found[0]}")
+    return subscription

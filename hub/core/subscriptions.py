@@ -19,10 +19,17 @@ against the office table; :mod:`hub.core.fanout` uses them.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
+
+from hub.core.errors import Reason, Rejection
 from hub.core.rechtskreiswechsel import REASONS
+from hub.core.records import timestamp
 from hub.core.route import OfficeTable
 from hub.core.transfer import CATEGORIES, PURPOSES, RECHTSKREISE
 
@@ -142,3 +149,49 @@ def problems(subscriptions: Subscriptions, table: OfficeTable) -> tuple[str, ...
                     "under two purposes; one office has one purpose"
                 )
     return tuple(found)
+
+
+# --- subscriptions at run time (topic rechtskreiswechsel.subscriptions) ---------------------------
+
+RECORD_TYPE = "sozialhub.subscription"
+
+
+def with_runtime(
+    base: Subscriptions, runtime: Iterable[Subscription], table: OfficeTable
+) -> tuple[Subscriptions, tuple[str, ...]]:
+    """The configuration's subscriptions, then the run-time ones in id order, each only if it
+    adds no problem (:func:`problems`): a run-time subscription never replaces or contradicts
+    a configured one. Returns the merged subscriptions and the ids that were refused."""
+    entries = list(base.entries)
+    refused: list[str] = []
+    for subscription in sorted(runtime, key=lambda s: s.subscription_id):
+        candidate = Subscriptions((*entries, subscription))
+        if problems(candidate, table):
+            refused.append(subscription.subscription_id)
+            continue
+        entries.append(subscription)
+    return Subscriptions(tuple(entries)), tuple(refused)
+
+
+def encode_record(entry: Mapping[str, Any], now: dt.datetime) -> bytes:
+    """A run-time subscription as it travels: its configuration entry, as given, in an envelope."""
+    return orjson.dumps(
+        {"type": RECORD_TYPE, "v": 1, "at": timestamp(now), "subscription": dict(entry)},
+        option=orjson.OPT_SORT_KEYS,
+    )
+
+
+def record_entry(value: bytes) -> dict[str, Any]:
+    """The configuration entry of a run-time subscription record; ``ENVELOPE`` when it is none."""
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise Rejection(Reason.ENVELOPE, "json") from None
+    if not isinstance(document, dict) or document.get("type") != RECORD_TYPE:
+        raise Rejection(Reason.ENVELOPE, "type")
+    if document.get("v") != 1:
+        raise Rejection(Reason.ENVELOPE, "v")
+    entry = document.get("subscription")
+    if not isinstance(entry, dict):
+        raise Rejection(Reason.ENVELOPE, "subscription")
+    return entry

@@ -62,6 +62,7 @@ from hub.core.records import (
 from hub.core.rotation import RotationError, SignerSet
 from hub.stream import audit, consents, delivery, metrics, person_keys, seen
 from hub.stream import rechtskreiswechsel as rkw
+from hub.stream import subscriptions as stream_subscriptions
 
 log = structlog.get_logger(__name__)
 
@@ -670,7 +671,11 @@ def create_app(
     subscribed = subscriptions.default_path(settings)
     if subscribed.is_file():
         table = subscriptions.load(subscribed, settings.schema_dir, hub.offices)
-        rkw.register(app, settings, hub, table, consent_index, sender, stage_agent)
+        # The configured subscriptions plus those offices add at run time (compacted topic).
+        subscribed_now, _stop_subscriptions = stream_subscriptions.start(
+            settings, table, hub.offices
+        )
+        rkw.register(app, settings, hub, subscribed_now, consent_index, sender, stage_agent)
     else:
         log.warning("rechtskreiswechsel.disabled", detail="no subscriptions.yml")
     if options.outbound and vendor_topics:

@@ -32,8 +32,8 @@ from hub.core.rkw_stages import (
     send,
     update,
 )
-from hub.core.subscriptions import Subscriptions
 from hub.stream.follow import follow_compacted
+from hub.stream.subscriptions import SubscriptionIndex
 
 log = structlog.get_logger(__name__)
 
@@ -101,12 +101,13 @@ def register(
     app: Any,
     settings: Settings,
     hub: HubContext,
-    subscriptions: Subscriptions,
+    subscriptions: SubscriptionIndex,
     consents: Any,
     sender: Any,
     stage_agent: Any,
 ) -> HandoverIndex:
-    """The plan, send and updates agents and the reminder timer. ``consents``: the ConsentIndex."""
+    """The plan, send and updates agents and the reminder timer. ``consents``: the ConsentIndex;
+    ``subscriptions``: the configured and run-time subscriptions, asked per event."""
     index = HandoverIndex()
     stop = threading.Event()
     threading.Thread(
@@ -118,6 +119,7 @@ def register(
 
     async def consents_loaded() -> None:
         await _wait(consents.loaded, lambda: bool(consents.failed), "consent index")
+        await _wait(subscriptions.loaded, lambda: subscriptions.failed, "subscriptions")
 
     async def handovers_loaded() -> None:
         await _wait(index.loaded, lambda: index.failed, "handover index")
@@ -127,7 +129,7 @@ def register(
             event.message.key,
             event.value,
             hub,
-            subscriptions,
+            subscriptions.current(),
             consents.states_for,
             utcnow(),
             existing=index.get,
@@ -136,7 +138,7 @@ def register(
         return result
 
     def sending(event: Any, _source: Any) -> StageResult:
-        return send(event.value, hub, subscriptions, consents.states_for, utcnow())
+        return send(event.value, hub, subscriptions.current(), consents.states_for, utcnow())
 
     def updating(event: Any, _source: Any) -> StageResult:
         result = update(event.value, index.get, utcnow())
