@@ -201,3 +201,40 @@ def events(draw: st.DrawFn) -> RechtskreisChange:
 
 def reason_category(code: str) -> str | None:
     return REASON_CATEGORIES[code]
+
+
+def message_record(
+    office: str, /, *, event_id: str = "rkw-" + "e" * 32, kind: str = "notice", **changes: Any
+) -> tuple[bytes, bytes]:
+    """A ``handovers.<vendor>`` record (key, value) for ``office``, shaped as rkw_stages.send writes
+    one (data-free); ``changes`` replace top-level members, e.g. ``message_id``."""
+    from hub.core.fanout import MESSAGE_TYPE, message_id
+    from hub.core.rechtskreiswechsel import dumps
+
+    mid = message_id(event_id, office)
+    head = {
+        "event_id": event_id,
+        "person": pseudonym(1),
+        "effective_date": "2026-12-01",
+        "from": {"rechtskreis": "SGB II", "office": "jc-re-dorsten"},
+        "to": {"rechtskreis": "SGB XII", "office": office},
+    }
+    body: dict[str, Any] = {
+        "type": MESSAGE_TYPE,
+        "v": 1,
+        "message_id": mid,
+        "event_id": event_id,
+        "office": office,
+        "role": "new-office",
+        "kind": kind,
+        "purpose": "rechtskreiswechsel-handover",
+        "categories": [],
+        "requested": ["household"],
+        "decision": {"request_id": mid, "outcome": "allow", "categories": []},
+        "refused": None,
+        "subscriptions": ["new-office-sgb12"],
+        "body": head,
+    }
+    body.update(changes)
+    key = body["message_id"] if isinstance(body["message_id"], str) else mid
+    return key.encode("ascii"), dumps(body)

@@ -375,7 +375,10 @@ def message_json(message: Message) -> dict[str, Any]:
 
 
 def encode_message(message: Message) -> bytes:
-    """``office.<office>.handover`` value (key: the message id); withheld ones go to audit only."""
+    """``handovers.<vendor>`` value (key: the message id); withheld ones go to audit only.
+
+    Published as ``schemas/rechtskreiswechsel/message-1.schema.json``.
+    """
     return dumps(message_json(message))
 
 
