@@ -4,10 +4,10 @@ The person is named by pseudonym (``--person``, repeatable) or by identifier
 (``--identifier KIND:VALUE``, ``-`` reads it from standard input), which the
 configured key ring turns into the person's pseudonym under every key, so
 transfers logged before a key rotation count too. The identifier is never
-printed or logged. The events come from :func:`audit_events_for_report`; the
-report itself is the pure :func:`hub.core.audit_report.build_report`, printed as
-one JSON object, and with ``--html FILE`` also written as the citizen's page
-(docs/transparency-report.md).
+printed or logged. The events come from :func:`audit_events_for_report` (the
+hash-chained ``audit.chain``); the report itself is the pure
+:func:`hub.core.audit_report.build_report`, printed as one JSON object, and with
+``--html FILE`` also written as the citizen's page (docs/transparency-report.md).
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from hub import audit as audit_log
 from hub import dlq, offices, portals, pseudonyms
 from hub.config import Settings
 from hub.core import audit_report
 from hub.core.errors import Rejection
-from hub.core.pipeline import AUDIT
 from hub.core.pseudonym import identifier
-from hub.core.records import AuditEvent, decode
+from hub.core.records import AuditEvent
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 NAME = "sozialhub audit report"
@@ -36,20 +36,17 @@ class ReportUsageError(ValueError):
 
 
 def audit_events_for_report(settings: Settings) -> Iterator[AuditEvent]:
-    """Every audit event the report is built from, in log order.
+    """Every audit event the report is built from, in chain order.
 
-    For now the whole ``audit.log`` topic, read from the beginning to its end at the
-    start (no consumer group, no commit); a record that is not an audit event is
-    skipped. This is the one place to switch the source to the verified audit chain.
+    The events of the hash-chained ``audit.chain`` (:func:`hub.audit.chain_events`),
+    the lasting record (``audit.log`` keeps 30 days), read partition by partition
+    from the beginning to the end at the start (no consumer group, no commit).
+    Entries that wrap a record that is not an audit event are skipped; ``sozialhub
+    audit verify`` checks the chain itself. Events not chained yet (the chainer runs
+    milliseconds to seconds behind ``audit.log``) are not in the report.
     """
-    for message in dlq.read_topic(settings, settings.topic(AUDIT)):
-        value = message.value()
-        if value is None:
-            continue
-        try:
-            yield decode(value, AuditEvent)
-        except Rejection:
-            continue
+    for _partition, _offset, event in audit_log.chain_events(settings):
+        yield event
 
 
 def persons(settings: Settings, args: argparse.Namespace) -> frozenset[str]:

@@ -185,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_verify.add_argument("--json", action="store_true", help="the whole report as JSON")
     _audit_erase_parser(audit_commands)
     _audit_report_parser(audit_commands)
+    _audit_replay_parser(audit_commands)
 
     topic = commands.add_parser("topics", help="topics as code: plan, apply, strimzi")
     topic_commands = topic.add_subparsers(
@@ -250,6 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
         "cluster, keyed by its pseudonym; prints where it landed",
     )
     change_submit.add_argument("event", type=Path, metavar="EVENT.json")
+    change_subscribe = change_commands.add_parser(
+        "subscribe",
+        help="add a subscription at run time (one entry as in subscriptions.yml, YAML or JSON) to "
+        "rechtskreiswechsel.subscriptions; the workers use it for every later event",
+    )
+    change_subscribe.add_argument("subscription", type=Path, metavar="SUBSCRIPTION.yml")
+    change_unsubscribe = change_commands.add_parser(
+        "unsubscribe", help="end a run-time subscription (a tombstone); configured ones stay"
+    )
+    change_unsubscribe.add_argument("subscription_id", metavar="ID")
+    change_commands.add_parser(
+        "subscriptions", help="every subscription the workers use now, configured and run-time"
+    )
 
     bench = commands.add_parser(
         "bench",
@@ -390,6 +404,38 @@ def _audit_erase_parser(audit_commands: argparse._SubParsersAction[_Parser]) -> 
         help="without SOZIALHUB_PSEUDONYM_KEYS_FILE use the public development key (tests only)",
     )
     erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _audit_replay_parser(audit_commands: argparse._SubParsersAction[_Parser]) -> None:
+    replay = audit_commands.add_parser(
+        "replay",
+        help="re-run the recorded inputs of the submissions dispatched in a time window through "
+        "today's pipeline and compare with what was delivered (docs/audit-replay.md); exit 1 on "
+        "any difference",
+    )
+    replay.add_argument(
+        "--from",
+        dest="from_time",
+        type=_dlq_time,
+        required=True,
+        metavar="TIME",
+        help="window start, ISO 8601 (2026-11-05 or 2026-11-05T12:00Z; no offset: UTC)",
+    )
+    replay.add_argument(
+        "--to",
+        dest="to_time",
+        type=_dlq_time,
+        required=True,
+        metavar="TIME",
+        help="window end (exclusive), ISO 8601",
+    )
+    replay.add_argument(
+        "--development-kek",
+        action="store_true",
+        help="without SOZIALHUB_AUDIT_KEK_FILE open inputs with the public development KEK "
+        "(tests only)",
+    )
+    replay.add_argument("--json", action="store_true", help="the whole summary as JSON")
 
 
 def _audit_report_parser(audit_commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -820,10 +866,26 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             from hub import audit_report_cli  # noqa: PLC0415
 
             return audit_report_cli.report_command(settings, args)
+        if args.command == "audit" and args.audit_command == "replay":
+            from hub import audit_replay_cli  # noqa: PLC0415
+
+            return audit_replay_cli.run(settings, args)
         if args.command == "consent":
             from hub import consents  # noqa: PLC0415
 
             return consents.run(settings, args)
+        if args.command == "rechtskreiswechsel" and args.rechtskreiswechsel_command in (
+            "subscribe",
+            "unsubscribe",
+            "subscriptions",
+        ):
+            from hub import subscriptions_cli  # noqa: PLC0415
+
+            if args.rechtskreiswechsel_command == "subscribe":
+                return subscriptions_cli.subscribe(settings, args.subscription)
+            if args.rechtskreiswechsel_command == "unsubscribe":
+                return subscriptions_cli.unsubscribe(settings, args.subscription_id)
+            return subscriptions_cli.listing(settings)
         if args.command == "rechtskreiswechsel" and args.rechtskreiswechsel_command == "submit":
             return _rechtskreiswechsel_submit(settings, args.event)
         if args.command == "rechtskreiswechsel":

@@ -198,7 +198,8 @@ class _Chain:
         elif e.stage == "intake" and e.decision == "accepted":
             self.payload_sha256 = self.payload_sha256 or e.payload_sha256
         elif e.stage in ("route", "map") and e.decision == "rejected":
-            self.rejected = self.rejected or e
+            if self.rejected is None or e.at >= self.rejected.at:
+                self.rejected = e  # the latest: a dead letter retried may be rejected again
         elif e.stage == "route" and e.decision == "routed" and e.office:
             self.routed.setdefault(e.office, e)
         elif e.stage == "map" and e.decision == "mapped" and e.office:
@@ -209,9 +210,15 @@ class _Chain:
             self.refused.setdefault(e.delivery_id, []).append(e.reason)
 
     def outcome(self) -> str | None:
-        if self.rejected is not None:
+        """What dispatch decided last: ``routed``, ``rejected/<stage>/<reason>``, or None.
+
+        A dead letter retried (``sozialhub dlq retry``) and routed later counts as routed.
+        Audit times are fixed-width UTC, so they compare as text.
+        """
+        routed_at = max((e.at for e in self.routed.values()), default=None)
+        if self.rejected is not None and (routed_at is None or self.rejected.at > routed_at):
             return _rejected(self.rejected)
-        return "routed" if self.routed else None
+        return "routed" if routed_at is not None else None
 
     def dispatched_at(self, accepted: Accepted) -> dt.datetime:
         """When dispatch ran: the recorded ``mapped`` time (what replay passes as ``now``)."""
@@ -329,14 +336,14 @@ def _schema(accepted: Accepted, hub: pipeline.HubContext) -> list[Difference]:
         if root.tag != payload_type.qname or root.get("version") != version:
             return [Difference(INPUT_INVALID, recorded=named, replayed=("payload",))]
         if accepted.signer is not None:
-            root = _without_signature(root)
+            root = without_signature(root)
         validate(root, payload_type)
     except Rejection as rejection:
         return [Difference(SCHEMA_INVALID, recorded=named, replayed=(rejection.reason.value,))]
     return []
 
 
-def _without_signature(root: etree._Element) -> etree._Element:
+def without_signature(root: etree._Element) -> etree._Element:
     """The signed data of a signed payload: intake validated the root without its signature."""
     for signature in root.findall(_SIGNATURE):
         tail = signature.tail

@@ -1,12 +1,14 @@
-"""``sozialhub audit report`` against a real broker: the report of a person from ``audit.log``.
+"""``sozialhub audit report`` against a real broker: the report of a person from the audit chain.
 
 The pure stages run in the test process and their audit events are produced to the
-test's ``audit.log`` as a worker would (no worker process): a consent grant and its
+test's ``audit.log`` as the stages' workers would: a consent grant and its
 revocation (the consent registry step), a Rechtskreiswechsel event planned and sent
 through the real gate with that consent, an application delivered after the
 delivery gate allowed it, and a delivery the gate denied, for the person and for
-somebody else. The command reads the topic and must report the person's transfers
-and nothing of the other person's.
+somebody else. A worker process (no inbound, no outbound connectors) runs the audit
+chainer, which chains them onto ``audit.chain``; once every event is there, the
+command reads the chain and must report the person's transfers and nothing of the
+other person's.
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ import datetime as dt
 import json
 import logging
 import os
+import time
 
 import pytest
 import structlog
 
+from hub import audit as audit_log
 from hub import cli, config, context, dlq, subscriptions
 from hub.core import consent, consent_registry, pipeline, rechtskreiswechsel
 from hub.core import rkw_stages as stages
 from hub.core.gate import Policy
 from hub.core.pseudonym import identifier
 from hub.core.rechtskreiswechsel import HouseholdMember
-from hub.core.records import Delivery
+from hub.core.records import AuditEvent, Delivery, decode
 from hub.pseudonyms import development_ring
+from hub.supervise import WorkerProcess
 from tests.rkw_support import example
 
 pytestmark = pytest.mark.integration
@@ -148,7 +153,19 @@ def _audit_emits(settings) -> tuple[list, consent.ConsentEvent]:
     return emits, given
 
 
-def test_the_report_lists_the_persons_transfers_from_the_audit_log(
+def wait_until_chained(settings, event_ids: set[str], timeout: float = 120.0) -> None:
+    """Read audit.chain until every one of ``event_ids`` is chained (the chainer runs behind)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        chained = {event.event_id for _, _, event in audit_log.chain_events(settings)}
+        missing = event_ids - chained
+        if not missing:
+            return
+        assert time.monotonic() < deadline, f"{len(missing)} audit events not chained"
+        time.sleep(0.5)
+
+
+def test_the_report_lists_the_persons_transfers_from_the_audit_chain(
     hub_settings, report_cli, tmp_path
 ):
     emits, given = _audit_emits(hub_settings)
@@ -156,6 +173,21 @@ def test_the_report_lists_the_persons_transfers_from_the_audit_log(
     for emit in emits:
         dlq.produce(hub_settings, topic, emit.key.encode("ascii"), emit.value)
     dlq.produce(hub_settings, topic, b"sub-unknown", b"not an audit event")  # skipped
+
+    # Not chained yet: the report reads audit.chain, so it finds nothing of the person.
+    status, out, err = report_cli("--person", PERSON)
+    assert status == 0, err
+    assert (json.loads(out)["transfers"], json.loads(out)["consents"]) == ([], [])
+
+    worker = WorkerProcess(
+        hub_settings,
+        log_file=hub_settings.data_dir / "worker.log",
+        args=("--no-inbound", "--no-outbound"),
+    ).start()
+    try:
+        wait_until_chained(hub_settings, {decode(e.value, AuditEvent).event_id for e in emits})
+    finally:
+        worker.stop()
 
     page = tmp_path / "bericht.html"
     status, out, err = report_cli(
