@@ -24,6 +24,8 @@ import datetime as dt
 import json
 import secrets
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -49,7 +51,7 @@ from hub.sim import fitconnect as sim_fitconnect
 from hub.sim import pki
 from hub.sim.portals import PortalSimulators
 from hub.sim.vendor import VendorSimulator, VendorSimulatorThread
-from hub.supervise import WorkerProcess
+from hub.supervise import WorkerProcess, worker_environment
 
 log = structlog.get_logger(__name__)
 
@@ -315,7 +317,10 @@ def run(
             )
             print(f"worker log: {root / 'worker.log'}")
             return 1
-        if not audit_summary(settings, hub_certificate):
+        if not (
+            audit_summary(settings, hub_certificate)
+            and audit_round(settings, hub_certificate, root)
+        ):
             return 1
         delivered = sum(r["outcome"] == "delivered" for r in rows)
         print(
@@ -380,6 +385,84 @@ def audit_summary(settings: Settings, certificate: Path) -> bool:
     if not report["ok"]:
         print(json.dumps(report["first_finding"]))
     return bool(report["ok"])
+
+
+def _audit_command(settings: Settings, *args: str) -> tuple[int, dict[str, Any]]:
+    """``sozialhub audit …`` as an operator runs it, against this demo's cluster; its JSON."""
+    done = subprocess.run(
+        [sys.executable, "-m", "hub", "audit", *args],
+        # Only the cluster and the files matter here; the portal connectors' settings would need
+        # their secrets, which only the worker gets.
+        env=worker_environment(
+            settings.with_overrides(fitconnect_api_url=None, xta_msgbox_url=None)
+        ),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if done.returncode not in (0, 1):
+        log.error("demo.audit_command_failed", command=args[0], status=done.returncode)
+        sys.stderr.write(done.stderr[-2000:])
+    try:
+        return done.returncode, json.loads(done.stdout)
+    except json.JSONDecodeError:
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        return done.returncode, json.loads(lines[-1]) if lines else {}
+
+
+def _a_delivered_person(settings: Settings) -> str | None:
+    """The pseudonym of a person whose submission was delivered (from the chain)."""
+    from hub import audit as audit_log  # noqa: PLC0415
+
+    for _, _, event in audit_log.chain_events(settings):
+        if event.stage == "deliver" and event.decision == "delivered" and event.person:
+            return event.person
+    return None
+
+
+def audit_round(settings: Settings, certificate: Path, root: Path) -> bool:
+    """The audit commands on what the demo did: a transparency report for one person, a
+    replay of every recorded input, that person's erasure, the replay again (their input is
+    gone, the others are the same) and the chain verified again (the erasure is in it)."""
+    person = _a_delivered_person(settings)
+    if person is None:
+        print("Audit: no delivered submission names a person; report and erasure skipped.")
+        return False
+    # The demo's topics are its own (a fresh broker, or its own prefix): the last hour is all.
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    window = ("--from", since.strftime("%Y-%m-%dT%H:%M:%SZ"), "--to", _later())
+    status, report = _audit_command(
+        settings, "report", "--person", person, "--html", str(root / "transparency-report.html")
+    )
+    transfers = len(report.get("transfers", ())) if status == 0 else None
+    status, replay = _audit_command(settings, "replay", *window, "--development-kek", "--json")
+    same, total = replay.get("same"), replay.get("submissions")
+    print(
+        f"Audit report for one person ({person}): {transfers} transfer(s), page "
+        f"{root / 'transparency-report.html'}.\n"
+        f"Audit replay: {same} of {total} recorded submissions the same today (exit {status}); "
+        f"replay {replay.get('replayed_per_second')} submissions/s, live pipeline "
+        f"{replay.get('live_per_second')} submissions/s."
+    )
+    if status != 0 or not transfers:
+        return False
+    status, erased = _audit_command(settings, "erase", "--person", person, "--yes")
+    if status != 0:
+        return False
+    status, again = _audit_command(settings, "replay", *window, "--development-kek", "--json")
+    gone = again.get("counts", {}).get("input-erased", 0)
+    print(
+        f"Audit erase of that person: {erased.get('key_count')} key(s) tombstoned; replay now "
+        f"finds {gone} input(s) erased and {again.get('same')} the same (exit {status})."
+    )
+    if status != 1 or gone < 1:
+        return False
+    return audit_summary(settings, certificate)
+
+
+def _later() -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _start_portals(
