@@ -57,6 +57,7 @@ def _events(count: int) -> list[bytes]:
             emit = audit(
                 sid, "map", "mapped", NOW, office="wgs-herten", vendor="openprosoz",
                 delivery_id="dlv-" + "e" * 32, mapping_version="fv-xml/1.1.0",
+                output_sha256="9f" * 32,
             )  # fmt: skip
         elif kind == 3:
             emit = audit(
