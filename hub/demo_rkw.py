@@ -17,9 +17,12 @@ through the broker and a real worker process:
 The consents go first (the demo waits until the worker has audited every
 grant), then the events. The demo follows the audit log and the
 ``handovers.<vendor>`` topics until every planned message is sent or denied,
-and prints a summary: handovers, data-free notices, denials and withheld
-messages by reason, per addressed office role, the time taken, and the check
-that no message decided after a revocation was folded carried a data category.
+and every message for a vendor on the ``file`` or ``http`` channel forwarded
+(into the outbox, or to the vendor simulator's handover endpoint), and prints a
+summary: handovers, data-free notices, denials and withheld messages by reason,
+per addressed office role, the messages per vendor and how they reached it, the
+time taken, and the check that no message decided after a revocation was folded
+carried a data category.
 Pseudonyms use the public development key ring, as the worker does without a
 keys file (the demo's people are invented).
 """
@@ -45,10 +48,13 @@ from hub.core import consent, consent_registry
 from hub.core import rechtskreiswechsel as rkw
 from hub.core import rkw_stages as stages
 from hub.core.fanout import fan_out, offline_gate
+from hub.core.handover_forward import FORWARD_CHANNELS
 from hub.core.pipeline import AUDIT
 from hub.core.pseudonym import identifier
 from hub.core.records import AuditEvent, decode
+from hub.core.route import OfficeTable
 from hub.kafka import follow, producer
+from hub.sim.vendor import VendorSimulator, VendorSimulatorThread
 from hub.supervise import WorkerProcess
 
 log = structlog.get_logger(__name__)
@@ -184,6 +190,9 @@ class Progress:
     record_copies: Counter[str] = field(default_factory=Counter)
     revoked_at: dict[str, str] = field(default_factory=dict)  # pseudonym -> folded at (audit)
     reached: set[str] = field(default_factory=set)  # event ids planned for the new office
+    # Offices whose vendor is on the file or http channel: settled only once forwarded.
+    forward_offices: frozenset[str] = frozenset()
+    forwarded: dict[str, AuditEvent] = field(default_factory=dict)  # message id -> first outcome
 
     def add(self, topic: str, value: bytes) -> None:
         if topic.endswith(AUDIT):
@@ -210,6 +219,8 @@ class Progress:
                 self.reached.add((audit.path or "").partition("/")[0])
         elif (audit.stage, audit.decision) == ("handover", "sent"):
             self.sent.setdefault(message_id, audit)
+        elif audit.stage == "handover" and audit.decision in ("forwarded", "duplicate"):
+            self.forwarded.setdefault(message_id, audit)
         elif (audit.stage, audit.decision) == ("gate", "denied"):
             self.denied.setdefault(message_id, audit)
 
@@ -219,7 +230,10 @@ class Progress:
             return False
         if planned.decision == "withheld" or message_id in self.denied:
             return True
-        return message_id in self.sent and message_id in self.records
+        if message_id not in self.sent or message_id not in self.records:
+            return False
+        forwarding = planned.office in self.forward_offices
+        return not forwarding or message_id in self.forwarded
 
 
 def expected_messages(settings: Settings, crowd: list[Person]) -> dict[str, tuple[Person, str]]:
@@ -314,12 +328,48 @@ def _data_after_revocation(
     return found
 
 
+def by_vendor(
+    table: OfficeTable,
+    progress: Progress,
+    outbox: Path | None = None,
+    handover_endpoint: VendorSimulator | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per vendor: its channel, the messages sent to ``handovers.<vendor>`` and, for the file
+    and http channels, how many the worker forwarded (files in the outbox, bookings at the
+    simulator's handover endpoint)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for vendor in sorted(table.vendors.values(), key=lambda v: v.vendor_id):
+        own = {o.office_id for o in table.offices if o.vendor == vendor.vendor_id}
+        sent = [m for m, record in progress.records.items() if record["office"] in own]
+        row: dict[str, Any] = {"channel": vendor.channel, "sent": len(sent)}
+        if vendor.channel in FORWARD_CHANNELS:
+            row["forwarded"] = sum(m in progress.forwarded for m in sent)
+            if vendor.channel == "file" and outbox is not None:
+                row["files"] = len(list(outbox.glob(f"{vendor.vendor_id}/*/handovers/rkm-*.json")))
+            if vendor.channel == "http" and handover_endpoint is not None:
+                row["booked"] = handover_endpoint.handover_snapshot()["handovers"]
+        rows[vendor.vendor_id] = row
+    return rows
+
+
+def _vendor_problems(rows: dict[str, dict[str, Any]]) -> list[str]:
+    problems = []
+    for vendor, row in rows.items():
+        if "forwarded" in row and row["forwarded"] != row["sent"]:
+            problems.append(f"{vendor}: {row['sent'] - row['forwarded']} message(s) not forwarded")
+        landed = row.get("files", row.get("booked"))
+        if landed is not None and landed != row["sent"]:
+            problems.append(f"{vendor}: {landed} message(s) arrived for {row['sent']} sent")
+    return problems
+
+
 def summarise(
     crowd: list[Person],
     expected: dict[str, tuple[Person, str]],
     progress: Progress,
     revocations_produced: dict[str, str],
     elapsed: float,
+    vendors: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     pending = {mid for mid in expected if not progress.settled(mid)}
     by_role, new_office = _tally(expected, progress, pending)
@@ -363,6 +413,7 @@ def summarise(
             violations.extend(_data_after_revocation(person, expected, progress))
     if violations:
         problems.append(f"{len(violations)} message(s) after a revocation carried data categories")
+    problems.extend(_vendor_problems(vendors or {}))
     folds = sum(p in progress.revoked_at for p in revocations_produced)
     if folds < len(revocations_produced):
         problems.append(f"{len(revocations_produced) - folds} revocation(s) never audited")
@@ -391,6 +442,7 @@ def summarise(
             **dict(sorted(timing.items())),
             "data_after_revocation": len(violations),
         },
+        "by_vendor": vendors or {},
         "duplicate_records": sum(n - 1 for n in progress.record_copies.values()),
         "pending": len(pending),
         "seconds": round(elapsed, 1),
@@ -432,6 +484,22 @@ def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
         f"Check: {rev['data_after_revocation']} message(s) decided after a revocation was folded "
         f"carried data categories."
     )
+    vendors = summary.get("by_vendor") or {}
+    if vendors:
+        print("\nMessages per vendor (handovers.<vendor>):")
+        for vendor, row in vendors.items():
+            if "forwarded" not in row:
+                print(f"  {vendor:12} {row['channel']:6} {row['sent']:5} sent, read by the vendor")
+                continue
+            landed = ""
+            if "files" in row:
+                landed = f", {row['files']} file(s) in the outbox"
+            elif "booked" in row:
+                landed = f", {row['booked']} booked at the endpoint"
+            print(
+                f"  {vendor:12} {row['channel']:6} {row['sent']:5} sent, "
+                f"{row['forwarded']} forwarded{landed}"
+            )
     print(
         f"{summary['handled_once']} of {summary['people']} people handled exactly once "
         f"in {summary['seconds']} s."
@@ -459,9 +527,12 @@ def run(
             stack.callback(topics.delete_prefixed, settings)
         topics.apply(settings, topics.load(settings))
         expected = expected_messages(settings, crowd)
-        worker = WorkerProcess(
-            settings, log_file=root / "worker.log", args=("--no-inbound", "--no-outbound")
-        ).start()
+        table = offices.load(settings.offices_file, settings.schema_dir)
+        # Outbound on: the handover forwarding agents of the file and http vendors run (the
+        # delivery agents idle). The http vendor's handovers go to a simulator on loopback.
+        settings, endpoint = _handover_endpoint(settings, table, stack)
+        log_file = root / "worker.log"
+        worker = WorkerProcess(settings, log_file=log_file, args=("--no-inbound",)).start()
         stack.callback(worker.stop)
         worker.wait_ready()
         log.info("demo.worker_started", pid=worker.pid, workdir=str(root), people=count)
@@ -496,8 +567,10 @@ def run(
             if revokes_with_event(person):
                 _revoke(settings, out, revokers.pop(person.event.event_id), revocations)
         out.flush(30)
-        progress = Progress()
-        vendors = sorted(offices.load(settings.offices_file, settings.schema_dir).vendors)
+        channels = {o.office_id: table.vendors[o.vendor].channel for o in table.offices}
+        forwarding = frozenset(o for o, channel in channels.items() if channel in FORWARD_CHANNELS)
+        progress = Progress(forward_offices=forwarding)
+        vendors = sorted(table.vendors)
         for message in follow(
             settings,
             (AUDIT, *map(stages.handover_topic, vendors)),
@@ -507,7 +580,10 @@ def run(
             progress.add(message.topic(), message.value())
             _revoke_when_planned(settings, out, progress, revokers, revocations)
         out.flush(30)
-        summary = summarise(crowd, expected, progress, revocations, time.monotonic() - started)
+        rows = by_vendor(table, progress, settings.outbox_dir, endpoint)
+        summary = summarise(
+            crowd, expected, progress, revocations, time.monotonic() - started, rows
+        )
         print_summary(summary, as_json=as_json)
         if summary["problems"]:
             print("\n" + "\n".join(f"problem: {p}" for p in summary["problems"]))
@@ -516,6 +592,22 @@ def run(
         if embedded and not as_json:
             print("The embedded broker kept everything in memory; it is gone when the demo ends.")
     return 0
+
+
+def _handover_endpoint(
+    settings: Settings, table: OfficeTable, stack: contextlib.ExitStack
+) -> tuple[Settings, VendorSimulator | None]:
+    """The http vendor's endpoint (the simulator on loopback); its URL overrides the example's."""
+    vendor = next((v for v in table.vendors.values() if v.channel == "http"), None)
+    if vendor is None:
+        return settings, None
+    simulator = VendorSimulator()
+    runner = VendorSimulatorThread(simulator)
+    runner.start()
+    stack.callback(runner.stop)
+    return settings.with_overrides(
+        vendor_urls=f"{vendor.vendor_id}={simulator.url_template}"
+    ), simulator
 
 
 def _done(

@@ -8,8 +8,14 @@ job never sees half a file.
 The delivery id is deterministic, so a redelivery finds the file already there
 and is reported as a duplicate instead of being booked twice.
 
-Every delivery also leaves an empty marker in ``<outbox>/.delivered/<vendor>/``:
-the ledger that recognises a redelivery after the import job moved the file away.
+Rechtskreiswechsel messages forwarded from ``handovers.<vendor>`` (vendors on the file
+channel have no Kafka principal) go to
+``<outbox>/<vendor>/<office>/handovers/<message id>.<kind>.json``, written the same way
+(:meth:`FileDropOutbox.handover_target`): each pair of message id and kind once.
+
+Every delivery and every forwarded message also leaves an empty marker in
+``<outbox>/.delivered/<vendor>/`` (named by its delivery id, or message id and kind): the ledger
+that recognises a redelivery after the import job moved the file away.
 Markers may be pruned once they are older than the retention of the vendor topics
 (nothing older can be redelivered).
 
@@ -32,6 +38,7 @@ from pathlib import Path
 _SAFE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SUFFIX = re.compile(r"^\.[a-z0-9]{1,8}$")
 _BESIDE = re.compile(r"^dlv-[0-9a-f]{32}\.d[0-9]{2,3}\.[a-z0-9]{1,8}$")
+HANDOVERS = "handovers"  # <vendor>/<office>/handovers/: forwarded Rechtskreiswechsel messages
 
 
 class UnsafeName(ValueError):  # noqa: N818 - reads as the condition it reports
@@ -62,7 +69,8 @@ class FileDropOutbox:
         """Remove temporaries left by crashed writers; return how many."""
         moment = time.time() if now is None else now
         removed = 0
-        for path in self.root.glob("*/*/.*.part"):
+        temporaries = [*self.root.glob("*/*/.*.part"), *self.root.glob(f"*/*/{HANDOVERS}/.*.part")]
+        for path in temporaries:
             host, _, rest = path.name[1:].partition("-")
             pid_text = rest.partition("-")[0]
             dead_here = host == self._host and pid_text.isdigit() and not _alive(int(pid_text))
@@ -78,7 +86,18 @@ class FileDropOutbox:
                 raise UnsafeName("unsafe path component")
         if not _SUFFIX.match(suffix):
             raise UnsafeName("unsafe suffix")
-        target = self.root / vendor / office / f"{delivery_id}{suffix}"
+        return self._inside(self.root / vendor / office / f"{delivery_id}{suffix}")
+
+    def handover_target(self, vendor: str, office: str, message_id: str, kind: str) -> Path:
+        """Where a forwarded Rechtskreiswechsel message goes:
+        ``<outbox>/<vendor>/<office>/handovers/<message id>.<kind>.json``."""
+        for part in (vendor, office, message_id, kind):
+            if not _SAFE.match(part):
+                raise UnsafeName("unsafe path component")
+        name = f"{message_id}.{kind}.json"
+        return self._inside(self.root / vendor / office / HANDOVERS / name)
+
+    def _inside(self, target: Path) -> Path:
         # resolve() follows every symlink that exists on the way, also when the office
         # directory itself is not there yet.
         if not target.parent.resolve().is_relative_to(self.root.resolve()):
@@ -86,8 +105,9 @@ class FileDropOutbox:
         return target
 
     def _marker(self, target: Path) -> Path:
-        """Ledger entry of a delivery: ``<outbox>/.delivered/<vendor>/<delivery id>``."""
-        return self.root / LEDGER / target.parent.parent.name / target.stem
+        """Ledger entry: ``<outbox>/.delivered/<vendor>/<delivery id | message id.kind>``."""
+        vendor = target.relative_to(self.root).parts[0]
+        return self.root / LEDGER / vendor / target.stem
 
     def _remember(self, target: Path) -> None:
         marker = self._marker(target)

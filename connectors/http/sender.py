@@ -10,6 +10,11 @@ answer such as 401): the caller pauses the partition, calls
 itself) and tries the same delivery again, dead-lettering it only after the
 outage maximum. docs/delivery/http.md describes the contract.
 
+The same client forwards Rechtskreiswechsel messages to vendors on the ``http``
+channel (:class:`HandoverParcel`): the ``handovers.<vendor>`` record as it is,
+to the vendor's handover endpoint (:func:`handover_url`), with the message id and
+kind as ``Idempotency-Key``, under the same retry, probe and TLS rules.
+
 Logs carry delivery ids, office and vendor ids, statuses, attempt numbers,
 delays and exception type names: never bodies, URLs, tokens or response text.
 """
@@ -23,10 +28,10 @@ import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Self
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import structlog
@@ -65,6 +70,10 @@ _MEDIA_TYPE = re.compile(
 )
 _MAPPING_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")  # e.g. fv-json/1.0.0
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_MESSAGE_ID = re.compile(r"rkm-[0-9a-f]{32}")  # a Rechtskreiswechsel message id
+_KIND = re.compile(r"[a-z]{1,32}")  # a message kind: handover, notice, confirmation, information
+HANDOVER_SEGMENT = "handovers"
+HANDOVER_MEDIA_TYPE = "application/json"
 
 OutcomeKind = Literal["delivered", "replayed", "refused", "unavailable"]
 _KINDS: dict[Verdict, OutcomeKind] = {
@@ -96,6 +105,24 @@ def _check_url(url: str, name: str) -> None:
         _ = parts.port
     except ValueError:
         raise ValueError(f"{name} has an invalid port") from None
+
+
+def handover_url(url: str) -> str:
+    """The vendor's handover endpoint beside its case endpoint (docs/delivery.md#handover-forwarding).
+
+    The last path segment of the URL template becomes ``handovers``:
+    ``https://fv.example/api/v1/offices/{office}/cases`` ->
+    ``https://fv.example/api/v1/offices/{office}/handovers``. When the last segment
+    holds ``{office}`` (``https://fv.example/intake/{office}``), ``/handovers`` is
+    appended instead, so the office stays in the path. Scheme, host, port and query
+    are kept. Works on a bare path too (the simulator's route).
+    """
+    parts = urlsplit(url)
+    path = parts.path.removesuffix("/")
+    head, _, last = path.rpartition("/")
+    beside = path if not last or _PLACEHOLDER in last else head
+    path = f"{beside}/{HANDOVER_SEGMENT}"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -146,6 +173,10 @@ class HttpEndpoint:
     def https(self) -> bool:
         return urlsplit(self.url).scheme == "https"
 
+    def for_handovers(self) -> HttpEndpoint:
+        """The same endpoint (origin, TLS, credentials, timings) at :func:`handover_url`."""
+        return replace(self, url=handover_url(self.url))
+
     def url_for(self, office: str) -> str:
         """The endpoint URL for ``office``; ``ValueError`` for an id that could leave the path."""
         if OFFICE_ID.fullmatch(office) is None:
@@ -195,10 +226,40 @@ class AttemptResult:
 
 
 @dataclass(frozen=True, slots=True)
+class HandoverParcel:
+    """A Rechtskreiswechsel message for the vendor's handover endpoint.
+
+    ``body`` is the ``handovers.<vendor>`` record exactly as it was read; it is
+    POSTed as ``application/json`` with ``Idempotency-Key: "<message id>.<kind>"``
+    to the endpoint's URL for ``office``: the vendor takes each pair of message id
+    and kind once, and another kind supersedes. The caller has checked that the
+    record is a message for one of ``vendor``'s offices (``hub.core.handover_forward``).
+    """
+
+    message_id: str
+    kind: str
+    office: str
+    vendor: str
+    body: bytes = field(repr=False)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.message_id}.{self.kind}"
+
+
+Parcel = Delivery | HandoverParcel  # what HttpDeliverer sends
+
+
+def parcel_id(parcel: Parcel) -> str:
+    """The parcel's idempotency key: the delivery id, or a handover's message id and kind."""
+    return parcel.delivery_id if isinstance(parcel, Delivery) else parcel.idempotency_key
+
+
+@dataclass(frozen=True, slots=True)
 class RetryEvent:
     """What :meth:`HttpDeliverer.deliver` reports before it waits for the next attempt."""
 
-    delivery_id: str
+    delivery_id: str  # the parcel's key: a delivery id, or a handover's ``<message id>.<kind>``
     attempt: int  # the attempt that failed, 1-based
     status: int | None
     error: str | None
@@ -246,17 +307,22 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _log_ids(delivery: Delivery) -> dict[str, str]:
-    """The delivery's ids for a log line; a malformed one (record content) is not repeated."""
+def _log_ids(parcel: Parcel) -> dict[str, str]:
+    """The parcel's ids for a log line; a malformed one (record content) is not repeated."""
 
     def checked(value: str, ok: bool) -> str:  # noqa: FBT001
         return value if ok else "invalid"
 
-    did = delivery.delivery_id
+    if isinstance(parcel, Delivery):
+        did = parcel.delivery_id
+        named = {"delivery_id": checked(did, is_id(did) and did.startswith("dlv-"))}
+    else:
+        mid = parcel.message_id
+        named = {"message_id": checked(mid, _MESSAGE_ID.fullmatch(mid) is not None)}
     return {
-        "delivery_id": checked(did, is_id(did) and did.startswith("dlv-")),
-        "office": checked(delivery.office, OFFICE_ID.fullmatch(delivery.office) is not None),
-        "vendor": checked(delivery.vendor, VENDOR_ID.fullmatch(delivery.vendor) is not None),
+        **named,
+        "office": checked(parcel.office, OFFICE_ID.fullmatch(parcel.office) is not None),
+        "vendor": checked(parcel.vendor, VENDOR_ID.fullmatch(parcel.vendor) is not None),
     }
 
 
@@ -318,8 +384,11 @@ class HttpDeliverer:
         token = self.endpoint.token
         return {} if token is None else {"Authorization": f"Bearer {token.reveal()}"}
 
-    def _request(self, delivery: Delivery) -> _Request | str:
-        """The request for ``delivery``, or the name of the field that makes it impossible."""
+    def _request(self, parcel: Parcel) -> _Request | str:
+        """The request for ``parcel``, or the name of the field that makes it impossible."""
+        if isinstance(parcel, HandoverParcel):
+            return self._handover_request(parcel)
+        delivery = parcel
         checks = (
             ("vendor", delivery.vendor == self.endpoint.vendor),
             ("delivery_id", is_id(delivery.delivery_id) and delivery.delivery_id[:4] == "dlv-"),
@@ -349,8 +418,30 @@ class HttpDeliverer:
         }
         return _Request(url, body, headers)
 
-    async def attempt(self, delivery: Delivery) -> AttemptResult:
-        """One POST of the delivery's body; never raises for what the endpoint or network does."""
+    def _handover_request(self, parcel: HandoverParcel) -> _Request | str:
+        """A handover: the record's bytes as they are, keyed by message id and kind."""
+        if parcel.vendor != self.endpoint.vendor:
+            return "vendor"
+        if _MESSAGE_ID.fullmatch(parcel.message_id) is None:
+            return "message_id"
+        if _KIND.fullmatch(parcel.kind) is None:
+            return "kind"
+        try:
+            url = self.endpoint.url_for(parcel.office)
+        except ValueError:
+            return "office"
+        headers = {
+            "Content-Type": HANDOVER_MEDIA_TYPE,
+            "Idempotency-Key": f'"{parcel.idempotency_key}"',
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Accept-Encoding": "identity",
+            **self._auth(),
+        }
+        return _Request(url, parcel.body, headers)
+
+    async def attempt(self, delivery: Parcel) -> AttemptResult:
+        """One POST of the parcel's body; never raises for what the endpoint or network does."""
         request = self._request(delivery)
         if isinstance(request, str):
             return AttemptResult(Verdict.REFUSED, error=request)
@@ -393,21 +484,23 @@ class HttpDeliverer:
                 return segment
         return None
 
-    async def deliver(self, delivery: Delivery, *, on_retry: OnRetry | None = None) -> Outcome:
+    async def deliver(self, delivery: Parcel, *, on_retry: OnRetry | None = None) -> Outcome:
         """Attempt, and retry ``TRANSIENT`` answers with backoff up to ``retry.max_attempts``.
 
+        ``delivery`` is a :class:`~hub.core.records.Delivery` or a :class:`HandoverParcel`.
         ``on_retry`` is awaited after each failed attempt that will be retried,
         before the wait (e.g. to write a ``retried`` audit event).
         """
         policy = self.endpoint.retry
         context = _log_ids(delivery)
+        key = parcel_id(delivery)
         attempts, waited = 0, 0.0
         while True:
             attempts += 1
             result = await self.attempt(delivery)
             if result.verdict is not Verdict.TRANSIENT or attempts >= policy.max_attempts:
                 break
-            delay = next_delay(policy, attempts, delivery.delivery_id, result.retry_after_s)
+            delay = next_delay(policy, attempts, key, result.retry_after_s)
             log.warning(
                 "http.retry",
                 **context,
@@ -417,9 +510,7 @@ class HttpDeliverer:
                 delay_s=round(delay, 3),
             )
             if on_retry is not None:
-                await on_retry(
-                    RetryEvent(delivery.delivery_id, attempts, result.status, result.error, delay)
-                )
+                await on_retry(RetryEvent(key, attempts, result.status, result.error, delay))
             await self._sleep(delay)
             waited += delay
         outcome = Outcome(

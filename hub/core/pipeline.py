@@ -209,6 +209,10 @@ def _reject(
     )
 
 
+# The dead-letter builder under a public name, for the other core stages.
+reject = _reject
+
+
 def accept(original: bytes, hub: HubContext) -> tuple[PayloadType, Submission]:
     """Parse once, identify, validate, extract a bare payload. Returns (payload type, submission)."""
     root = xmlsafe.parse(original, hub.limits)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 from signxml import (  # type: ignore[attr-defined] # signxml re-exports without __all__
@@ -55,6 +55,13 @@ _HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384]] = {
     "ecdsa-sha384": hashes.SHA384,
     "rsa-pss-sha256": hashes.SHA256,
     "rsa-sha256": hashes.SHA256,
+}
+# The same hashes in hashlib, which digests the data the key signs (ReceiptSigner._signing).
+_HASHLIB: dict[str, Callable[[bytes], hashlib._Hash]] = {
+    "ecdsa-sha256": hashlib.sha256,
+    "ecdsa-sha384": hashlib.sha384,
+    "rsa-pss-sha256": hashlib.sha256,
+    "rsa-sha256": hashlib.sha256,
 }
 
 _DS_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
@@ -153,16 +160,20 @@ class ReceiptSigner:
         """:meth:`_signature_value`, with the key's algorithm objects made once per signer.
 
         The hash, ECDSA, PSS and padding objects only name parameters (no state): one of
-        each serves every signature.
+        each serves every signature. The data is hashed with :mod:`hashlib` and the digest
+        signed as prehashed: the same signature (the scheme signs the digest either way),
+        without the key's library setting up a digest of its own for each receipt.
         """
         algorithm = _HASHES[self.algorithm]()
+        digest_of = _HASHLIB[self.algorithm]
+        prehashed = Prehashed(algorithm)
         key = self.key
         if isinstance(key, ec.EllipticCurvePrivateKey):
-            ecdsa = ec.ECDSA(algorithm)
+            ecdsa = ec.ECDSA(prehashed)
             size = (key.key_size + 7) // 8
 
             def sign_ecdsa(data: bytes) -> bytes:
-                r, s = decode_dss_signature(key.sign(data, ecdsa))
+                r, s = decode_dss_signature(key.sign(digest_of(data).digest(), ecdsa))
                 return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
             return sign_ecdsa
@@ -171,7 +182,7 @@ class ReceiptSigner:
             scheme = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
 
         def sign_rsa(data: bytes) -> bytes:
-            return key.sign(data, scheme, algorithm)
+            return key.sign(digest_of(data).digest(), scheme, prehashed)
 
         return sign_rsa
 

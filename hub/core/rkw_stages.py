@@ -109,7 +109,9 @@ def _audit(
         stage,
         decision,
         now,
-        target=message.message_id,
+        # Per message and kind: a message id that comes again with another kind (a handover
+        # after a notice, once consent exists) is another decision, not a repeat.
+        target=f"{message.message_id}/{message.kind.value}",
         reason=reason,
         path=f"{message.event_id}/{message.message_id}",
         office=message.office,

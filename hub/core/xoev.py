@@ -176,8 +176,15 @@ def code(element: etree._Element | None) -> Code | None:
     )
     # The same texts as written make the same code: cleaning them again is skipped.
     found = _RAW_CODES.get(raw)
-    if found is not None:
-        return found
+    if found is None:
+        found = _code_of(element, raw)
+    return found
+
+
+def _code_of(
+    element: etree._Element, raw: tuple[str | None, str | None, str | None, str | None]
+) -> Code:
+    """The code of texts not seen (as written) before; remembered for the next time."""
     value, list_uri, list_version, name = raw
     value = _cleaned(value)
     if value is None or not list_uri:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 
+import pybase64
 from lxml import etree
 
 from hub.core import xoev
@@ -35,6 +36,7 @@ _identifier = xoev.identifier_text
 _code = xoev.code
 _required_code = xoev.required_code_of
 _FIELD_FORMAT = Reason.FIELD_FORMAT
+_MAX_ENCODED = DEFAULT_DOCUMENTS.max_bytes * 4 // 3 + 4  # base64 characters of a document
 # The model's classes, made with every field in order (model.positional: the same objects, sooner).
 _Address = positional(Address)
 _Person = positional(Person)
@@ -65,7 +67,26 @@ def _address(element: etree._Element | None) -> Address | None:
     )
 
 
-def _person(element: etree._Element) -> Person:
+def _names(general: etree._Element, name_element: etree._Element | None) -> tuple[str, str]:
+    """Given and family name: ``name/vorname`` and ``name/familienname`` below ``allgemein``."""
+    given = family = None
+    if name_element is not None:
+        # _below for both names of the first ``name``, in one pass over its children.
+        for node in name_element[:]:  # type: ignore[index] # lxml-stubs type int indexes only
+            tag = node.tag
+            if tag == "vorname":
+                if given is None:
+                    given = node
+            elif tag == "familienname" and family is None:
+                family = node
+        if given is None:
+            given = xoev.child(general, "name/vorname")
+        if family is None:
+            family = xoev.child(general, "name/familienname")
+    return _required(given, "name/vorname"), _required(family, "name/familienname")
+
+
+def _person(element: etree._Element) -> Person:  # noqa: C901 - a branch per child name
     # The first child of each name (xoev.children), kept in locals: backwards, the first wins.
     # Every beantragteLeistung, backwards.
     person_id = role = applicant = general_element = None
@@ -99,22 +120,7 @@ def _person(element: etree._Element) -> Person:
     checked_id = _identifier(person_id, "personID")
     checked_role = _required_code(role, "typ")
     is_applicant = _required(applicant, "antragsteller") in ("true", "1")
-    given = family = None
-    if name_element is not None:
-        # _below for both names of the first ``name``, in one pass over its children.
-        for node in name_element[:]:  # type: ignore[index] # lxml-stubs type int indexes only
-            tag = node.tag
-            if tag == "vorname":
-                if given is None:
-                    given = node
-            elif tag == "familienname" and family is None:
-                family = node
-        if given is None:
-            given = xoev.child(general_element, "name/vorname")
-        if family is None:
-            family = xoev.child(general_element, "name/familienname")
-    given_name = _required(given, "name/vorname")
-    family_name = _required(family, "name/familienname")
+    given_name, family_name = _names(general_element, name_element)
     birth_date_text = _text(birth_date)
     sex_code = _code(sex)
     checked_address = _address(address)
@@ -143,14 +149,25 @@ def _document(element: etree._Element, position: int) -> Document:
         raise Rejection(_FIELD_FORMAT, f"{where}/dokumentRepraesentation")
     representation = _children(representation_element)
     content_element = representation.get("inhalt")
-    text = None if content_element is None else content_element.text
-    encoded = "".join((text or "").split())
-    if len(encoded) > DEFAULT_DOCUMENTS.max_bytes * 4 // 3 + 4:
-        raise Rejection(Reason.ATTACHMENT, f"{where}/size")
-    try:
-        content = b64decode_validated(encoded)
-    except (binascii.Error, ValueError):
-        raise Rejection(_FIELD_FORMAT, f"{where}/dokumentRepraesentation/inhalt") from None
+    text = (None if content_element is None else content_element.text) or ""
+    content = None
+    if len(text) <= _MAX_ENCODED:
+        # Base64 without any whitespace, as portals write it: what the general path below
+        # makes of it (split and joined, it is itself), without splitting 2 kB of text.
+        # pybase64 refuses whitespace and anything else outside the alphabet.
+        try:
+            content = pybase64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            content = None
+        encoded = text
+    if content is None:
+        encoded = "".join(text.split())
+        if len(encoded) > _MAX_ENCODED:
+            raise Rejection(Reason.ATTACHMENT, f"{where}/size")
+        try:
+            content = b64decode_validated(encoded)
+        except (binascii.Error, ValueError):
+            raise Rejection(_FIELD_FORMAT, f"{where}/dokumentRepraesentation/inhalt") from None
     media = check_document(content, _required(representation.get("mimeType"), "mimeType"), where)
     return _Document(
         _identifier(document.get("dokumentID"), "dokumentID"),  # document_id

@@ -23,6 +23,18 @@ are dropped, or are booked but their answer is lost), :meth:`~VendorSimulator.sl
 (answers late, for client timeouts); :meth:`~VendorSimulator.heal` ends them all.
 ``GET /health`` answers ``200``, or ``503`` while down.
 
+Beside the cases it takes Rechtskreiswechsel messages the hub forwards
+(docs/delivery.md#handover-forwarding): ``POST /offices/{office}/handovers`` (the
+case path's last segment replaced, as :func:`connectors.http.sender.handover_url`
+derives it; ``handover_path`` to change it). Each key ``<message id>.<kind>`` is
+booked once, in :attr:`~VendorSimulator.handovers` (another kind of the same
+message is booked beside it: it supersedes); a repeated key is answered as a
+replay whatever the body, since the hub sends a message again with a new
+decision time when it decides again; ``409`` while the key is in flight. A body
+that is not a ``sozialhub.rechtskreiswechsel-message`` whose ``message_id`` and
+``kind`` make the key and whose ``office`` is the path's office is ``422``. The
+failure modes apply to both.
+
 :attr:`~VendorSimulator.bookings` and :attr:`~VendorSimulator.requests_by_key`
 let a test or the demo check "nothing lost, nothing booked twice":
 :meth:`~VendorSimulator.booked_twice` lists bodies booked under more than one
@@ -49,6 +61,9 @@ from typing import Any, Literal, Self, TypeVar
 import jsonschema
 from aiohttp import web
 
+from connectors.http.sender import handover_url
+from hub.core.fanout import MESSAGE_TYPE
+
 T = TypeVar("T")
 Validator = Callable[[bytes], bool]
 FailMode = Literal["status", "drop", "lose_answer"]
@@ -60,11 +75,12 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 # An RFC 8941 sf-string without escapes: printable ASCII but '"' and '\'.
 _KEY = re.compile(r'"([\x20\x21\x23-\x5b\x5d-\x7e]{1,255})"')
 _KEY_SLOT = web.RequestKey("idempotency_key", str)  # "" when missing or malformed
+_BOOKING_ROUTES = ("case", "handover")  # the routes that book (and that the failure modes hit)
 
 
 @dataclass(slots=True)
 class Booking:
-    """One case the vendor booked, under one idempotency key."""
+    """One case (or forwarded handover message) the vendor booked, under one idempotency key."""
 
     key: str
     office: str
@@ -118,10 +134,15 @@ class VendorSimulator:
         host: str = "127.0.0.1",
         max_request_bytes: int = 1024 * 1024,
         booking_prefix: str = "BK",
+        handover_path: str | None = None,
     ) -> None:
         if "{office}" not in path or not path.startswith("/"):
             raise ValueError("path must start with / and contain {office}")
+        handovers = handover_url(path) if handover_path is None else handover_path
+        if "{office}" not in handovers or not handovers.startswith("/") or handovers == path:
+            raise ValueError("handover_path needs a leading /, {office} and another path")
         self.path = path
+        self.handover_path = handovers
         self._validate = validate
         self._ssl = ssl_context
         self._token = token
@@ -144,9 +165,13 @@ class VendorSimulator:
         # state
         self._in_flight: set[str] = set()
         self.bookings: dict[str, Booking] = {}  # idempotency key -> booking
-        self.requests_by_key: Counter[str] = Counter()  # case requests per key, failed ones too
-        self.statuses: list[tuple[str | None, int]] = []  # (key, status) of every case request
+        self.handovers: dict[str, Booking] = {}  # "<message id>.<kind>" -> booked message
+        # Case and handover requests per key, failed ones too.
+        self.requests_by_key: Counter[str] = Counter()
+        # (key, status) of every case and handover request.
+        self.statuses: list[tuple[str | None, int]] = []
         self.case_requests = 0
+        self.handover_requests = 0
         self.health_requests = 0
 
     def __repr__(self) -> str:
@@ -213,14 +238,23 @@ class VendorSimulator:
     # --- what happened -------------------------------------------------------------------------
 
     def booked_twice(self) -> list[str]:
-        """SHA-256 digests of bodies booked under more than one idempotency key (should be none)."""
+        """SHA-256 digests of bodies booked under more than one idempotency key (should be none).
+
+        Cases and handover messages alike.
+        """
         with self._lock:
-            counts = Counter(b.body_sha256 for b in self.bookings.values())
+            every = [*self.bookings.values(), *self.handovers.values()]
+        counts = Counter(b.body_sha256 for b in every)
         return sorted(digest for digest, count in counts.items() if count > 1)
 
     def booking(self, key: str) -> Booking | None:
         with self._lock:
             return self.bookings.get(key)
+
+    def handover(self, key: str) -> Booking | None:
+        """The booked message under this key (``<message id>.<kind>``), if any."""
+        with self._lock:
+            return self.handovers.get(key)
 
     def snapshot(self) -> dict[str, Any]:
         """Counts for a summary: case requests, bookings, replays, bodies booked twice."""
@@ -231,6 +265,18 @@ class VendorSimulator:
             "requests": requests,
             "bookings": len(bookings),
             "replays": sum(b.replays for b in bookings),
+            "booked_twice": self.booked_twice(),
+        }
+
+    def handover_snapshot(self) -> dict[str, Any]:
+        """Counts of forwarded handover messages: requests, booked messages, replays."""
+        with self._lock:
+            handovers = list(self.handovers.values())
+            requests = self.handover_requests
+        return {
+            "requests": requests,
+            "handovers": len(handovers),
+            "replays": sum(b.replays for b in handovers),
             "booked_twice": self.booked_twice(),
         }
 
@@ -250,6 +296,12 @@ class VendorSimulator:
         return self.url + self.path
 
     @property
+    def handover_url_template(self) -> str:
+        """The handover endpoint URL with ``{office}`` left in (what the hub derives from
+        :attr:`url_template`)."""
+        return self.url + self.handover_path
+
+    @property
     def health_url(self) -> str:
         return self.url + HEALTH_PATH
 
@@ -259,6 +311,7 @@ class VendorSimulator:
             client_max_size=self._max_request_bytes + 1, middlewares=[self._outage_gate]
         )
         app.router.add_post(self.path, self._case, name="case")
+        app.router.add_post(self.handover_path, self._handover, name="handover")
         app.router.add_get(HEALTH_PATH, self._health, name="health")
         return app
 
@@ -324,18 +377,21 @@ class VendorSimulator:
         route = request.match_info.route.name
         key: str | None = None
         with self._lock:
-            if route == "case":
+            if route in _BOOKING_ROUTES:
                 header = request.headers.get("Idempotency-Key")
                 match = _KEY.fullmatch(header) if header is not None else None
                 key = match.group(1) if match else None
-                self.case_requests += 1
+                if route == "case":
+                    self.case_requests += 1
+                else:
+                    self.handover_requests += 1
                 if key is not None:
                     self.requests_by_key[key] += 1
             elif route == "health":
                 self.health_requests += 1
         request[_KEY_SLOT] = key or ""
         response = self._unavailable(request) or await handler(request)
-        if route == "case":
+        if route in _BOOKING_ROUTES:
             with self._lock:
                 self.statuses.append((key, response.status))
         return response
@@ -364,6 +420,25 @@ class VendorSimulator:
         if isinstance(checked, web.Response):
             return checked
         response = await self._book(request, *checked)
+        if failure is not None:  # lose_answer: booked (or replayed), but the client never hears
+            return self._drop(request)
+        return response
+
+    async def _handover(self, request: web.Request) -> web.Response:
+        """A forwarded Rechtskreiswechsel message: booked once per message id and kind."""
+        key = request[_KEY_SLOT] or None
+        if (unauthorized := self._unauthorized(request)) is not None:
+            return unauthorized
+        failure = self._injected()
+        if failure is not None and failure.mode != "lose_answer":
+            return self._fail(request, failure)
+        checked = await self._checked(request, key)
+        if isinstance(checked, web.Response):
+            return checked
+        key, office, body = checked
+        if not _is_handover(body, key, office):
+            return web.json_response({"title": "The handover message is not valid"}, status=422)
+        response = await self._book(request, key, office, body, handover=True)
         if failure is not None:  # lose_answer: booked (or replayed), but the client never hears
             return self._drop(request)
         return response
@@ -398,8 +473,11 @@ class VendorSimulator:
         body = b"".join(chunks)
         return key, request.match_info["office"], body
 
-    async def _book(self, request: web.Request, key: str, office: str, body: bytes) -> web.Response:
+    async def _book(
+        self, request: web.Request, key: str, office: str, body: bytes, *, handover: bool = False
+    ) -> web.Response:
         digest = hashlib.sha256(body).hexdigest()
+        ledger = self.handovers if handover else self.bookings
         with self._lock:
             if key in self._in_flight:
                 return web.json_response(
@@ -411,19 +489,22 @@ class VendorSimulator:
             if delay:
                 await asyncio.sleep(delay)
             with self._lock:
-                existing = self.bookings.get(key)
-                if existing is not None and existing.body_sha256 == digest:
+                existing = ledger.get(key)
+                # A handover message is the same message under its key whatever the bytes.
+                same = existing is not None and (handover or existing.body_sha256 == digest)
+                if existing is not None and same:
                     existing.replays += 1
             if existing is not None:
-                if existing.body_sha256 != digest:
+                if not same:
                     return web.json_response(
                         {"title": "Idempotency-Key is already used"}, status=422
                     )
                 return self._booked(existing, replayed=True)
-            if self._validate is not None and not self._validate(body):
+            if not handover and self._validate is not None and not self._validate(body):
                 return web.json_response({"title": "The case is not valid"}, status=422)
             with self._lock:
-                booking_id = f"{self._prefix}-{len(self.bookings) + 1:06d}"
+                prefix = f"{self._prefix}-H" if handover else f"{self._prefix}-"
+                booking_id = f"{prefix}{len(ledger) + 1:06d}"
                 booking = Booking(
                     key=key,
                     office=office,
@@ -431,7 +512,7 @@ class VendorSimulator:
                     body_sha256=digest,
                     location=f"{request.path}/{booking_id}",
                 )
-                self.bookings[key] = booking
+                ledger[key] = booking
             return self._booked(booking, replayed=False)
         finally:
             with self._lock:
@@ -443,6 +524,20 @@ class VendorSimulator:
         if replayed:
             headers[REPLAYED_HEADER] = "true"
         return web.json_response({"bookingId": booking.booking_id}, status=201, headers=headers)
+
+
+def _is_handover(body: bytes, key: str, office: str) -> bool:
+    """A Rechtskreiswechsel message record for ``office`` whose message id and kind are ``key``."""
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return (
+        isinstance(document, dict)
+        and document.get("type") == MESSAGE_TYPE
+        and f"{document.get('message_id')}.{document.get('kind')}" == key
+        and document.get("office") == office
+    )
 
 
 class VendorSimulatorThread:

@@ -14,6 +14,8 @@ Agents:
   (with a KEK also the recorded input: audit.vault, a new person key on audit.keys)
 - ``deliver-<vendor>`` deliveries.<vendor> -> the vendor's channel: outbox file,
   ``fachverfahren.<vendor>`` (Avro) or the vendor's HTTPS endpoint (hub.stream.delivery)
+- ``handover-forward-<vendor>`` handovers.<vendor> -> the outbox or the vendor's HTTPS
+  endpoint, for vendors on the ``file`` and ``http`` channels (hub.stream.handover_forward)
 - ``file_drop`` task: inbox directory -> submissions.received (inbound connector)
 - ``consent``, ``rechtskreiswechsel``, ``handover-send``, ``handover``: the consent
   registry and the Rechtskreiswechsel (hub.stream.consents, hub.stream.rechtskreiswechsel)
@@ -60,7 +62,7 @@ from hub.core.records import (
     unb64,
 )
 from hub.core.rotation import RotationError, SignerSet
-from hub.stream import audit, consents, delivery, metrics, person_keys, seen
+from hub.stream import audit, consents, delivery, handover_forward, metrics, person_keys, seen
 from hub.stream import rechtskreiswechsel as rkw
 from hub.stream import subscriptions as stream_subscriptions
 
@@ -669,7 +671,8 @@ def create_app(
     # Rechtskreiswechsel needs subscriptions.yml beside the office table; without it (an
     # office table of its own, no subscriptions) the worker runs without those agents.
     subscribed = subscriptions.default_path(settings)
-    if subscribed.is_file():
+    handovers = subscribed.is_file()
+    if handovers:
         table = subscriptions.load(subscribed, settings.schema_dir, hub.offices)
         # The configured subscriptions plus those offices add at run time (compacted topic).
         subscribed_now, _stop_subscriptions = stream_subscriptions.start(
@@ -680,6 +683,10 @@ def create_app(
         log.warning("rechtskreiswechsel.disabled", detail="no subscriptions.yml")
     if options.outbound and vendor_topics:
         delivery.delivery_agents(app, settings, hub, sender, stage_agent, exit_without_commit)
+        if handovers:  # handovers.<vendor> of the vendors without a Kafka principal
+            handover_forward.forward_agents(
+                app, settings, hub, sender, stage_agent, exit_without_commit
+            )
     if options.inbound:
         file_drop_task(app, settings, hub, sender)
         inbound_connectors(app, settings, hub, sender)

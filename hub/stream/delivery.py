@@ -20,6 +20,10 @@ audited per delivery: ``gate``/``allowed`` or ``denied``, ``delivered``/``duplic
 ``retried`` per failed attempt, ``rejected`` with a dead letter. As in every agent, the
 outcome is sent and acknowledged before the event is, so nothing is committed
 before its outcome is written.
+
+The handover forwarding agents (:mod:`hub.stream.handover_forward`) carry
+``handovers.<vendor>`` over the same ``file`` and ``http`` channels and reuse
+:func:`http_agent` and :func:`wait_for_endpoint`.
 """
 
 from __future__ import annotations
@@ -30,13 +34,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from faust.types import TP
 
 from connectors.filedrop.outbound import FileDropOutbox, UnsafeName
-from connectors.http.sender import HttpDeliverer, HttpEndpoint, RetryEvent
+from connectors.http.sender import HttpDeliverer, HttpEndpoint, Outcome, RetryEvent
 from hub.config import ConfigError, Secret, Settings
 from hub.core import pipeline
 from hub.core.delivery import OutagePolicy, RetryPolicy
@@ -55,6 +59,10 @@ log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 100
 BATCH_WITHIN = 0.05
+PAUSE_EVENTS = {
+    "deliver": ("deliver.paused", "deliver.resumed"),
+    "handover-forward": ("handover-forward.paused", "handover-forward.resumed"),
+}
 
 
 def utcnow() -> dt.datetime:
@@ -178,8 +186,46 @@ def http_endpoint(vendor: Vendor, settings: Settings) -> tuple[HttpEndpoint, Out
 
 
 @dataclass
-class _Outage:
+class OutageState:
     since: float | None = None  # the deliverer's clock when the endpoint was last found down
+
+
+async def wait_for_endpoint(
+    app: faust.App,
+    deliverer: HttpDeliverer,
+    outage: OutagePolicy,
+    state: OutageState,
+    tp: Any,
+    outcome: Outcome,
+    *,
+    stage: str = "deliver",
+) -> bool:
+    """Pause ``tp`` (no fetching, no busy loop) and probe until the endpoint answers.
+
+    ``False`` when the outage lasted longer than ``outage.max_outage_s``. Shared by
+    the delivery and the handover forwarding agents; ``stage`` names the log events
+    (``deliver.paused``/``deliver.resumed``, ``handover-forward.paused``/``…resumed``).
+    """
+    paused, resumed = PAUSE_EVENTS[stage]
+    if state.since is None:
+        state.since = deliverer.clock()
+    log.warning(
+        paused,
+        partition=tp.partition,
+        status=outcome.status,
+        verdict=outcome.verdict.value,
+        error=outcome.error,
+    )
+    # Faust's resume_partitions() adds what it is given to its active partitions, which
+    # must be its own TP: the message's tp is the Kafka client's TopicPartition.
+    partition = TP(tp.topic, tp.partition)
+    app.consumer.pause_partitions([partition])
+    try:
+        up = await deliverer.wait_until_available(outage, since=state.since)
+    finally:
+        app.consumer.resume_partitions([partition])
+    log.info(resumed, partition=tp.partition, endpoint_up=up)
+    return up
 
 
 class HttpChannel:
@@ -200,7 +246,7 @@ class HttpChannel:
         self.sender = sender
         self.deliverer = deliverer
         self.outage = outage
-        self.state = _Outage()
+        self.state = OutageState()
         metrics.VENDOR_UP.labels(self.vendor_id).set(1)
 
     async def handle(self, event: Any) -> tuple[Emit, ...]:
@@ -274,24 +320,9 @@ class HttpChannel:
                 )
             # Unavailable: stop fetching this partition and wait for the endpoint.
             metrics.VENDOR_UP.labels(self.vendor_id).set(0)
-            if self.state.since is None:
-                self.state.since = self.deliverer.clock()
-            log.warning(
-                "deliver.paused",
-                partition=tp.partition,
-                status=outcome.status,
-                verdict=outcome.verdict.value,
-                error=outcome.error,
+            up = await wait_for_endpoint(
+                self.app, self.deliverer, self.outage, self.state, tp, outcome
             )
-            # Faust's resume_partitions() adds what it is given to its active partitions, which
-            # must be its own TP: the message's tp is the Kafka client's TopicPartition.
-            partition = TP(tp.topic, tp.partition)
-            self.app.consumer.pause_partitions([partition])
-            try:
-                up = await self.deliverer.wait_until_available(self.outage, since=self.state.since)
-            finally:
-                self.app.consumer.resume_partitions([partition])
-            log.info("deliver.resumed", partition=tp.partition, endpoint_up=up)
             if not up:
                 rejection = Rejection(Reason.DELIVERY, "http/unavailable")
                 return _after(
@@ -328,12 +359,23 @@ def delivery_agents(
             stage = kafka_channel(vendor.vendor_id, hub)
             stage_agent(app, queue, "deliver", stage, sender, name=name)
         elif vendor.channel == "http":
-            _http_agent(app, queue, name, vendor, settings, hub, sender, exit_without_commit)
+            http_agent(app, queue, name, vendor, settings, hub, sender, exit_without_commit)
         else:  # pragma: no cover - the office table schema allows only the three
             raise ConfigError(f"vendor {vendor.vendor_id} has an unknown channel")
 
 
-def _http_agent(
+class HttpAgentChannel(Protocol):
+    """What :func:`http_agent` runs per event: :class:`HttpChannel`, or the handover forwarder."""
+
+    async def handle(self, event: Any) -> tuple[Emit, ...]: ...
+
+
+ChannelFactory = Callable[
+    ["faust.App", Vendor, HubContext, "Sender", HttpDeliverer, OutagePolicy], HttpAgentChannel
+]
+
+
+def http_agent(
     app: faust.App,
     queue: Any,
     name: str,
@@ -342,15 +384,26 @@ def _http_agent(
     hub: HubContext,
     sender: Sender,
     exit_without_commit: Callable[[str, BaseException], Any],
+    *,
+    handovers: bool = False,
+    channel_of: ChannelFactory = HttpChannel,
 ) -> None:
+    """One agent on ``queue`` for an ``http`` vendor, with its own connection pool.
+
+    ``handovers``: the endpoint is the vendor's handover endpoint
+    (:meth:`connectors.http.sender.HttpEndpoint.for_handovers`) and ``channel_of``
+    the forwarder (``hub.stream.handover_forward``); same credentials and timings.
+    """
     endpoint, outage = http_endpoint(vendor, settings)
+    if handovers:
+        endpoint = endpoint.for_handovers()
     try:  # reads the certificate files now: a bad one stops the worker at start (exit 2)
         deliverer = HttpDeliverer(endpoint)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"vendor {vendor.vendor_id}: TLS credentials cannot be used") from exc
 
     async def agent(stream: Any) -> None:
-        channel = HttpChannel(app, vendor, hub, sender, deliverer, outage)
+        channel = channel_of(app, vendor, hub, sender, deliverer, outage)
         try:
             async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):
                 # As in stage_agent: nothing may escape, or take_events' finally would ack

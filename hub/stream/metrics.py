@@ -60,6 +60,18 @@ DELIVERY_RETRIES = Counter(
     ["vendor"],
     registry=REGISTRY,
 )
+HANDOVER_ENDPOINT_UP = Gauge(
+    "sozialhub_handover_endpoint_up",
+    "1 while an http vendor's handover endpoint takes Rechtskreiswechsel messages, 0 while paused",
+    ["vendor"],
+    registry=REGISTRY,
+)
+HANDOVER_RETRIES = Counter(
+    "sozialhub_handover_retries",
+    "Failed attempts to forward a Rechtskreiswechsel message that were tried again, by vendor",
+    ["vendor"],
+    registry=REGISTRY,
+)
 AUDIT_CHAINED = Counter(
     "sozialhub_audit_chained",
     "Audit events appended to audit.chain by this worker's chainer",

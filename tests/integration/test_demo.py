@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,7 +90,9 @@ def test_demo_delivers_or_dead_letters_every_example(tmp_path):
     assert b"0 not yet signed; `sozialhub audit verify`: intact." in completed.stdout
     # Report, replay, erase, replay again, verify again: all through the broker (exit 1 if not).
     out = completed.stdout.decode()
-    assert re.search(r"Audit replay: (\d+) of \1 recorded submissions the same today \(exit 0\)", out)
+    assert re.search(
+        r"Audit replay: (\d+) of \1 recorded submissions the same today \(exit 0\)", out
+    )
     assert re.search(r"replay now finds 1 input\(s\) erased and \d+ the same \(exit 1\)", out)
     assert (tmp_path / "demo" / "transparency-report.html").is_file()
     assert out.count("`sozialhub audit verify`: intact.") == 2

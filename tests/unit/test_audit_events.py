@@ -3,8 +3,8 @@
 The examples run through the pipeline (``ingest``, ``intake``, ``dispatch``), the
 delivery gate and the delivery audit builders, a dead-letter retry, the portal
 receipt, the consent registry step and the Rechtskreiswechsel stages (plan, the
-send choke point, handover updates), with the example policy and, once, the strict
-one. Each audit event must validate against
+send choke point, the forwarding of what it sent, handover updates), with the
+example policy and, once, the strict one. Each audit event must validate against
 ``schemas/hub/audit-event-1.schema.json``, together they must cover every decision
 the audit log promises (docs/audit-events.md), and none may hold a personal
 string of the inputs: names, street, birth date, postcode, town, consent scan
@@ -25,7 +25,9 @@ from hub import subscriptions
 from hub.config import PROJECT_ROOT
 from hub.core import consent, consent_registry, pipeline
 from hub.core import dlq as dead
+from hub.core import handover_forward as forwarding
 from hub.core import rkw_stages as stages
+from hub.core.errors import Reason, Rejection
 from hub.core.gate import Policy
 from hub.core.handover import Update, UpdateKind, decode_handover, encode_update
 from hub.core.records import (
@@ -92,6 +94,10 @@ PROMISED = frozenset(
         ("rechtskreiswechsel", "withheld"),
         ("handover", "announced"),
         ("handover", "sent"),
+        ("handover", "forwarded"),
+        ("handover", "duplicate"),
+        ("handover", "retried"),
+        ("handover-forward", "rejected"),
         ("handover", "accepted"),
         ("handover", "payments-stopped"),
     }
@@ -214,6 +220,33 @@ def _updates(handovers: dict) -> list:
     return emits
 
 
+def _forwarded(hub, sent) -> list:
+    """What the forwarders of file and http vendors audit for the records send wrote."""
+    emits: list = []
+    for emit in sent:
+        vendor = emit.topic.removeprefix("handovers.")
+        if vendor == emit.topic:
+            continue
+        key = emit.key.encode("ascii")
+        message = forwarding.check_message(key, emit.value, vendor, hub.offices)
+        emits.append(forwarding.forwarded(message, NOW, channel="file", duplicate=False))
+        emits.append(forwarding.retried(message, NOW, attempt=1, status=503))
+        replayed = forwarding.forwarded(
+            message, NOW, channel="http", duplicate=True, attempt=2, status=201
+        )
+        emits.append(replayed)
+        refused = Rejection(Reason.DELIVERY, "http/422")
+        emits += forwarding.rejected(
+            refused, SOURCE, NOW, vendor_id=vendor, channel="http", message=message
+        ).emits
+        with pytest.raises(Rejection) as foreign:
+            forwarding.check_message(key, emit.value, "no-such-vendor", hub.offices)
+        emits += forwarding.rejected(
+            foreign.value, SOURCE, NOW, vendor_id="no-such-vendor", channel="file"
+        ).emits
+    return emits
+
+
 def _rkw_emits(hub, subscribed) -> list:
     """Every valid example planned with consent (handover), without (notice) and under the
     strict policy (withheld); what is queued sent now and under the strict policy (denied);
@@ -237,7 +270,9 @@ def _rkw_emits(hub, subscribed) -> list:
         emits += result.emits
         for emit in result.emits:
             if emit.topic == stages.OUTBOX:
-                emits += stages.send(emit.value, hub, subscribed, states, NOW).emits
+                sent = stages.send(emit.value, hub, subscribed, states, NOW).emits
+                emits += sent
+                emits += _forwarded(hub, sent)
                 emits += stages.send(emit.value, strict, subscribed, lambda _p: (), NOW).emits
         handovers = {
             state.event_id: state

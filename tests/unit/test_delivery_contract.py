@@ -4,7 +4,9 @@ Routing reads validated content and the office table, never Kafka headers; the
 delivery stages send a record only to the channel of the queue it was read from,
 only if the record agrees with the office table, and only if the transfer gate
 allows it at that moment: the delivery stage is the one choke point for data
-other offices read (docs/delivery.md#transfer-gate-at-send-time).
+other offices read (docs/delivery.md#transfer-gate-at-send-time). The handover
+forwarders carry what the Rechtskreiswechsel choke point sent, and only to the
+vendor of the message's office (docs/delivery.md#handover-forwarding).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.filedrop.outbound import FileDropOutbox, UnsafeName
-from hub.config import PROJECT_ROOT
+from hub.config import PROJECT_ROOT, load
 from hub.core import gate, pipeline
 from hub.core.errors import Reason, Rejection
 from hub.core.gate import Parties, Policy
@@ -44,6 +46,8 @@ from hub.core.route import route
 from hub.core.transfer import CATEGORIES, Outcome
 from hub.pseudonyms import development_ring
 from hub.stream.delivery import HttpChannel, file_channel, kafka_channel
+from hub.stream.handover_forward import HttpForwarder, file_forwarder, forward_agents
+from tests.rkw_support import message_record
 
 NOW = dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.UTC)
 EXAMPLES = PROJECT_ROOT / "examples" / "submissions"
@@ -538,6 +542,19 @@ SENDERS = {
     # Rechtskreiswechsel messages: handovers.<vendor>, after rkw_stages.ask_gate
     ("hub/core/rkw_stages.py", "send"),
 }
+FORWARDERS = {
+    # The vendor's side of handovers.<vendor>, which the hub runs for vendors without a Kafka
+    # principal (file, http channel): the record goes to that vendor's outbox folder or endpoint.
+    # Not a second producer of cross-office data: rkw_stages.send (above), the one choke point,
+    # wrote the record to handovers.<vendor> only after the transfer gate allowed it at that
+    # moment, and the forwarder carries it unchanged to the vendor the topic belongs to, as a
+    # kafka vendor's own consumer reads it from there. It decides nothing, so it asks no gate;
+    # instead it checks (handover_forward.check_message) before it writes that the record is a
+    # deliverable message for one of its own vendor's offices (tested below and in
+    # TestForwardersNeverCrossVendors).
+    ("hub/stream/handover_forward.py", "file_forwarder.forward"),
+    ("hub/stream/handover_forward.py", "HttpForwarder._forward"),
+}
 NAMING_ONLY = {
     # the hub-internal queue: dispatch writes it (its routing and mapping part), the delivery
     # stage (which gates) reads it
@@ -548,10 +565,12 @@ NAMING_ONLY = {
     ("hub/context.py", "check_vendor_topics"),
     ("hub/demo.py", "_kafka_vendor_topics"),
     ("hub/stream/delivery.py", "delivery_agents"),  # consumes the queues, opens the outbox
-    ("hub/stream/delivery.py", "_http_agent"),  # builds the HttpDeliverer the channel uses
+    ("hub/stream/delivery.py", "http_agent"),  # builds the HttpDeliverer the channel uses
     ("hub/asyncapi.py", "<module>"),  # the vendor topics' published contract
     ("hub/core/dlq.py", "next_stage"),  # which stage consumes a dead letter's source
     ("hub/core/rkw_stages.py", "handover_topic"),  # the name of handovers.<vendor>
+    # consumes handovers.<vendor> of the file and http vendors (reads only), opens the outbox
+    ("hub/stream/handover_forward.py", "forward_agents"),
 }
 
 # Topic name prefixes of what offices read (and the queue that feeds them).
@@ -611,7 +630,8 @@ def _sites() -> dict[tuple[str, str], list[int]]:
     return found
 
 
-def _gate_lines(rel: str, function: str) -> list[int]:
+def _gate_lines(rel: str, function: str, called: str = "ask_gate") -> list[int]:
+    """Lines in ``function`` of ``rel`` that call ``called`` (by name or attribute)."""
     tree = ast.parse((PROJECT_ROOT / rel).read_text("utf-8"))
     parts = function.split(".")
     node: ast.AST = tree
@@ -625,8 +645,7 @@ def _gate_lines(rel: str, function: str) -> list[int]:
     return [
         n.lineno
         for n in ast.walk(node)
-        if isinstance(n, ast.Call)
-        and getattr(n.func, "attr", getattr(n.func, "id", "")) == "ask_gate"
+        if isinstance(n, ast.Call) and getattr(n.func, "attr", getattr(n.func, "id", "")) == called
     ]
 
 
@@ -634,7 +653,8 @@ class TestOneChokePoint:
     def test_only_the_delivery_stage_writes_where_offices_read(self):
         """Vendor topics, delivery queues, the outbox and the http connector: only the known places."""
         found = set(_sites())
-        assert found == SENDERS | NAMING_ONLY, sorted(found ^ (SENDERS | NAMING_ONLY))
+        known = SENDERS | FORWARDERS | NAMING_ONLY
+        assert found == known, sorted(found ^ known)
 
     @pytest.mark.parametrize("sender", sorted(SENDERS), ids=lambda s: s[1])
     def test_every_sender_asks_the_gate_before_it_sends(self, sender):
@@ -644,6 +664,34 @@ class TestOneChokePoint:
         gates = _gate_lines(rel, function)
         assert gates, function
         assert min(gates) < min(sends), (gates, sends)
+
+    @pytest.mark.parametrize("forwarder", sorted(FORWARDERS), ids=lambda s: s[1])
+    def test_every_forwarder_checks_the_record_before_it_forwards(self, forwarder):
+        """In each forwarding function check_message comes before the first write or POST."""
+        rel, function = forwarder
+        sends = _sites()[forwarder]
+        checks = _gate_lines(rel, function, "check_message")
+        assert checks, function
+        assert min(checks) < min(sends), (checks, sends)
+
+    def test_forwarders_only_read_their_own_vendors_handover_topic(self, hub_context, tmp_path):
+        """One agent per file and http vendor, on handovers.<that vendor>; none for a kafka vendor."""
+        consumed, agents = [], []
+        sender = SimpleNamespace(channel=lambda name: consumed.append(name) or name)
+        app = SimpleNamespace(agent=lambda topic, name: lambda fn: agents.append((topic, name)))
+
+        def stage_agent(app, topic, stage, compute, sender, name):
+            agents.append((topic, name))
+
+        settings = load({}).in_workspace(tmp_path)
+        forward_agents(app, settings, hub_context, sender, stage_agent, lambda *_: None)
+        vendors = hub_context.offices.vendors.values()
+        expected = sorted(
+            f"handovers.{v.vendor_id}" for v in vendors if v.channel in ("file", "http")
+        )
+        assert expected == sorted(consumed)
+        assert [(t, f"handover-forward-{t.split('.')[1]}") for t in expected] == sorted(agents)
+        assert "handovers.akdn" not in consumed
 
 
 # --- property: nothing is sent without an allowing decision at that moment ------------------------
@@ -718,3 +766,82 @@ class TestNothingIsSentWithoutAllow:
         assert sent == bool(allows)
         assert sent == (pipeline.gate_delivery(record, hub, moment).outcome is Outcome.ALLOW)
         assert sent == (result.outcome == "delivered")
+
+
+# --- handover forwarding: a message reaches only the vendor of its office ------------------------
+
+FORWARD_VENDORS = ["openprosoz", "lammkom", "oksozius"]  # file, file, http
+FORWARD_OFFICES = [
+    "jc-re-marl",  # akdn
+    "soa-marl",  # openprosoz
+    "kreis-re-abh",  # openprosoz
+    "wgs-marl",  # lammkom
+    "but-marl",  # oksozius
+    "kreis-re-elterngeld",  # oksozius
+    "nowhere",
+]
+HANDOVER_SOURCE = pipeline.SourceRef("sozialhub.handovers.x", 0, 1)
+
+
+def _handover_event(key: bytes, value: bytes) -> SimpleNamespace:
+    message = SimpleNamespace(topic="sozialhub.handovers.x", partition=0, offset=1, key=key)
+    message.tp = SimpleNamespace(topic="sozialhub.handovers.x", partition=0)
+    return SimpleNamespace(value=value, message=message)
+
+
+class _FakeForwardDeliverer:
+    """Stands in for HttpDeliverer in the forwarder: records each parcel, answers "delivered"."""
+
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    async def deliver(self, parcel, on_retry=None) -> SimpleNamespace:
+        self.sent.append(parcel)
+        return SimpleNamespace(kind="delivered", attempts=1, status=201)
+
+    def clock(self) -> float:
+        return 0.0
+
+
+def _forward(vendor: str, hub, key: bytes, value: bytes, outbox: Path) -> tuple[StageResult, list]:
+    """Run the vendor's forwarder on one record: its result and what reached the vendor."""
+    event = _handover_event(key, value)
+    if hub.offices.vendors[vendor].channel == "file":
+        result = file_forwarder(FileDropOutbox(outbox), vendor, hub)(event, HANDOVER_SOURCE)
+        return result, sorted(outbox.rglob("rkm-*.json"))
+    deliverer = _FakeForwardDeliverer()
+    forwarder = HttpForwarder(None, hub.offices.vendors[vendor], hub, None, deliverer, None)  # type: ignore[arg-type]
+    return asyncio.run(forwarder._forward(event, HANDOVER_SOURCE)), deliverer.sent
+
+
+class TestForwardersNeverCrossVendors:
+    @settings(max_examples=200, deadline=None)
+    @given(data=st.data())
+    def test_a_message_reaches_only_the_vendor_of_its_office(
+        self, hub_context, tmp_path_factory, data
+    ):
+        """Any record in any forwarder: carried (unchanged) only to its own office's vendor."""
+        vendor = data.draw(st.sampled_from(FORWARD_VENDORS))
+        office = data.draw(st.sampled_from(FORWARD_OFFICES))
+        # A message id made for another office: a record cannot borrow one to reach this vendor.
+        made_for = data.draw(st.sampled_from(FORWARD_OFFICES))
+        borrowed = message_record(made_for)[0].decode()
+        key, value = message_record(office, message_id=borrowed)
+        outbox = tmp_path_factory.mktemp("outbox")
+        result, sent = _forward(vendor, hub_context, key, value, outbox)
+        owner = hub_context.offices.find(office)
+        agrees = owner is not None and owner.vendor == vendor and made_for == office
+        assert (bool(sent), result.outcome) == (agrees, "forwarded" if agrees else "rejected")
+        # The forwarder writes no Kafka record another office reads: audit and dead letters only.
+        assert {e.topic for e in result.emits} <= {AUDIT, pipeline.DEAD_LETTER}
+        if not agrees:
+            letter = decode(result.emits[0].value, DeadLetter)
+            assert ("handover-forward", "DELIVERY") == (letter.stage, letter.reason)
+            assert letter.path in ("office", "message_id")
+            return
+        (only,) = sent
+        if isinstance(only, Path):
+            assert (vendor, office, "handovers") == only.parts[-4:-1]
+            assert value == only.read_bytes()
+        else:
+            assert (vendor, office, value) == (only.vendor, only.office, only.body)

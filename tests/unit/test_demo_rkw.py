@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 
 import pytest
@@ -13,7 +14,7 @@ from hub.config import load
 from hub.core import consent
 from hub.core.fanout import fan_out, offline_gate
 from hub.core.rechtskreiswechsel import check_event, encode_event
-from hub.core.records import AuditEvent
+from hub.core.records import AuditEvent, encode
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +116,40 @@ def test_count_usage_errors(capsys, argv):
         root.handlers[:] = handlers
         root.setLevel(level)
     assert "--count" in capsys.readouterr().err
+
+
+def _audit(stage: str, decision: str, office: str, mid: str) -> bytes:
+    return encode(
+        AuditEvent(
+            event_id="aud-" + "0" * 32,
+            submission_id="sub-unknown",
+            stage=stage,
+            decision=decision,
+            at="2026-01-01T10:00:00.000Z",
+            office=office,
+            path=f"rkw-{'e' * 32}/{mid}",
+            message_id=mid,
+        )
+    )
+
+
+def test_a_message_for_a_file_or_http_vendor_is_settled_once_forwarded(office_table):
+    """Sent is not enough for soa-herten (OPEN/PROSOZ, file): the forwarding must be audited."""
+    forwarding = frozenset({"soa-herten"})
+    progress = demo_rkw.Progress(forward_offices=forwarding)
+    mids = {"soa-herten": "rkm-" + "1" * 32, "jc-re-herten": "rkm-" + "2" * 32}
+    for office, mid in mids.items():
+        progress.add("t.audit.log", _audit("rechtskreiswechsel", "notice", office, mid))
+        progress.add("t.audit.log", _audit("handover", "sent", office, mid))
+        record = json.dumps({"message_id": mid, "office": office, "kind": "notice"}).encode()
+        progress.add(f"t.handovers.{office_table.office(office).vendor}", record)
+    assert (False, True) == tuple(progress.settled(m) for m in mids.values())
+    rows = demo_rkw.by_vendor(office_table, progress)
+    assert {"channel": "kafka", "sent": 1} == rows["akdn"]
+    assert {"channel": "file", "sent": 1, "forwarded": 0} == rows["openprosoz"]
+    assert ["openprosoz: 1 message(s) not forwarded"] == demo_rkw._vendor_problems(rows)
+    progress.add("t.audit.log", _audit("handover", "forwarded", "soa-herten", mids["soa-herten"]))
+    assert progress.settled(mids["soa-herten"])
+    rows = demo_rkw.by_vendor(office_table, progress)
+    assert 1 == rows["openprosoz"]["forwarded"]
+    assert [] == demo_rkw._vendor_problems(rows)
