@@ -228,8 +228,13 @@ async def wait_for_endpoint(
     return up
 
 
-class HttpChannel:
-    """The ``http`` channel for one vendor: deliver, retry, pause and probe, or dead-letter."""
+class HttpAgent:
+    """What the http agents share (deliveries here, handover forwarding in
+    :mod:`hub.stream.handover_forward`): one vendor's endpoint and outage state, and per
+    record the log context, metrics and outcome log around :meth:`_result`."""
+
+    stage = "deliver"
+    up_gauge: Any = metrics.VENDOR_UP  # 1 while the endpoint takes records, 0 while paused
 
     def __init__(
         self,
@@ -247,26 +252,36 @@ class HttpChannel:
         self.deliverer = deliverer
         self.outage = outage
         self.state = OutageState()
-        metrics.VENDOR_UP.labels(self.vendor_id).set(1)
+        self.up_gauge.labels(self.vendor_id).set(1)
+
+    def _bound(self, key: str) -> dict[str, str]:
+        """The record's key for the log context, only when it has the shape of the hub's ids."""
+        return {"delivery_id": key} if is_id(key) else {"key": "unrecognised"}
 
     async def handle(self, event: Any) -> tuple[Emit, ...]:
         message = event.message
         source = SourceRef(message.topic, message.partition, message.offset)
         key = (message.key or b"").decode("ascii", "replace")
-        bound = {"delivery_id": key} if is_id(key) else {"key": "unrecognised"}
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(
-            stage="deliver", vendor=self.vendor_id, **bound
+            stage=self.stage, vendor=self.vendor_id, **self._bound(key)
         ):
             result = await self._result(event, source)
-            metrics.STAGE_SECONDS.labels("deliver").observe(time.perf_counter() - started)
-            metrics.RECORDS.labels("deliver", result.outcome).inc()
+            metrics.STAGE_SECONDS.labels(self.stage).observe(time.perf_counter() - started)
+            metrics.RECORDS.labels(self.stage, result.outcome).inc()
             if result.outcome == "rejected":
-                metrics.DEAD_LETTERS.labels("deliver", result.reason or "").inc()
+                metrics.DEAD_LETTERS.labels(self.stage, result.reason or "").inc()
                 log.warning("stage.rejected", outcome=result.outcome, reason=result.reason)
             else:
                 log.info("stage.done", outcome=result.outcome)
         return result.emits
+
+    async def _result(self, event: Any, source: SourceRef) -> StageResult:
+        raise NotImplementedError
+
+
+class HttpChannel(HttpAgent):
+    """The ``http`` channel for one vendor: deliver, retry, pause and probe, or dead-letter."""
 
     async def _result(self, event: Any, source: SourceRef) -> StageResult:
         try:

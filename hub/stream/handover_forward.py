@@ -27,7 +27,6 @@ the file is durable or the endpoint answered.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -35,18 +34,16 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from connectors.filedrop.outbound import FileDropOutbox, UnsafeName
-from connectors.http.sender import HandoverParcel, HttpDeliverer, RetryEvent
+from connectors.http.sender import HandoverParcel, RetryEvent
 from hub.config import ConfigError, Settings
 from hub.core import handover_forward as forwarding
-from hub.core.delivery import OutagePolicy
 from hub.core.errors import Reason, Rejection
 from hub.core.handover_forward import STAGE, Forward
-from hub.core.pipeline import Emit, HubContext, StageResult
+from hub.core.pipeline import HubContext, StageResult
 from hub.core.records import SourceRef
 from hub.core.rkw_stages import MESSAGE_ID, handover_topic
-from hub.core.route import Vendor
 from hub.stream import metrics
-from hub.stream.delivery import OutageState, http_agent, wait_for_endpoint
+from hub.stream.delivery import HttpAgent, http_agent, wait_for_endpoint
 
 if TYPE_CHECKING:
     import faust
@@ -97,43 +94,14 @@ def file_forwarder(outbox: FileDropOutbox, vendor_id: str, hub: HubContext) -> S
     return forward
 
 
-class HttpForwarder:
+class HttpForwarder(HttpAgent):
     """The ``http`` channel for ``handovers.<vendor>``: POST, retry, pause and probe, or dead-letter."""
 
-    def __init__(
-        self,
-        app: faust.App,
-        vendor: Vendor,
-        hub: HubContext,
-        sender: Sender,
-        deliverer: HttpDeliverer,
-        outage: OutagePolicy,
-    ) -> None:
-        self.app = app
-        self.vendor_id = vendor.vendor_id
-        self.hub = hub
-        self.sender = sender
-        self.deliverer = deliverer
-        self.outage = outage
-        self.state = OutageState()
-        metrics.HANDOVER_ENDPOINT_UP.labels(self.vendor_id).set(1)
+    stage = STAGE
+    up_gauge = metrics.HANDOVER_ENDPOINT_UP
 
-    async def handle(self, event: Any) -> tuple[Emit, ...]:
-        message = event.message
-        source = SourceRef(message.topic, message.partition, message.offset)
-        key = (message.key or b"").decode("ascii", "replace")
-        bound = {"message_id": key} if MESSAGE_ID.fullmatch(key) else {"key": "unrecognised"}
-        started = time.perf_counter()
-        with structlog.contextvars.bound_contextvars(stage=STAGE, vendor=self.vendor_id, **bound):
-            result = await self._forward(event, source)
-            metrics.STAGE_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
-            metrics.RECORDS.labels(STAGE, result.outcome).inc()
-            if result.outcome == "rejected":
-                metrics.DEAD_LETTERS.labels(STAGE, result.reason or "").inc()
-                log.warning("stage.rejected", outcome=result.outcome, reason=result.reason)
-            else:
-                log.info("stage.done", outcome=result.outcome)
-        return result.emits
+    def _bound(self, key: str) -> dict[str, str]:
+        return {"message_id": key} if MESSAGE_ID.fullmatch(key) else {"key": "unrecognised"}
 
     async def _retried(self, message: Forward, event: RetryEvent) -> None:
         metrics.HANDOVER_RETRIES.labels(self.vendor_id).inc()
@@ -155,7 +123,7 @@ class HttpForwarder:
             message=message,
         )
 
-    async def _forward(self, event: Any, source: SourceRef) -> StageResult:
+    async def _result(self, event: Any, source: SourceRef) -> StageResult:
         try:
             message = forwarding.check_message(
                 event.message.key, event.value, self.vendor_id, self.hub.offices

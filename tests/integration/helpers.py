@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import structlog
 import yaml
 
+from hub import config
 from hub.config import Settings
 from hub.core.outcomes import OutcomeTracker
 from hub.core.pipeline import DEAD_LETTER
@@ -62,3 +69,24 @@ def all_vendors_on_files(settings: Settings) -> Settings:
     path = settings.data_dir / "offices-files-only.yml"
     path.write_text(yaml.safe_dump(table, allow_unicode=True), "utf-8")
     return settings.with_overrides(offices_file=path)
+
+
+@contextlib.contextmanager
+def cli_environment(settings: Settings, monkeypatch: Any) -> Iterator[None]:
+    """``settings`` as the environment ``cli.main`` reads (every other SOZIALHUB_ variable
+    removed); structlog and the root logger as they were afterwards (``main`` configures them)."""
+    for name in list(os.environ):
+        if name.startswith("SOZIALHUB_"):
+            monkeypatch.delenv(name)
+    for name, value in config.to_environment(settings).items():
+        monkeypatch.setenv(name, value)
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+        structlog.configure(**saved)
+        root.handlers[:] = handlers
+        root.setLevel(level)

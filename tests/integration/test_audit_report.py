@@ -16,15 +16,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import logging
-import os
 import time
 
 import pytest
-import structlog
 
 from hub import audit as audit_log
-from hub import cli, config, context, dlq, subscriptions
+from hub import cli, context, dlq, subscriptions
 from hub.core import consent, consent_registry, pipeline, rechtskreiswechsel
 from hub.core import rkw_stages as stages
 from hub.core.gate import Policy
@@ -34,6 +31,8 @@ from hub.core.records import AuditEvent, Delivery, decode
 from hub.pseudonyms import development_ring
 from hub.supervise import WorkerProcess
 from tests.rkw_support import example
+
+from .helpers import cli_environment
 
 pytestmark = pytest.mark.integration
 
@@ -46,14 +45,6 @@ AT = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
 @pytest.fixture
 def report_cli(hub_settings, monkeypatch, capsys):
     """cli.main(["audit", "report", ...]) against the test's cluster and prefix."""
-    for name in list(os.environ):
-        if name.startswith("SOZIALHUB_"):
-            monkeypatch.delenv(name)
-    for name, value in config.to_environment(hub_settings).items():
-        monkeypatch.setenv(name, value)
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()  # what the test printed before (logs of the stages it ran)
@@ -61,11 +52,8 @@ def report_cli(hub_settings, monkeypatch, capsys):
         captured = capsys.readouterr()
         return status, captured.out, captured.err
 
-    yield run
-    structlog.reset_defaults()
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    with cli_environment(hub_settings, monkeypatch):
+        yield run
 
 
 def _event_for(person: str) -> bytes:

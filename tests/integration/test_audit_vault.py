@@ -16,14 +16,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 import os
 import time
 
 import pytest
-import structlog
 
-from hub import cli, config, dlq
+from hub import cli, dlq
 from hub.audit_vault_cli import Recorded, live_keys, open_recorded, recorded, sealed_inputs
 from hub.core import audit_vault as av
 from hub.core.pipeline import ACCEPTED, UNKNOWN
@@ -31,7 +29,7 @@ from hub.core.records import AuditEvent, submission_id
 from hub.supervise import WorkerProcess
 from tests.unit.test_pipeline import person, submission_bytes
 
-from .helpers import drop, outcomes
+from .helpers import cli_environment, drop, outcomes
 
 pytestmark = pytest.mark.integration
 
@@ -59,25 +57,14 @@ def worker(vault_settings):
 @pytest.fixture
 def erase_cli(vault_settings, monkeypatch, capsys):
     """cli.main(["audit", "erase", ...]) against the test's cluster; (status, stdout, stderr)."""
-    for name in list(os.environ):
-        if name.startswith("SOZIALHUB_"):
-            monkeypatch.delenv(name)
-    for name, value in config.to_environment(vault_settings).items():
-        monkeypatch.setenv(name, value)
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
 
     def run(*argv: str) -> tuple[int, str, str]:
         status = cli.main(["audit", "erase", *argv])
         captured = capsys.readouterr()
         return status, captured.out, captured.err
 
-    yield run
-    structlog.reset_defaults()
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    with cli_environment(vault_settings, monkeypatch):
+        yield run
 
 
 def accepted_value(settings, sid: str) -> bytes:

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-import os
 import time
 
 import pytest
-import structlog
 
-from hub import cli, config, dlq
+from hub import cli, dlq
 from hub.core import consent, consent_registry
 from hub.core.consent import Status
 from hub.stream import consents
 from tests.unit.test_consent_registry import PERSON, granted
+
+from .helpers import cli_environment
 
 pytestmark = pytest.mark.integration
 
@@ -31,25 +30,14 @@ IDNR = "86095742719"
 @pytest.fixture
 def consent_cli(hub_settings, monkeypatch, capsys):
     """cli.main(["consent", ...]) against the test's cluster and prefix; (status, stdout, stderr)."""
-    for name in list(os.environ):
-        if name.startswith("SOZIALHUB_"):
-            monkeypatch.delenv(name)
-    for name, value in config.to_environment(hub_settings).items():
-        monkeypatch.setenv(name, value)
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
 
     def run(*argv: str) -> tuple[int, str, str]:
         status = cli.main(["consent", *argv, "--development-key", "--person-id", IDNR])
         captured = capsys.readouterr()
         return status, captured.out, captured.err
 
-    yield run
-    structlog.reset_defaults()
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    with cli_environment(hub_settings, monkeypatch):
+        yield run
 
 
 def fold_pending(settings, index: consents.ConsentIndex) -> None:

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-import os
 
 import pytest
-import structlog
 
-from hub import cli, config, context
+from hub import cli, context
 from hub.config import PROJECT_ROOT
 from hub.core.pipeline import ACCEPTED, AUDIT, DEAD_LETTER, RECEIVED, dispatch, ingest, intake
 from hub.core.records import Accepted, AuditEvent, DeadLetter, Received, SourceRef, decode
 from hub.kafka import follow, producer
+
+from .helpers import cli_environment
 
 pytestmark = pytest.mark.integration
 
@@ -72,14 +71,6 @@ def rejected(hub_settings):
 @pytest.fixture
 def dlq_cli(hub_settings, monkeypatch, capsys):
     """cli.main() against the test's cluster and prefix; returns (status, stdout) and keeps all stdout."""
-    for name in list(os.environ):
-        if name.startswith("SOZIALHUB_"):
-            monkeypatch.delenv(name)
-    for name, value in config.to_environment(hub_settings).items():
-        monkeypatch.setenv(name, value)
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
     outputs: list[str] = []
 
     def run(*argv: str) -> tuple[int, str]:
@@ -89,11 +80,8 @@ def dlq_cli(hub_settings, monkeypatch, capsys):
         return status, out
 
     run.outputs = outputs  # type: ignore[attr-defined]
-    yield run
-    structlog.reset_defaults()
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    with cli_environment(hub_settings, monkeypatch):
+        yield run
 
 
 def _records(settings, topic: str, count: int) -> list:

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-import os
 import time
 
 import pytest
-import structlog
 
-from hub import cli, config, context, dlq, subscriptions
+from hub import cli, context, dlq, subscriptions
 from hub.core import consent, consent_registry
 from hub.core import rechtskreiswechsel as rkw
 from hub.core import rkw_stages as stages
@@ -26,6 +23,8 @@ from hub.core.pipeline import AUDIT
 from hub.core.records import AuditEvent, decode
 from hub.stream import consents
 from tests.rkw_support import example_body, pseudonym
+
+from .helpers import cli_environment
 
 pytestmark = pytest.mark.integration
 
@@ -68,18 +67,8 @@ def grant(person: str) -> consent.ConsentEvent:
 
 @pytest.fixture
 def cli_env(hub_settings, monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("SOZIALHUB_"):
-            monkeypatch.delenv(name)
-    for name, value in config.to_environment(hub_settings).items():
-        monkeypatch.setenv(name, value)
-    saved, root = structlog.get_config(), logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.reset_defaults()
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    with cli_environment(hub_settings, monkeypatch):
+        yield
 
 
 def produce(settings, emits) -> None:

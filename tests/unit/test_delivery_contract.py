@@ -553,7 +553,7 @@ FORWARDERS = {
     # deliverable message for one of its own vendor's offices (tested below and in
     # TestForwardersNeverCrossVendors).
     ("hub/stream/handover_forward.py", "file_forwarder.forward"),
-    ("hub/stream/handover_forward.py", "HttpForwarder._forward"),
+    ("hub/stream/handover_forward.py", "HttpForwarder._result"),
 }
 NAMING_ONLY = {
     # the hub-internal queue: dispatch writes it (its routing and mapping part), the delivery
@@ -811,7 +811,7 @@ def _forward(vendor: str, hub, key: bytes, value: bytes, outbox: Path) -> tuple[
         return result, sorted(outbox.rglob("rkm-*.json"))
     deliverer = _FakeForwardDeliverer()
     forwarder = HttpForwarder(None, hub.offices.vendors[vendor], hub, None, deliverer, None)  # type: ignore[arg-type]
-    return asyncio.run(forwarder._forward(event, HANDOVER_SOURCE)), deliverer.sent
+    return asyncio.run(forwarder._result(event, HANDOVER_SOURCE)), deliverer.sent
 
 
 class TestForwardersNeverCrossVendors:

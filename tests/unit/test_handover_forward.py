@@ -451,7 +451,7 @@ async def _forward_http(
             deliverer,
             outage,  # type: ignore[arg-type]
         )
-        results = [await forwarder._forward(_event(k, v), SOURCE) for k, v in records]
+        results = [await forwarder._result(_event(k, v), SOURCE) for k, v in records]
     return results, sender, consumer
 
 
