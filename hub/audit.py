@@ -23,11 +23,17 @@ from hub.config import Settings
 from hub.core import audit_chain as chain
 from hub.core.errors import Rejection
 from hub.core.records import AuditEvent, decode
-from hub.dlq import DlqError, MissingTopicError, open_reader, topic_partitions, watermarks_of
+from hub.dlq import (
+    DlqError,
+    MissingTopicError,
+    open_reader,
+    read_partition,
+    topic_partitions,
+    watermarks_of,
+)
 
 CHAIN = "audit.chain"
 CHECKPOINTS = "audit.checkpoints"
-IDLE_TIMEOUT = 30.0
 BATCH = 10_000
 
 
@@ -53,42 +59,6 @@ def trusted_certificates(settings: Settings, files: Sequence[Path]) -> list[x509
         except (OSError, ValueError):
             raise TrustError(f"cannot read certificates from {path.name}") from None
     return certificates
-
-
-def _records(
-    reader: Any, topic: str, partition: int, start: int, end: int, stop: int | None = None
-) -> Iterator[tuple[int, bytes | None]]:
-    """(offset, value) of one partition from ``start`` to its end (at least ``end``), or up
-    to ``stop`` (exclusive).
-
-    The end is where the broker reports the end of the partition: the bundled test
-    broker's high watermark is the last batch's base offset + 1, which would leave
-    out the rest of a batch of several records.
-    """
-    from confluent_kafka import KafkaError, TopicPartition  # noqa: PLC0415
-
-    if start >= end or (stop is not None and start >= stop):
-        return
-    reader.assign([TopicPartition(topic, partition, start)])
-    deadline = time.monotonic() + IDLE_TIMEOUT
-    while True:
-        messages = reader.consume(BATCH, 0.2)
-        if not messages:
-            if time.monotonic() > deadline:
-                raise DlqError(f"{topic}: no progress for {IDLE_TIMEOUT:.0f} s")
-            continue
-        deadline = time.monotonic() + IDLE_TIMEOUT
-        for message in messages:
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
-                    if message.offset() >= end:
-                        return
-                    continue
-                raise DlqError(f"consumer error on {topic}: {message.error().name()}")
-            offset = message.offset()
-            if stop is not None and offset >= stop:
-                return
-            yield offset, message.value()
 
 
 @dataclass(frozen=True)
@@ -158,10 +128,12 @@ def verify(
             checkpoints: list[tuple[int, bytes | None]] = []
             if partition in signed_bounds:
                 c_low, c_high = signed_bounds[partition]
-                checkpoints = list(_records(reader, checkpoint_topic, partition, c_low, c_high))
+                checkpoints = list(
+                    read_partition(reader, checkpoint_topic, partition, c_low, c_high)
+                )
             entries: list[tuple[int, bytes | None]] = []
             limit = where.to_offset
-            for record in _records(reader, chain_topic, partition, start, high, limit):
+            for record in read_partition(reader, chain_topic, partition, start, high, limit):
                 entries.append(record)
                 if len(entries) % BATCH == 0:
                     meter.advance(BATCH)
@@ -263,7 +235,7 @@ def chain_events(settings: Settings) -> Iterator[tuple[int, int, AuditEvent]]:
     try:
         for partition in topic_partitions(reader, topic):
             low, high = watermarks_of(reader, topic, partition)
-            for offset, value in _records(reader, topic, partition, low, high):
+            for offset, value in read_partition(reader, topic, partition, low, high):
                 entry = chain.read_entry(offset, value, with_event=True)
                 if entry.event is None:
                     continue

@@ -111,6 +111,42 @@ def read_topic(settings: Settings, topic: str) -> Iterator[Any]:
         reader.close()
 
 
+def read_partition(
+    reader: Any, topic: str, partition: int, start: int, end: int, stop: int | None = None
+) -> Iterator[tuple[int, bytes | None]]:
+    """(offset, value) of one partition from ``start`` to its end (at least ``end``), or up
+    to ``stop`` (exclusive).
+
+    The end is where the broker reports the end of the partition: the bundled test
+    broker's high watermark is the last batch's base offset + 1, which would leave
+    out the rest of a batch of several records.
+    """
+    from confluent_kafka import KafkaError, TopicPartition  # noqa: PLC0415
+
+    if start >= end or (stop is not None and start >= stop):
+        return
+    reader.assign([TopicPartition(topic, partition, start)])
+    deadline = time.monotonic() + IDLE_TIMEOUT
+    while True:
+        messages = reader.consume(10_000, 0.2)
+        if not messages:
+            if time.monotonic() > deadline:
+                raise DlqError(f"{topic}: no progress for {IDLE_TIMEOUT:.0f} s")
+            continue
+        deadline = time.monotonic() + IDLE_TIMEOUT
+        for message in messages:
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                    if message.offset() >= end:
+                        return
+                    continue
+                raise DlqError(f"consumer error on {topic}: {message.error().name()}")
+            offset = message.offset()
+            if stop is not None and offset >= stop:
+                return
+            yield offset, message.value()
+
+
 def dead_letters(settings: Settings) -> tuple[list[DeadLetter], int]:
     """Every dead letter on the topic, and how many records were not dead letters (skipped)."""
     letters: list[DeadLetter] = []

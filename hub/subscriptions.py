@@ -9,6 +9,7 @@ never a value.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,14 @@ import yaml
 
 from hub.config import ConfigError, Settings
 from hub.core.route import OfficeTable
-from hub.core.subscriptions import Role, Subscription, Subscriptions, Trigger, problems
+from hub.core.subscriptions import (
+    Role,
+    Subscription,
+    Subscriptions,
+    Trigger,
+    problems,
+    with_runtime,
+)
 
 SCHEMA = Path("hub") / "subscriptions.schema.json"
 
@@ -93,3 +101,28 @@ def parse_entry(
     if found:
         raise ConfigError(f"subscriptions: {found[0]}")
     return subscription
+
+
+def fold_runtime(
+    records: Mapping[str, Any], schema: dict[str, Any], table: OfficeTable, base: Subscriptions
+) -> tuple[Subscriptions, tuple[str, ...]]:
+    """The configured subscriptions plus the run-time entries of the topic (by record key).
+
+    Each entry is checked like a configured one (:func:`parse_entry`) and must carry its key
+    as its id; :func:`hub.core.subscriptions.with_runtime` then adds those that contradict
+    nothing. Returns the subscriptions in use and the keys refused.
+    """
+    parsed: list[Subscription] = []
+    refused: set[str] = set()
+    for key, entry in sorted(records.items()):
+        try:
+            subscription = parse_entry(entry, schema, table, base)
+        except ConfigError:
+            refused.add(key)
+            continue
+        if subscription.subscription_id != key:
+            refused.add(key)
+            continue
+        parsed.append(subscription)
+    merged, clashing = with_runtime(base, parsed, table)
+    return merged, tuple(sorted(refused.union(clashing)))

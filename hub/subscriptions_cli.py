@@ -26,7 +26,6 @@ from hub.core.subscriptions import (
     Subscriptions,
     encode_record,
     record_entry,
-    with_runtime,
 )
 from hub.stream.subscriptions import TOPIC
 
@@ -156,19 +155,7 @@ def listing(settings: Settings) -> int:
         _err("subscriptions", str(exc))
         return EXIT_USAGE
     schema = configured.entry_schema(settings.schema_dir)
-    parsed: list[Subscription] = []
-    refused: list[str] = []
-    for key, entry in sorted(present.items()):
-        try:
-            subscription = configured.parse_entry(entry, schema, table, base)
-        except ConfigError:
-            refused.append(key)
-            continue
-        if subscription.subscription_id != key:
-            refused.append(key)
-            continue
-        parsed.append(subscription)
-    merged, clashing = with_runtime(base, parsed, table)
+    merged, refused = configured.fold_runtime(present, schema, table, base)
     configured_ids = {s.subscription_id for s in base.entries}
     _out(
         {
@@ -176,7 +163,7 @@ def listing(settings: Settings) -> int:
                 _row(s, "configuration" if s.subscription_id in configured_ids else "topic")
                 for s in merged.entries
             ],
-            "refused": sorted([*refused, *clashing]),
+            "refused": list(refused),
         }
     )
     return EXIT_OK

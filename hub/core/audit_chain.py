@@ -248,7 +248,7 @@ def read_entry(offset: int, value: bytes | None, *, with_event: bool = False) ->
 
 def resume(
     partition: int,
-    entries: Iterable[tuple[int, bytes]],
+    entries: Iterable[tuple[int, bytes | None]],
     last_checkpoint: bytes | None,
 ) -> Head:
     """The head of a partition from its last checkpoint and the entries after it (or all).

@@ -24,13 +24,13 @@ import contextlib
 import datetime as dt
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
+from hub import dlq
 from hub.config import Settings
 from hub.core import audit_chain as chain
 from hub.core.receipt import ReceiptSigner
@@ -44,7 +44,6 @@ CHAIN = "audit.chain"
 CHECKPOINTS = "audit.checkpoints"
 EXIT_CHAIN_FAILED = 75  # like a failed send: nothing of the batch was committed
 ACK_TIMEOUT = 30.0
-METADATA_TIMEOUT = 10.0
 LOOKBACK = 50  # how many records from the end of a checkpoint partition to search
 
 
@@ -90,31 +89,25 @@ class Chainer:
     def _last_checkpoint(self, reader: Any, partition: int) -> bytes | None:
         """The newest checkpoint of ``partition`` (a valid one, searched from the end)."""
         topic = self.settings.topic(CHECKPOINTS)
-        low, high = _watermarks(reader, topic, partition)
-        start = max(low, high - LOOKBACK)
+        low, high = dlq.watermarks_of(reader, topic, partition)
         found: bytes | None = None
-        for message in _read_range(reader, topic, partition, start, high):
-            value = message.value()
-            checkpoint = chain.read_checkpoint(message.offset(), value)
+        for offset, value in dlq.read_partition(
+            reader, topic, partition, max(low, high - LOOKBACK), high
+        ):
+            checkpoint = chain.read_checkpoint(offset, value)
             if checkpoint.body is not None and checkpoint.body["partition"] == partition:
                 found = value
         return found
 
     def resume(self, partition: int) -> chain.Head:
-        from hub import kafka  # noqa: PLC0415
-
-        reader = kafka.consumer(self.settings, None, **{"enable.partition.eof": True})
+        reader = dlq.open_reader(self.settings)
         try:
             last = self._last_checkpoint(reader, partition)
             topic = self.settings.topic(CHAIN)
-            low, high = _watermarks(reader, topic, partition)
-            start = low
-            if last is not None:
-                body = chain.read_checkpoint(0, last).body
-                start = max(low, int(body["last_offset"]) + 1) if body else low
-            entries = (
-                (m.offset(), m.value()) for m in _read_range(reader, topic, partition, start, high)
-            )
+            low, high = dlq.watermarks_of(reader, topic, partition)
+            body = None if last is None else chain.read_checkpoint(0, last).body
+            start = low if body is None else max(low, int(body["last_offset"]) + 1)
+            entries = dlq.read_partition(reader, topic, partition, start, high)
             head = chain.resume(partition, entries, last)
         finally:
             reader.close()
@@ -178,17 +171,12 @@ class Chainer:
                 consumer.close()
 
     def _check_partitions(self) -> None:
-        from hub import kafka  # noqa: PLC0415
-
-        reader = kafka.consumer(self.settings, None)
+        reader = dlq.open_reader(self.settings)
         try:
-            counts = {}
-            for name in (LOG, CHAIN, CHECKPOINTS):
-                topic = self.settings.topic(name)
-                found = reader.list_topics(topic, timeout=METADATA_TIMEOUT).topics.get(topic)
-                if found is None or found.error is not None or not found.partitions:
-                    raise LookupError(f"{topic} missing: run `sozialhub topics apply`")
-                counts[name] = len(found.partitions)
+            counts = {
+                name: len(dlq.topic_partitions(reader, self.settings.topic(name)))
+                for name in (LOG, CHAIN, CHECKPOINTS)
+            }
         finally:
             reader.close()
         if counts[CHAIN] < counts[LOG] or counts[CHECKPOINTS] < counts[LOG]:
@@ -258,43 +246,6 @@ class Chainer:
             raise RuntimeError("audit.checkpoints did not acknowledge")
         if written:
             metrics.AUDIT_CHECKPOINTS.inc(written)
-
-
-def _watermarks(reader: Any, topic: str, partition: int) -> tuple[int, int]:
-    from confluent_kafka import TopicPartition  # noqa: PLC0415
-
-    low, high = reader.get_watermark_offsets(
-        TopicPartition(topic, partition), timeout=METADATA_TIMEOUT, cached=False
-    )
-    return int(low), int(high)
-
-
-def _read_range(reader: Any, topic: str, partition: int, start: int, end: int) -> Any:
-    """Records of one partition from ``start`` to its end, which is at least ``end``.
-
-    The end is where the broker reports the end of the partition, not ``end``: the
-    bundled test broker's high watermark is the last batch's base offset + 1, which
-    would leave out the rest of a batch of several entries.
-    """
-    from confluent_kafka import KafkaError, TopicPartition  # noqa: PLC0415
-
-    if start >= end:
-        return
-    reader.assign([TopicPartition(topic, partition, start)])
-    deadline = time.monotonic() + ACK_TIMEOUT
-    while True:
-        messages = reader.consume(1000, 0.2)
-        if not messages and time.monotonic() > deadline:
-            raise TimeoutError(f"{topic} partition {partition}: no progress")
-        for message in messages:
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
-                    if message.offset() >= end:
-                        return
-                    continue  # a stale end of partition: the records up to `end` are coming
-                raise RuntimeError(f"consumer error on {topic}: {message.error().name()}")
-            deadline = time.monotonic() + ACK_TIMEOUT
-            yield message
 
 
 def start(

@@ -6,26 +6,33 @@ subscription keyed by its id, ``unsubscribe`` a tombstone. Every worker follows 
 and the agents ask :meth:`SubscriptionIndex.current` per event, so a subscription counts
 for every event planned (and every message sent) after the worker folded it. A record that
 is not a valid subscription, or that would clash with the configuration, is ignored and
-logged by id; the decision is the core's (:func:`hub.core.subscriptions.with_runtime`).
+logged by id; the checks are :func:`hub.subscriptions.fold_runtime`'s.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
 import structlog
 
-from hub.config import ConfigError, Settings
+from hub.config import Settings
 from hub.core.errors import Rejection
 from hub.core.route import OfficeTable
-from hub.core.subscriptions import Subscription, Subscriptions, record_entry, with_runtime
+from hub.core.subscriptions import Subscriptions, record_entry
 from hub.stream.follow import follow_compacted
-from hub.subscriptions import entry_schema, parse_entry
+from hub.subscriptions import entry_schema, fold_runtime
 
 log = structlog.get_logger(__name__)
 
 TOPIC = "rechtskreiswechsel.subscriptions"
+_KEY = re.compile(r"[a-z][a-z0-9-]{1,62}")
+
+
+def is_key(name: str) -> bool:
+    """Whether a record key has the shape of a subscription id (only such keys are logged)."""
+    return _KEY.fullmatch(name) is not None
 
 
 class SubscriptionIndex:
@@ -35,7 +42,7 @@ class SubscriptionIndex:
         self._base = base
         self._table = table
         self._schema = schema
-        self._runtime: dict[str, Subscription] = {}
+        self._records: dict[str, dict[str, Any]] = {}  # run-time entries by record key
         self._current = base
         self._lock = threading.Lock()
         self.loaded = threading.Event()
@@ -47,27 +54,20 @@ class SubscriptionIndex:
 
     def take(self, key: bytes | None, value: bytes | None) -> None:
         name = (key or b"").decode("ascii", "replace")
-        if value is None:
-            with self._lock:
-                self._runtime.pop(name, None)
-                self._fold()
-            return
-        try:
-            subscription = parse_entry(record_entry(value), self._schema, self._table, self._base)
-        except (Rejection, ConfigError) as exc:
-            log.warning("subscriptions.record_ignored", error=type(exc).__name__)
-            return
-        if subscription.subscription_id != name:
-            log.warning("subscriptions.record_ignored", error="key")
-            return
         with self._lock:
-            self._runtime[name] = subscription
-            self._fold()
-
-    def _fold(self) -> None:
-        self._current, refused = with_runtime(self._base, self._runtime.values(), self._table)
-        for subscription_id in refused:
-            log.warning("subscriptions.refused", subscription=subscription_id)
+            if value is None:
+                self._records.pop(name, None)
+            else:
+                try:
+                    self._records[name] = record_entry(value)
+                except Rejection:
+                    log.warning("subscriptions.record_ignored", error="envelope")
+                    return
+            self._current, refused = fold_runtime(
+                self._records, self._schema, self._table, self._base
+            )
+        if value is not None and name in refused:
+            log.warning("subscriptions.refused", subscription=name if is_key(name) else "?")
 
     def follow(self, settings: Settings, stop: threading.Event) -> None:
         if not follow_compacted(
@@ -81,7 +81,7 @@ class SubscriptionIndex:
             loaded=self.loaded,
             on_loaded=lambda: log.info(
                 "subscriptions.loaded",
-                runtime=len(self._runtime),
+                runtime=len(self._records),
                 total=len(self.current().entries),
             ),
         ):
