@@ -7,6 +7,7 @@ core's :class:`~hub.core.portals.PortalTable` and
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,16 @@ def _policy(spec: dict[str, Any], base: Path, where: str) -> SignaturePolicy | N
         raise ConfigError(f"portal table: {where}: {exc}") from None
 
 
+def _freshness(spec: dict[str, int] | None) -> dict[str, dt.timedelta]:
+    """``freshness: {max_age_days, max_clock_skew_minutes}`` as Portal fields; absent: no window."""
+    if spec is None:
+        return {}
+    window = {"max_age": dt.timedelta(days=spec["max_age_days"])}
+    if "max_clock_skew_minutes" in spec:
+        window["max_clock_skew"] = dt.timedelta(minutes=spec["max_clock_skew_minutes"])
+    return window
+
+
 def parse(document: Any, schema: dict[str, Any], base: Path) -> PortalTable:
     try:
         jsonschema.validate(document, schema)
@@ -94,6 +105,7 @@ def parse(document: Any, schema: dict[str, Any], base: Path) -> PortalTable:
                 authors=frozenset(entry.get("authors", ())),
                 destinations=frozenset(entry.get("destinations", ())),
                 signature=_policy(entry["signature"], base, f"{where}/signature"),
+                **_freshness(entry.get("freshness")),
             )
         )
     try:

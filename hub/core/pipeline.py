@@ -344,7 +344,8 @@ def intake(
 
     Opens the transport container, identifies the portal from transport metadata,
     verifies its signature policy, continues only with the signed tree, validates,
-    extracts, checks the payload against the portal, and recognises replays via
+    extracts, checks the payload against the portal (types, author, freshness
+    window), and recognises replays via
     ``seen`` (replay key -> first submission id, from ``submissions.seen``). Every
     submission whose portal is known gets a portal receipt.
     """
@@ -370,6 +371,8 @@ def intake(
         validate(root, payload_type)
         submission = payload_type.extract(root)
         hub.portals.check_payload(portal, payload_type.name, submission.author.key)
+        if portal.max_age is not None:
+            hub.portals.check_fresh(portal, submission.created, received.received_at)
         replay_keys = _not_a_replay(envelope, digest, sid, seen)
         submission = _with_transport(submission, envelope)
     except Redelivery as again:

@@ -5,11 +5,13 @@ XTA 2 and OSCI by the authenticated author's DVDV key, FIT-Connect by the
 destination the submission was addressed to, the file drop by being the one
 portal configured for it. The portal's entry then decides which payload types
 are allowed, which author keys its payloads may name (``SENDER_MISMATCH``
-otherwise), and its signature policy (:mod:`hub.core.portalsig`).
+otherwise), its signature policy (:mod:`hub.core.portalsig`) and its freshness
+window (:meth:`PortalTable.check_fresh`, bad-inputs G47).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +29,10 @@ class Portal:
     authors: frozenset[str] = frozenset()  # DVDV keys; empty = any (file drop only)
     destinations: frozenset[str] = frozenset()  # FIT-Connect destination ids
     signature: Any = field(default=None, repr=False)  # hub.core.portalsig.SignaturePolicy | None
+    # Freshness window (G47): a payload created more than ``max_age`` before the hub received
+    # it, or more than ``max_clock_skew`` after, is refused. None: no window.
+    max_age: dt.timedelta | None = None
+    max_clock_skew: dt.timedelta = dt.timedelta(minutes=15)
 
 
 class PortalTable:
@@ -72,6 +78,48 @@ class PortalTable:
             raise Rejection(Reason.UNKNOWN_PAYLOAD, "/")
         if portal.authors and author_key not in portal.authors:
             raise Rejection(Reason.SENDER_MISMATCH, "author")
+
+    @staticmethod
+    def check_fresh(portal: Portal, created: str, received_at: str) -> None:
+        """The payload's creation time lies in the portal's freshness window around its receipt.
+
+        The window is judged against ``received_at``, the moment the hub first received the
+        original (kept by ``dlq retry``), so a retried dead letter is judged as it was then.
+        Older than ``max_age`` is ``DUPLICATE`` (a replay the index may no longer hold, or a
+        message captured elsewhere); later than ``max_clock_skew`` after receipt, or no time
+        at all, is ``FIELD_FORMAT``. A creation time without a zone offset is read as
+        German legal time (Europe/Berlin), as XÖV messages write local times.
+        """
+        if portal.max_age is None:
+            return
+        moment = creation_time(created)
+        if moment is None:
+            raise Rejection(Reason.FIELD_FORMAT, FRESHNESS_PATH)
+        received = dt.datetime.fromisoformat(received_at)
+        if moment < received - portal.max_age:
+            raise Rejection(Reason.DUPLICATE, FRESHNESS_PATH)
+        if moment > received + portal.max_clock_skew:
+            raise Rejection(Reason.FIELD_FORMAT, FRESHNESS_PATH)
+
+
+FRESHNESS_PATH = "submission/created"
+_BERLIN: dt.tzinfo | None = None
+
+
+def creation_time(text: str) -> dt.datetime | None:
+    """An ``xs:dateTime`` as an aware datetime, or None if Python cannot represent it."""
+    global _BERLIN  # noqa: PLW0603 - loaded on first use, only for times without an offset
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        if _BERLIN is None:
+            from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+            _BERLIN = ZoneInfo("Europe/Berlin")
+        moment = moment.replace(tzinfo=_BERLIN)
+    return moment
 
 
 def open_table() -> PortalTable:
