@@ -45,6 +45,7 @@ from hub.core.records import (
     encode_fields,
     is_id,
     receipt_id,
+    received_key,
     seen_key,
     submission_id_of_digest,
     timestamp,
@@ -1059,7 +1060,8 @@ def ingest(
     if len(value) > hub.max_record_bytes:
         return reject_unread(digest, Reason.SIZE, now)
     audit = _audit(sid, "ingest", "received", now, payload_sha256=digest)
-    return StageResult((Emit(RECEIVED, sid, value), audit), "received")
+    key = received_key(sid, transport_message_id)
+    return StageResult((Emit(RECEIVED, key, value), audit), "received")
 
 
 def reject_unread(payload_sha256: str, reason: Reason, now: dt.datetime) -> StageResult:

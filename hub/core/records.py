@@ -53,6 +53,17 @@ def receipt_id(submission: str, transport_message_id: str | None) -> str:
     return "rcp-" + _digest(submission, transport_message_id or "")
 
 
+def received_key(submission: str, transport_message_id: str | None) -> str:
+    """The key of a ``submissions.received`` record: where replays of one message meet.
+
+    With a transport message id, its digest ``mid-<32 hex>``: every fetch of one XTA
+    message or FIT-Connect submission, and an XTA client's file named after it, lands
+    in one partition, so intake takes them one after the other and recognises the
+    second even when two workers run. Without one, the submission id.
+    """
+    return "mid-" + _digest(transport_message_id) if transport_message_id else submission
+
+
 def seen_key(kind: str, *parts: str) -> str:
     """A replay-detection key: ``msg-…`` for a transport message id, ``pay-…`` for a payload digest."""
     return f"{kind}-" + _digest(*parts)
