@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="how the file arrived: auto (default) recognises XTA, OSCI and FIT-Connect bundles",
     )
+    check.add_argument(
+        "--osci-meta",
+        type=Path,
+        metavar="META.json",
+        help="the OSCI client's metadata sidecar for one OSCI package "
+        "(default: FILE.json beside each package, as in the osci sub-inbox)",
+    )
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
     explain = commands.add_parser(
@@ -121,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "file", "xta2", "osci", "fitconnect"),
         default="auto",
         help="how the file arrived (default: recognise it)",
+    )
+    explain.add_argument(
+        "--osci-meta",
+        type=Path,
+        metavar="META.json",
+        help="the OSCI client's metadata sidecar (default: FILE.json beside the package)",
     )
     explain.add_argument("file", type=Path, metavar="FILE")
 
@@ -486,17 +499,41 @@ def _record_id(text: str) -> str:
     return text
 
 
+def _osci_metadata(package: Path, explicit: Path | None) -> bytes | None:
+    """An OSCI package's metadata sidecar: ``--osci-meta``, else ``<package>.json`` if it exists.
+
+    Read bounded (one byte more than a sidecar may have, so a larger one is refused).
+    """
+    from hub.core.transport.osci_handover import MAX_METADATA_BYTES  # noqa: PLC0415
+
+    sidecar = explicit if explicit is not None else Path(f"{package}.json")
+    if not sidecar.is_file():
+        return None
+    with sidecar.open("rb") as handle:
+        return handle.read(MAX_METADATA_BYTES + 1)
+
+
 def _check(
-    settings: Settings, files: Sequence[Path], *, as_json: bool, transport: str = "auto"
+    settings: Settings,
+    files: Sequence[Path],
+    *,
+    as_json: bool,
+    transport: str = "auto",
+    osci_meta: Path | None = None,
 ) -> int:
     from hub import context  # noqa: PLC0415
     from hub.core.pipeline import check, transport_message_id_of_name  # noqa: PLC0415
     from hub.core.transport.registry import sniff  # noqa: PLC0415
 
     missing = [f for f in files if not f.is_file()]
+    if osci_meta is not None and not osci_meta.is_file():
+        missing.append(osci_meta)
     if missing:
         for f in missing:
             print(f"sozialhub check: no such file: {f}", file=sys.stderr)
+        return EXIT_USAGE
+    if osci_meta is not None and len(files) != 1:
+        print("sozialhub check: --osci-meta belongs to exactly one FILE", file=sys.stderr)
         return EXIT_USAGE
     hub = context.build(settings)
     status = EXIT_OK
@@ -513,6 +550,7 @@ def _check(
                 dt.datetime.now(dt.UTC),
                 transport=how,
                 transport_message_id=message_id,
+                osci_metadata=_osci_metadata(path, osci_meta) if how == "osci" else None,
             ),
         }
         if report["verdict"] != "accepted":
@@ -688,14 +726,22 @@ def _dlq_retry(
     return EXIT_OK
 
 
-def _route(settings: Settings, path: Path, *, as_json: bool, transport: str) -> int:
+def _route(
+    settings: Settings,
+    path: Path,
+    *,
+    as_json: bool,
+    transport: str,
+    osci_meta: Path | None = None,
+) -> int:
     from hub import context  # noqa: PLC0415
     from hub.core.pipeline import route_report, transport_message_id_of_name  # noqa: PLC0415
     from hub.core.transport.registry import sniff  # noqa: PLC0415
 
-    if not path.is_file():
-        print(f"sozialhub route: no such file: {path}", file=sys.stderr)
-        return EXIT_USAGE
+    for needed in (path, osci_meta):
+        if needed is not None and not needed.is_file():
+            print(f"sozialhub route: no such file: {needed}", file=sys.stderr)
+            return EXIT_USAGE
     hub = context.build(settings)
     with path.open("rb") as handle:
         data = handle.read(settings.max_submission_bytes + 1)
@@ -704,7 +750,12 @@ def _route(settings: Settings, path: Path, *, as_json: bool, transport: str) -> 
     report = {
         "file": str(path),
         **route_report(
-            data, hub, dt.datetime.now(dt.UTC), transport=how, transport_message_id=message_id
+            data,
+            hub,
+            dt.datetime.now(dt.UTC),
+            transport=how,
+            transport_message_id=message_id,
+            osci_metadata=_osci_metadata(path, osci_meta) if how == "osci" else None,
         ),
     }
     if as_json:
@@ -833,9 +884,21 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
     log = structlog.get_logger("hub.cli")
     try:
         if args.command == "check":
-            return _check(settings, args.files, as_json=args.json, transport=args.transport)
+            return _check(
+                settings,
+                args.files,
+                as_json=args.json,
+                transport=args.transport,
+                osci_meta=args.osci_meta,
+            )
         if args.command == "route":
-            return _route(settings, args.file, as_json=args.json, transport=args.transport)
+            return _route(
+                settings,
+                args.file,
+                as_json=args.json,
+                transport=args.transport,
+                osci_meta=args.osci_meta,
+            )
         if args.command == "gate":
             from hub import gate  # noqa: PLC0415
 

@@ -125,6 +125,8 @@ class Settings:
     xta_client_key_password: Secret | None = None
     xta_ca_file: Path | None = None
     xta_poll_seconds: float = 5.0
+    # A message above max_submission_bytes: "reject" (SIZE dead letter, receipt, close) or "keep".
+    xta_oversize: str = "reject"
     # FIT-Connect receiver (Serviceportal).
     fitconnect_api_url: str | None = None
     fitconnect_destination: str | None = None
@@ -146,6 +148,9 @@ class Settings:
     max_submission_bytes: int = 4 * 1024 * 1024
     max_record_bytes: int = 8_000_000  # below the topics' max.message.bytes (8 MiB)
     inbox_poll_seconds: float = 0.5
+    # The osci sub-inbox: how long a package waits for its metadata sidecar (and a sidecar for
+    # its package) before it is refused METADATA (set aside as an orphan).
+    osci_pair_seconds: float = 300.0
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     log_level: str = "INFO"
@@ -189,6 +194,8 @@ class Settings:
                 "xta_msgbox_url needs xta_send_url, xta_mailbox, xta_client_cert, "
                 "xta_client_key and xta_ca_file"
             )
+        if self.xta_oversize not in ("reject", "keep"):
+            raise ConfigError("xta_oversize must be reject or keep")
         for item in (self.vendor_urls or "").split(","):
             name, sign, url = item.strip().partition("=")
             if item.strip() and not (sign and name and url.startswith(("https://", "http://"))):

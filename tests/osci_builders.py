@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -230,6 +232,80 @@ def sign_container(
     uris = [f"#{c.get('Id')}" for c in container.iterchildren(_q(OSCI, "Content"))]
     container.insert(0, detached_signature(root, uris, author))
     return root
+
+
+# Method and digest names as the portal policy spells them, plus the weak ones attacks use.
+METHOD_URIS = {
+    "rsa-pss-sha256": "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1",
+    "rsa-pss-sha512": "http://www.w3.org/2007/05/xmldsig-more#sha512-rsa-MGF1",
+    "rsa-sha256": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "rsa-sha1": "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+    "ecdsa-sha256": "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+}
+DIGEST_URIS = {
+    "sha256": "http://www.w3.org/2001/04/xmlenc#sha256",
+    "sha512": "http://www.w3.org/2001/04/xmlenc#sha512",
+    "sha1": "http://www.w3.org/2000/09/xmldsig#sha1",
+}
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+
+
+def _element_by_id(document: etree._Element, ident: str) -> etree._Element:
+    found = [e for e in document.iter() if isinstance(e.tag, str) and e.get("Id") == ident]
+    assert len(found) == 1, ident
+    return found[0]
+
+
+def signature_over(
+    document: etree._Element,
+    uris: Sequence[str],
+    key: Any,
+    certificates: Sequence[x509.Certificate],
+    *,
+    method: str = "rsa-pss-sha256",
+    digest: str = "sha256",
+    parts: dict[str, bytes] | None = None,
+    transform: str | None = EXC_C14N,
+) -> etree._Element:
+    """A detached ``ds:Signature`` as the OSCI library writes it, made by hand with any algorithm.
+
+    ``#Id`` references digest the exclusive canonical form of the element in ``document``
+    (with ``transform`` as their one Transform; None: no Transforms); ``cid:`` references
+    digest the bytes ``parts`` gives for the Content-ID (no Transforms). The signature
+    value is a real one over SignedInfo's exclusive canonical form, made with ``key``, also
+    for methods the hub refuses (rsa-sha1), so only the policy can refuse them.
+    """
+    from tests.sigtools import raw_signature  # a test helper beside this one
+
+    nsmap = {"ds": DS}
+    signature = etree.Element(_q(DS, "Signature"), nsmap=nsmap)
+    signed_info = etree.SubElement(signature, _q(DS, "SignedInfo"))
+    etree.SubElement(signed_info, _q(DS, "CanonicalizationMethod"), Algorithm=EXC_C14N)
+    etree.SubElement(signed_info, _q(DS, "SignatureMethod"), Algorithm=METHOD_URIS[method])
+    for uri in uris:
+        reference = etree.SubElement(signed_info, _q(DS, "Reference"), URI=uri)
+        if uri.startswith("cid:"):
+            data = (parts or {})[uri[4:]]
+        else:
+            target = _element_by_id(document, uri[1:])
+            data = etree.tostring(target, method="c14n", exclusive=True)
+            if transform is not None:
+                transforms = etree.SubElement(reference, _q(DS, "Transforms"))
+                etree.SubElement(transforms, _q(DS, "Transform"), Algorithm=transform)
+        etree.SubElement(reference, _q(DS, "DigestMethod"), Algorithm=DIGEST_URIS[digest])
+        hasher = hashlib.new(digest, data)
+        etree.SubElement(reference, _q(DS, "DigestValue")).text = base64.b64encode(
+            hasher.digest()
+        ).decode()
+    value = raw_signature(
+        key, METHOD_URIS[method], etree.tostring(signed_info, method="c14n", exclusive=True)
+    )
+    etree.SubElement(signature, _q(DS, "SignatureValue")).text = base64.b64encode(value).decode()
+    x509_data = etree.SubElement(etree.SubElement(signature, _q(DS, "KeyInfo")), _q(DS, "X509Data"))
+    for certificate in certificates:
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        etree.SubElement(x509_data, _q(DS, "X509Certificate")).text = base64.b64encode(der).decode()
+    return signature
 
 
 # --- encryption ----------------------------------------------------------------------------------

@@ -43,6 +43,53 @@ def _move(source: Path, target: Path) -> None:
         shutil.move(str(source), str(target))
 
 
+def read_file(path: Path, max_bytes: int) -> InboxFile | None:
+    """Read a file without buffering more than ``max_bytes``; ``None`` if it vanished.
+
+    The file is opened without following symlinks and must be a regular file, so a
+    link swapped in after listing cannot make the hub ship another file.
+    """
+    digest = hashlib.sha256()
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise Unreadable(exc.errno, "cannot open inbox file") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Unreadable(errno.EINVAL, "not a regular file")
+        try:
+            while chunk := handle.read(1 << 16):
+                digest.update(chunk)
+                size += len(chunk)
+                if size <= max_bytes:
+                    chunks.append(chunk)
+                else:
+                    chunks.clear()  # keep hashing, stop buffering
+        except OSError as exc:
+            raise Unreadable(exc.errno, "cannot read inbox file") from None
+    data = b"".join(chunks) if size <= max_bytes else None
+    return InboxFile(path, data, digest.hexdigest())
+
+
+def move_out(path: Path, target: Path | None) -> None:
+    """Move ``path`` to ``target`` (creating its directory), or delete it without a target.
+
+    A file that is gone already is fine; any other failure raises ``OSError``.
+    """
+    try:
+        if target is None:
+            path.unlink()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _move(path, target)
+    except FileNotFoundError:
+        return
+
+
 class FileDropInbox:
     def __init__(self, inbox: Path, archive: Path | None, max_bytes: int) -> None:
         self.inbox = inbox
@@ -72,41 +119,12 @@ class FileDropInbox:
         The file is opened without following symlinks and must be a regular file, so a
         link swapped in after listing cannot make the hub ship another file.
         """
-        digest = hashlib.sha256()
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise Unreadable(exc.errno, "cannot open inbox file") from None
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise Unreadable(errno.EINVAL, "not a regular file")
-            try:
-                while chunk := handle.read(1 << 16):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    if size <= self.max_bytes:
-                        chunks.append(chunk)
-                    else:
-                        chunks.clear()  # keep hashing, stop buffering
-            except OSError as exc:
-                raise Unreadable(exc.errno, "cannot read inbox file") from None
-        data = b"".join(chunks) if size <= self.max_bytes else None
-        return InboxFile(path, data, digest.hexdigest())
+        return read_file(path, self.max_bytes)
 
     def _out_of_inbox(self, path: Path, target: Path | None) -> bool:
         """Move (or, without a target, delete) ``path``; on failure remember it and say so."""
         try:
-            if target is None:
-                path.unlink()
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                _move(path, target)
-        except FileNotFoundError:
-            return True
+            move_out(path, target)
         except OSError:
             self._stuck.add(path.name)
             return False

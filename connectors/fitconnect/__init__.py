@@ -9,10 +9,21 @@ Security Event Tokens. Decryption and every check of the content happen in
 """
 
 from connectors.fitconnect.receiver import (
+    Answered,
     FitConnectApiError,
+    FitConnectConflict,
     FitConnectReceiver,
     Handover,
     ReceiverConfig,
+    Refuse,
 )
 
-__all__ = ["FitConnectApiError", "FitConnectReceiver", "Handover", "ReceiverConfig"]
+__all__ = [
+    "Answered",
+    "FitConnectApiError",
+    "FitConnectConflict",
+    "FitConnectReceiver",
+    "Handover",
+    "ReceiverConfig",
+    "Refuse",
+]

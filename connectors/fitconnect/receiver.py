@@ -18,8 +18,20 @@ Flow for one submission:
    ``redeliver_after`` seconds even if polls still list it (the hub has not
    answered yet); after that it is handed over again (at least once; the hub
    deduplicates on the submission id).
+   A part larger than its bound (``max_submission_bytes`` for the resource with
+   metadata and data, ``max_attachment_bytes`` per attachment), announced by
+   ``Content-Length`` or found while streaming, is not read further: the
+   injected ``refuse(submission_id, case_id, rejection)`` coroutine (normally:
+   produce a ``SIZE`` dead letter and the ``reject-submission`` SET to Kafka)
+   takes it instead of ``handover``, with the same retries.
 4. The hub answers with :meth:`FitConnectReceiver.send_event` (a SET from
-   :func:`hub.core.transport.fitconnect.security_event_token`).
+   :func:`hub.core.transport.fitconnect.security_event_token`). It reads the
+   case's event log first and never posts a SET that is there already, nor
+   one that contradicts the answer there.
+5. A submission the hub has answered already (the injected ``answered``
+   lookup knows its SET) is not fetched again when the delivery service still
+   lists it: the receiver sends the same SET again (if the event log lacks it:
+   the answer was lost) and leaves it at that.
 
 Logs carry submission and case ids, HTTP statuses and reason codes, never
 bodies, headers or secrets.
@@ -45,12 +57,16 @@ from aiohttp import web
 
 from connectors.bodies import read_limited
 from hub.config import Secret
-from hub.core.errors import Rejection
+from hub.core.errors import Reason, Rejection
 from hub.core.transport import fitconnect as fc
 
 log = structlog.get_logger(__name__)
 
 Handover = Callable[[bytes, str], Awaitable[None]]
+# refuse(submission id, case id or None, rejection): record a submission not fetched.
+Refuse = Callable[[str, str | None, Rejection], Awaitable[None]]
+# answered(submission id) -> (case id, SET) of the hub's answer, or None if it has none yet.
+Answered = Callable[[str], tuple[str, str] | None]
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -109,8 +125,48 @@ class FitConnectApiError(Exception):
         return self.status >= 500 or self.status in (408, 429)
 
 
+class FitConnectConflict(Exception):  # noqa: N818 - named like FitConnectApiError
+    """The case's event log holds the other answer: the SET is not sent (never retried)."""
+
+    retriable = False
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"case {case_id} already has the other answer")
+        self.case_id = case_id
+
+
 class _Malformed(Exception):  # noqa: N818 - internal signal, never leaves this module
     """A 2xx answer whose body is not the documented shape (not retried)."""
+
+
+class _TooLarge(_Malformed):
+    """A part larger than its bound; ``path`` names the part, ``case_id`` the case if known."""
+
+    def __init__(self, path: str, case_id: str | None) -> None:
+        super().__init__(path)
+        self.path = path
+        self.case_id = case_id
+
+
+async def read_prefix(
+    stream: aiohttp.StreamReader, limit: int, *, keep_on_break: bool = False
+) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of a body and whether that was all of it; never reads past ``limit + 1``.
+
+    With ``keep_on_break``, a body the server breaks off is returned as far as
+    it came, as incomplete; otherwise the ``ClientPayloadError`` propagates.
+    """
+    buffer = bytearray()
+    try:
+        while chunk := await stream.read(min(1 << 16, limit + 1 - len(buffer))):
+            buffer += chunk
+            if len(buffer) > limit:
+                return bytes(buffer[:limit]), False
+    except aiohttp.ClientPayloadError:
+        if not keep_on_break:
+            raise
+        return bytes(buffer), False
+    return bytes(buffer), True
 
 
 def _utc_now() -> dt.datetime:
@@ -127,11 +183,15 @@ class FitConnectReceiver:
         config: ReceiverConfig,
         handover: Handover,
         *,
+        refuse: Refuse | None = None,
+        answered: Answered | None = None,
         clock: Callable[[], dt.datetime] = _utc_now,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.config = config
         self._handover = handover
+        self._refuse = refuse
+        self._answered = answered
         self._clock = clock
         self._session = session
         self._own_session = session is None
@@ -140,6 +200,7 @@ class FitConnectReceiver:
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: set[str] = set()
         self._handed: OrderedDict[str, float] = OrderedDict()
+        self._cases: OrderedDict[str, str] = OrderedDict()  # announced submission -> case id
         self._poller: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -208,12 +269,12 @@ class FitConnectReceiver:
             )
             return web.Response(status=401)
         try:
-            announced = fc.callback_submissions(body, self.config.destination_id)
+            announced = fc.callback_announcements(body, self.config.destination_id)
         except Rejection as rejection:
             log.warning("fitconnect.callback_malformed", reason=rejection.reason.value)
             return web.Response(status=400)
-        for submission_id in announced:
-            self._schedule(submission_id)
+        for submission_id, case_id in announced.items():
+            self._schedule(submission_id, case_id)
         log.info("fitconnect.callback", submissions=len(announced))
         return web.Response(status=200)
 
@@ -238,8 +299,12 @@ class FitConnectReceiver:
                 raise _Malformed
             for entry in entries:
                 submission_id = entry.get("submissionId") if isinstance(entry, dict) else None
+                case_id = entry.get("caseId") if isinstance(entry, dict) else None
                 if isinstance(submission_id, str) and _UUID.fullmatch(submission_id):
-                    scheduled += self._schedule(submission_id.lower())
+                    scheduled += self._schedule(
+                        submission_id.lower(),
+                        case_id if isinstance(case_id, str) and _UUID.fullmatch(case_id) else None,
+                    )
             offset += len(entries)
             total = page.get("totalCount")
             if not entries or not isinstance(total, int) or offset >= total:
@@ -269,8 +334,13 @@ class FitConnectReceiver:
 
     # ----------------------------------------------------------------- fetch and hand over
 
-    def _schedule(self, submission_id: str) -> int:
+    def _schedule(self, submission_id: str, case_id: str | None = None) -> int:
         submission_id = submission_id.lower()
+        if case_id is not None:
+            self._cases[submission_id] = case_id.lower()
+            self._cases.move_to_end(submission_id)
+            while len(self._cases) > _REMEMBERED:
+                self._cases.popitem(last=False)
         handed = self._handed.get(submission_id)
         if handed is not None and time.monotonic() - handed < self.config.redeliver_after:
             return 0
@@ -290,13 +360,16 @@ class FitConnectReceiver:
             self._inflight.discard(submission_id)
 
     async def _fetch_and_hand_over(self, submission_id: str) -> None:
+        if await self._answer_again(submission_id):
+            return
         for attempt in range(1, self.config.max_attempts + 1):
             status: int | None = None
+            path: str | None = None
             try:
-                bundle = await self.fetch(submission_id)
-                await self._handover(bundle, submission_id)
+                await self._fetch_and_pass_on(submission_id, attempt)
             except (FitConnectApiError, _Malformed) as exc:
                 status = exc.status if isinstance(exc, FitConnectApiError) else None
+                path = exc.path if isinstance(exc, _TooLarge) else None
                 final = not (isinstance(exc, FitConnectApiError) and exc.retriable)
                 error = type(exc).__name__
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -305,10 +378,15 @@ class FitConnectReceiver:
                 final, error = False, type(exc).__name__
             else:
                 self._remember(submission_id)
-                log.info("fitconnect.handed_over", submission_id=submission_id, attempt=attempt)
                 return
             if final:
-                log.error("fitconnect.fetch_refused", submission_id=submission_id, status=status)
+                log.error(
+                    "fitconnect.fetch_refused",
+                    submission_id=submission_id,
+                    status=status,
+                    reason=Reason.SIZE.value if path else None,
+                    path=path,
+                )
                 return
             log.warning(
                 "fitconnect.fetch_retry",
@@ -323,6 +401,60 @@ class FitConnectReceiver:
                 break
         log.error("fitconnect.fetch_gave_up", submission_id=submission_id)
 
+    async def _fetch_and_pass_on(self, submission_id: str, attempt: int) -> None:
+        """Fetch and hand over; a part over its bound goes to ``refuse`` instead (if injected)."""
+        try:
+            bundle = await self.fetch(submission_id)
+        except _TooLarge as too_large:
+            if self._refuse is None:
+                raise
+            case_id = too_large.case_id or self._cases.get(submission_id)
+            await self._refuse(submission_id, case_id, Rejection(Reason.SIZE, too_large.path))
+            log.warning(
+                "fitconnect.size_refused",
+                submission_id=submission_id,
+                case_id=case_id,
+                reason=Reason.SIZE.value,
+                path=too_large.path,
+                attempt=attempt,
+            )
+            return
+        await self._handover(bundle, submission_id)
+        log.info("fitconnect.handed_over", submission_id=submission_id, attempt=attempt)
+
+    async def _answer_again(self, submission_id: str) -> bool:
+        """True if the hub has answered this submission already: its SET is (re)sent, nothing fetched.
+
+        The delivery service lists a submission until it has the answer, so a
+        listed submission with a known answer lost that answer (or the service
+        lags): the same SET goes again, through :meth:`send_event`, which posts
+        nothing the event log already has. If the service refuses it for good,
+        the submission is fetched and handed over as if unanswered.
+        """
+        known = self._answered(submission_id) if self._answered is not None else None
+        if known is None:
+            return False
+        case_id, token = known
+        try:
+            state = await self.send_event(case_id, token)
+        except FitConnectConflict:
+            self._remember(submission_id)  # logged by send_event; an operator has to look
+            return True
+        except FitConnectApiError as exc:
+            if exc.retriable:
+                return True  # the service is unavailable: the next poll tries again
+            log.warning(
+                "fitconnect.answer_again_refused", submission_id=submission_id, status=exc.status
+            )
+            return False
+        except (aiohttp.ClientError, TimeoutError):
+            return True  # logged by send_event; the next poll tries again
+        self._remember(submission_id)
+        log.info(
+            "fitconnect.answered_again", submission_id=submission_id, case_id=case_id, state=state
+        )
+        return True
+
     def _backoff(self, attempt: int) -> float:
         return float(min(self.config.backoff_max, self.config.backoff_initial * 2 ** (attempt - 1)))
 
@@ -336,9 +468,27 @@ class FitConnectReceiver:
         """Fetch a submission and its attachments; return the bundle for the hub."""
         if not _UUID.fullmatch(submission_id):
             raise ValueError("submission_id must be a UUID")
-        resource = await self._get_json(
-            "get submission", f"/v1/submissions/{submission_id}", self.config.max_submission_bytes
+        raw, complete = await self._get_part(
+            "get submission",
+            f"/v1/submissions/{submission_id}",
+            self.config.max_submission_bytes,
+            read_beyond_announcement=True,  # up to the bound: which part is too large, the case
         )
+        if not complete:
+            unread = fc.unread_part(raw)
+            expected = {
+                "submissionId": submission_id.lower(),
+                "destinationId": self.config.destination_id.lower(),
+            }
+            if any(unread.ids.get(name, value) != value for name, value in expected.items()):
+                raise _Malformed  # another submission's resource: nothing to refuse
+            raise _TooLarge(unread.part, unread.ids.get("caseId"))
+        try:
+            resource = fc.parse_json(raw)
+        except Rejection:
+            raise _Malformed from None
+        if not isinstance(resource, dict):
+            raise _Malformed
         case_id = resource.get("caseId")
         attachment_ids = resource.get("attachments", [])
         if (
@@ -352,12 +502,15 @@ class FitConnectReceiver:
         ):
             raise _Malformed
         attachments: dict[str, str] = {}
-        for attachment_id in attachment_ids:
-            raw = await self._get(
+        for index, attachment_id in enumerate(attachment_ids):
+            raw, complete = await self._get_part(
                 "get attachment",
                 f"/v1/submissions/{submission_id}/attachments/{attachment_id}",
                 self.config.max_attachment_bytes,
             )
+            if not complete:
+                known_case = case_id.lower() if _UUID.fullmatch(case_id) else None
+                raise _TooLarge(f"attachments/{index}", known_case)
             attachments[attachment_id] = raw.decode("ascii", errors="replace").strip()
         service_type = resource.get("serviceType")
         encrypted_data = resource.get("encryptedData")
@@ -374,12 +527,30 @@ class FitConnectReceiver:
 
     # ----------------------------------------------------------------- events
 
-    async def send_event(self, case_id: str, set_token: str) -> None:
-        """POST a Security Event Token to the case's event log, with bounded retries."""
+    async def send_event(self, case_id: str, set_token: str) -> str:
+        """POST a Security Event Token to the case's event log, with bounded retries.
+
+        Each attempt reads the event log first (:func:`fc.answer_in_log`): a SET
+        with the same ``jti`` there (``present``: an earlier attempt or run
+        delivered it, its acknowledgement was lost) or another one with the same
+        event (``answered``) is not posted again; the other event there raises
+        :class:`FitConnectConflict` (never retried). Returns ``sent``, ``present``
+        or ``answered``. An event log the service will not show (a 4xx other than
+        408/429, or not the documented shape) does not stop the answer: it is
+        posted, and the same ``jti`` lets the service recognise a repetition.
+        """
         if not _UUID.fullmatch(case_id):
             raise ValueError("case_id must be a UUID")
+        fc.answer_in_log(set_token, [])  # ValueError unless an accept or reject SET
         for attempt in range(1, self.config.max_attempts + 1):
             try:
+                state = await self._logged(case_id, set_token)
+                if state in (fc.ANSWER_PRESENT, fc.ANSWER_GIVEN):
+                    log.info("fitconnect.event_present", case_id=case_id, state=state)
+                    return state
+                if state == fc.ANSWER_CONFLICT:
+                    log.error("fitconnect.event_conflict", case_id=case_id)
+                    raise FitConnectConflict(case_id)
                 async with self._http().post(
                     self._url(f"/v1/cases/{case_id}/events"),
                     data=set_token.encode("ascii"),
@@ -387,9 +558,9 @@ class FitConnectReceiver:
                 ) as response:
                     if 200 <= response.status < 300:
                         log.info("fitconnect.event_sent", case_id=case_id)
-                        return
+                        return "sent"
                     error: Exception = FitConnectApiError("post event", response.status)
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError, FitConnectApiError) as exc:
                 error = exc
             if isinstance(error, FitConnectApiError) and not error.retriable:
                 log.error("fitconnect.event_refused", case_id=case_id, status=error.status)
@@ -404,6 +575,23 @@ class FitConnectReceiver:
                 self._backoff(attempt)
             ):
                 raise error
+        raise RuntimeError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    async def _logged(self, case_id: str, set_token: str) -> str:
+        """How the case's event log stands to ``set_token`` (``ANSWER_*``); absent if unreadable."""
+        try:
+            document = await self._get_json(
+                "get events", f"/v1/cases/{case_id}/events", self.config.max_list_bytes
+            )
+        except FitConnectApiError as exc:
+            if exc.retriable:
+                raise
+            log.warning("fitconnect.event_log_unreadable", case_id=case_id, status=exc.status)
+            return fc.ANSWER_ABSENT
+        except _Malformed:
+            log.warning("fitconnect.event_log_unreadable", case_id=case_id, status=200)
+            return fc.ANSWER_ABSENT
+        return fc.answer_in_log(set_token, document.get("eventLog"))
 
     # ----------------------------------------------------------------- HTTP
 
@@ -430,6 +618,26 @@ class FitConnectReceiver:
         if body is None:
             raise _Malformed
         return body
+
+    async def _get_part(
+        self, operation: str, path: str, limit: int, *, read_beyond_announcement: bool = False
+    ) -> tuple[bytes, bool]:
+        """GET one part of a submission: ``(body, True)``, or ``(prefix, False)`` when over ``limit``.
+
+        A ``Content-Length`` above ``limit`` ends it before the body is read
+        (``prefix`` empty), unless ``read_beyond_announcement``: then, as for a
+        body that announces no size, at most ``limit`` bytes are read and
+        returned (and if the server breaks off such a body, the announcement
+        stands: what came is returned as incomplete).
+        """
+        async with self._http().get(self._url(path), headers=self._auth()) as response:
+            if response.status != 200:
+                raise FitConnectApiError(operation, response.status)
+            announced = response.content_length
+            too_large = announced is not None and announced > limit
+            if too_large and not read_beyond_announcement:
+                return b"", False
+            return await read_prefix(response.content, limit, keep_on_break=too_large)
 
     async def _get_json(
         self, operation: str, path: str, limit: int, params: Mapping[str, str] | None = None

@@ -9,6 +9,22 @@ from the mailbox. A handover that raises leaves the message in the mailbox; the
 next pass fetches it again (the hub deduplicates by the XTA message id). A
 crash between handover and ``close`` has the same effect.
 
+The original is the response as received: a SOAP envelope, or for an MTOM/XOP
+response (``multipart/related``) a MIME entity made of the response's
+``Content-Type`` header line, a blank line and the body (the boundary and the
+root part's Content-ID live in that header). The hub opens both
+(:func:`hub.core.transport.xta.unwrap`).
+
+A message larger than ``max_message_bytes`` (declared by the status list's
+``MsgSize``, or found while reading the response) is never read. With the
+injected ``reject_oversize`` and ``oversize="reject"`` (the default) the poller
+hands the message's status list metadata to it (the hub produces a ``SIZE``
+dead letter and the portal's rejection receipt and awaits the broker's
+acknowledgement, :mod:`hub.core.xta_oversize`) and closes the message only
+after that; with ``oversize="keep"``, without ``reject_oversize`` or without
+metadata to answer from (a ``MsgAttributes`` status list) it stays in the
+mailbox and is logged on every pass.
+
 :meth:`XtaPoller.run` repeats passes until :meth:`XtaPoller.stop`: at once while
 the server reports more pending items, otherwise after ``poll_interval``; after
 a failed pass (HTTP or TLS error, SOAP fault, failed handover) it backs off
@@ -27,7 +43,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -35,12 +51,19 @@ import structlog
 
 from hub.core.errors import Rejection
 from hub.core.transport import xta
+from hub.core.xta_oversize import Oversize
 
 log = structlog.get_logger(__name__)
 
 Handover = Callable[[bytes, str], Awaitable[None]]
+# Records a too-large message's rejection (dead letter, receipt) and awaits the broker.
+RejectOversize = Callable[[Oversize], Awaitable[None]]
+OversizeAction = Literal["reject", "keep"]
 
 _SOAP = "application/soap+xml"
+_MTOM = "multipart/related"
+_ACCEPT = f"{_SOAP}, {_MTOM}"
+_MAX_CONTENT_TYPE = 1024  # an MTOM response's Content-Type header, kept in the original
 _EMPTY_OK = frozenset({200, 202, 204})  # close and sendMessage answer an empty body
 
 
@@ -64,9 +87,16 @@ class XtaFaultError(XtaError):
 
 
 class XtaTooLargeError(XtaError):
-    """The response is larger than ``max_message_bytes``; it was not read to the end."""
+    """The response is larger than ``max_message_bytes``; it was not read to the end.
+
+    ``declared`` is the response's ``Content-Length`` when it sent one.
+    """
 
     retriable = False
+
+    def __init__(self, operation: str, problem: str, declared: int | None = None) -> None:
+        super().__init__(operation, problem)
+        self.declared = declared
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +118,9 @@ class XtaSettings:
     backoff_max: float = 300.0
     timeout: float = 60.0
     max_message_bytes: int = 4 * 1024 * 1024
+    # A message above max_message_bytes: "reject" (dead letter, rejection receipt, close) or
+    # "keep" (leave it in the mailbox, log it on every pass).
+    oversize: OversizeAction = "reject"
 
     def __post_init__(self) -> None:
         for url in (self.msgbox_url, self.send_url):
@@ -106,6 +139,8 @@ class XtaSettings:
             raise ValueError("poll_interval, timeout and max_message_bytes must be positive")
         if self.ssl_context.verify_mode != ssl.CERT_REQUIRED:
             raise ValueError("the TLS context must verify the XTA server (CERT_REQUIRED)")
+        if self.oversize not in ("reject", "keep"):
+            raise ValueError("oversize must be 'reject' or 'keep'")
 
 
 def client_ssl_context(
@@ -135,18 +170,32 @@ class PollReport:
 
     listed: int = 0
     handed_over: int = 0
-    closed: int = 0
+    closed: int = 0  # handed over or rejected as too large, then closed
     failed: int = 0
-    skipped: int = 0  # malformed ids in the list, vanished or oversized messages
+    skipped: int = 0  # malformed ids in the list, vanished or kept oversized messages
     more: bool = False  # the server has more messages than this pass listed
+    rejected: int = 0  # too large: dead letter and receipt acknowledged, then closed
 
 
 class XtaPoller:
-    """Reads one XTA mailbox. Use ``async with XtaPoller(settings, handover) as poller``."""
+    """Reads one XTA mailbox. Use ``async with XtaPoller(settings, handover) as poller``.
 
-    def __init__(self, settings: XtaSettings, handover: Handover) -> None:
+    ``reject_oversize`` records a too-large message's rejection (see the module
+    docstring); without it such a message stays in the mailbox.
+    """
+
+    def __init__(
+        self,
+        settings: XtaSettings,
+        handover: Handover,
+        reject_oversize: RejectOversize | None = None,
+    ) -> None:
         self.settings = settings
         self._handover = handover
+        self._reject_oversize = reject_oversize
+        # Oversized messages whose rejection the broker acknowledged but whose close failed:
+        # the next pass only closes them (after a restart, the records repeat with the same ids).
+        self._rejected: set[str] = set()
         self._stop = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
 
@@ -193,24 +242,31 @@ class XtaPoller:
             raise XtaError("getStatusList", "malformed response") from None
         if listing.skipped:
             log.warning("xta.status_list_skipped", mailbox=mailbox, count=listing.skipped)
-        handed_over = closed = failed = 0
+        handed_over = closed = failed = rejected = 0
         skipped = listing.skipped
-        for message_id in listing.message_ids:
+        limit = self.settings.max_message_bytes
+        for entry in listing.entries:
+            message_id = entry.message_id
             if self._stop.is_set():
                 break
-            original = await self._fetch(message_id)
-            if original is None:
+            if entry.size is not None and entry.size > limit:
+                outcome = await self._too_large(entry, entry.size, xta.DECLARED_SIZE, listing)
+            else:
+                try:
+                    original = await self._fetch(message_id)
+                except XtaTooLargeError as exc:
+                    declared = exc.declared if exc.declared is not None else entry.size
+                    outcome = await self._too_large(entry, declared, xta.RESPONSE_SIZE, listing)
+                else:
+                    outcome = await self._hand_over(original, message_id, listing)
+            if outcome == "skipped":
                 skipped += 1
-                continue
-            try:
-                await self._handover(original, message_id)
-            except Exception as exc:  # noqa: BLE001 - any handover failure leaves the message in the box
+            elif outcome == "failed":
                 failed += 1
-                log.warning("xta.handover_failed", message_id=message_id, error=type(exc).__name__)
-                continue
-            handed_over += 1
-            await self._close(message_id, listing.request_id)
-            closed += 1
+            else:
+                closed += 1
+                handed_over += outcome == "closed"
+                rejected += outcome == "rejected"
         more = listing.pending > 0 or len(listing.message_ids) >= self.settings.max_items
         return PollReport(
             listed=len(listing.message_ids),
@@ -219,27 +275,85 @@ class XtaPoller:
             failed=failed,
             skipped=skipped,
             more=more,
+            rejected=rejected,
         )
 
+    async def _hand_over(
+        self, original: bytes | None, message_id: str, listing: xta.StatusList
+    ) -> str:
+        """Hand over, then close: ``closed``; ``skipped`` (vanished) or ``failed`` (handover raised)."""
+        if original is None:
+            return "skipped"
+        try:
+            await self._handover(original, message_id)
+        except Exception as exc:  # noqa: BLE001 - any handover failure leaves the message in the box
+            log.warning("xta.handover_failed", message_id=message_id, error=type(exc).__name__)
+            return "failed"
+        await self._close(message_id, listing.request_id)
+        return "closed"
+
+    async def _too_large(
+        self,
+        entry: xta.StatusEntry,
+        declared: int | None,
+        path: str,
+        listing: xta.StatusList,
+    ) -> str:
+        """Reject (records acknowledged, then close): ``rejected``; else ``skipped`` or ``failed``."""
+        message_id, limit = entry.message_id, self.settings.max_message_bytes
+        answerable = entry.metadata is not None
+        if self.settings.oversize == "keep" or self._reject_oversize is None or not answerable:
+            log.error(
+                "xta.message_too_large",
+                message_id=message_id,
+                limit=limit,
+                declared=declared,
+                action="kept",
+                answerable=answerable,
+            )
+            return "skipped"
+        if message_id not in self._rejected:
+            assert entry.metadata is not None  # noqa: S101 - answerable
+            notice = Oversize(entry.metadata, limit, declared, path)
+            try:
+                await self._reject_oversize(notice)
+            except Exception as exc:  # noqa: BLE001 - the message stays; the next pass tries again
+                log.warning(
+                    "xta.oversize_handover_failed",
+                    message_id=message_id,
+                    error=type(exc).__name__,
+                )
+                return "failed"
+            self._rejected.add(message_id)
+        log.warning(
+            "xta.message_too_large",
+            message_id=message_id,
+            limit=limit,
+            declared=declared,
+            action="rejected",
+            answerable=True,
+        )
+        await self._close(message_id, listing.request_id)
+        self._rejected.discard(message_id)
+        return "rejected"
+
     async def _fetch(self, message_id: str) -> bytes | None:
-        """The getMessage response, or ``None`` when the message vanished or is too large."""
+        """The getMessage response, or ``None`` when the message vanished.
+
+        Raises :class:`XtaTooLargeError` when it is larger than ``max_message_bytes``.
+        """
         request = xta.get_message_request(self.settings.mailbox, message_id)
         try:
             original = await self._call("getMessage", self.settings.msgbox_url, request)
-        except XtaTooLargeError:
-            original = None
         except XtaFaultError as exc:
             if exc.fault.exception != "InvalidMessageIDException":
                 raise
             log.warning("xta.message_vanished", message_id=message_id)
             return None
-        if original is None:
-            limit = self.settings.max_message_bytes
-            log.error("xta.message_too_large", message_id=message_id, limit=limit)
-            return None
         if not original:
             raise XtaError("getMessage", "empty response")
-        log.info("xta.fetched", message_id=message_id, size=len(original))
+        mtom = xta.is_mime(original)
+        log.info("xta.fetched", message_id=message_id, size=len(original), mtom=mtom)
         return original
 
     async def _close(self, message_id: str, box_request_id: str | None) -> None:
@@ -310,7 +424,7 @@ class XtaPoller:
         action = _ACTIONS[operation]
         headers = {
             "Content-Type": f'{_SOAP}; charset=utf-8; action="{action}"',
-            "Accept": _SOAP,
+            "Accept": _ACCEPT,
             "Accept-Encoding": "identity",
         }
         session = self._open()
@@ -319,10 +433,18 @@ class XtaPoller:
                 encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
                 if encoding != "identity":
                     raise XtaError(operation, "compressed response")
-                data = await _read_bounded(response, self.settings.max_message_bytes, operation)
-                status, content_type = response.status, response.content_type
+                content_type = response.content_type
+                prefix = b""
+                if content_type == _MTOM:
+                    prefix = _mime_headers(operation, response.headers.get("Content-Type", ""))
+                limit = self.settings.max_message_bytes - len(prefix)
+                data = await _read_bounded(response, limit, operation)
+                status = response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise XtaError(operation, type(exc).__name__) from exc
+        if content_type == _MTOM and data:
+            # The MIME entity the hub keeps: the header carries the boundary and the root part.
+            data, content_type = prefix + data, _SOAP
         if status == 200 and content_type == _SOAP and data:
             return data
         if empty_ok and status in _EMPTY_OK and (not data or content_type == _SOAP):
@@ -345,12 +467,26 @@ _ACTIONS = {
 }
 
 
+def _mime_headers(operation: str, content_type: str) -> bytes:
+    """The header block that makes an MTOM response body a MIME entity of its own.
+
+    The header value is kept verbatim: visible ASCII and spaces only, bounded (aiohttp
+    never passes line breaks); anything else is a server failure, not a message.
+    """
+    if not 0 < len(content_type) <= _MAX_CONTENT_TYPE or not all(
+        " " <= c <= "~" for c in content_type
+    ):
+        raise XtaError(operation, "malformed Content-Type")
+    return b"Content-Type: " + content_type.encode("ascii") + b"\r\nMIME-Version: 1.0\r\n\r\n"
+
+
 async def _read_bounded(response: aiohttp.ClientResponse, limit: int, operation: str) -> bytes:
-    if response.content_length is not None and response.content_length > limit:
-        raise XtaTooLargeError(operation, "response too large")
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise XtaTooLargeError(operation, "response too large", declared)
     buffer = bytearray()
     async for chunk in response.content.iter_chunked(1 << 16):
         buffer += chunk
         if len(buffer) > limit:
-            raise XtaTooLargeError(operation, "response too large")
+            raise XtaTooLargeError(operation, "response too large", declared)
     return bytes(buffer)

@@ -248,7 +248,33 @@ def unwrap(received: Received, original: bytes, hub: HubContext, now: dt.datetim
         fitconnect_keys=keys.fitconnect_decryption,
         fitconnect_schemas=keys.fitconnect_schemas,
         now=now,
+        author=received.transport_author,
+        reader=received.transport_reader,
+        message_id=received.transport_message_id,
     )
+
+
+def _peek(received: Received) -> Envelope | None:
+    """The outer identifiers of a container that did not open (OSCI: the client's metadata)."""
+    original = unb64(received.payload_b64)
+    if received.transport != "osci":
+        return registry.peek(received.transport, original)
+    author, reader = received.transport_author, received.transport_reader
+    return registry.peek("osci", original, author, reader, received.transport_message_id)
+
+
+def _portal_signature(
+    envelope: Envelope, root: etree._Element, policy: portalsig.SignaturePolicy, now: dt.datetime
+) -> portalsig.Verified:
+    """The portal's signature policy on what this transport carries.
+
+    OSCI: the detached author signatures on the containers around the payload
+    (:func:`hub.core.portalsig.verify_osci`); every other transport: one enveloped
+    signature on the payload root.
+    """
+    if envelope.transport == "osci" and envelope.unpacked is not None:
+        return portalsig.verify_osci(envelope.unpacked, envelope.payload, root, policy, now)
+    return portalsig.verify(root, policy, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +391,7 @@ def intake(
         root = xmlsafe.parse(envelope.payload, hub.limits)
         signer: str | None = None
         if portal.signature is not None:
-            verified = portalsig.verify(root, portal.signature, now)
+            verified = _portal_signature(envelope, root, portal.signature, now)
             root, signer = verified.signed_root, verified.signer_subject
         payload_type = hub.payloads.identify(root)
         _check_claimed_schema(envelope, payload_type)
@@ -383,7 +409,7 @@ def intake(
     except Rejection as rejection:
         if known.envelope is None and received.transport != "file":
             # The container did not open: answer from its outer identifiers, if readable.
-            known = Intake(registry.peek(received.transport, unb64(received.payload_b64)))
+            known = Intake(_peek(received))
         result = _reject(sid, "intake", rejection, received.payload_sha256, source, now)
         return _answered(result, received, known, "rejected", rejection.reason.value, hub, now)
     receipt = hub.signer_at(now).sign(
@@ -901,16 +927,24 @@ def check(
     *,
     transport: str = "file",
     transport_message_id: str | None = None,
+    osci_metadata: bytes | None = None,
 ) -> dict[str, Any]:
-    """The whole pipeline offline on one document: the ``sozialhub check`` report."""
-    received = Received.of(original, "check", transport, now, transport_message_id)
+    """The whole pipeline offline on one document: the ``sozialhub check`` report.
+
+    An OSCI package needs its metadata sidecar (``osci_metadata``, the bytes the OSCI
+    client writes beside it); without a valid one it is rejected ``METADATA`` as the
+    file drop would.
+    """
+    received, refused = _offline_received(
+        original, "check", transport, now, transport_message_id, osci_metadata
+    )
     report: dict[str, Any] = {
         "submission_id": received.submission_id,
         "verdict": "rejected",
         "reason": None,
         "path": None,
         "transport": transport,
-        "transport_message_id": transport_message_id,
+        "transport_message_id": received.transport_message_id,
         "portal": None,
         "payload": None,
         "author": None,
@@ -923,6 +957,9 @@ def check(
         "routes": [],
         "receipt": None,
     }
+    if refused is not None:
+        report["reason"], report["path"] = refused.reason.value, refused.path
+        return report
     first = intake(received, None, hub, now)
     receipt = next((e for e in first.emits if e.topic == RECEIPTS), None)
     if receipt is not None:
@@ -960,9 +997,12 @@ def route_report(
     *,
     transport: str = "file",
     transport_message_id: str | None = None,
+    osci_metadata: bytes | None = None,
 ) -> dict[str, Any]:
     """``sozialhub route``: intake offline, then the routing decision step by step."""
-    received = Received.of(original, "route", transport, now, transport_message_id)
+    received, refused = _offline_received(
+        original, "route", transport, now, transport_message_id, osci_metadata
+    )
     report: dict[str, Any] = {
         "submission_id": received.submission_id,
         "verdict": "rejected",
@@ -973,6 +1013,10 @@ def route_report(
         "steps": [],
         "routes": [],
     }
+    if refused is not None:
+        report["stage"] = "ingest"
+        report["reason"], report["path"] = refused.reason.value, refused.path
+        return report
     first = intake(received, None, hub, now)
     if first.outcome == "rejected" or first.submission is None:
         return _with_reason(report, first)
@@ -987,6 +1031,39 @@ def route_report(
     report["verdict"] = "routed"
     report["routes"] = [_route_row(r) for r in explanation.routes]
     return report
+
+
+def _offline_received(
+    original: bytes,
+    source: str,
+    transport: str,
+    now: dt.datetime,
+    transport_message_id: str | None,
+    osci_metadata: bytes | None,
+) -> tuple[Received, Rejection | None]:
+    """The record a connector would write for ``check``/``route``, or why it would refuse.
+
+    An OSCI package's author, reader and message id come from its metadata sidecar
+    (hub.core.transport.osci_handover); a missing or invalid one is ``METADATA``.
+    """
+    if transport != "osci":
+        return Received.of(original, source, transport, now, transport_message_id), None
+    from hub.core.transport.osci_handover import parse_metadata  # noqa: PLC0415 - OSCI only
+
+    try:
+        metadata = parse_metadata(osci_metadata)
+    except Rejection as rejection:
+        return Received.of(original, source, transport, now, transport_message_id), rejection
+    received = Received.of(
+        original,
+        source,
+        transport,
+        now,
+        metadata.message_id,
+        transport_author=metadata.author,
+        transport_reader=metadata.reader,
+    )
+    return received, None
 
 
 def _route_row(r: Route) -> dict[str, Any]:
@@ -1034,11 +1111,15 @@ def ingest(
     hub: HubContext,
     now: dt.datetime,
     transport_message_id: str | None = None,
+    *,
+    transport_author: str | None = None,
+    transport_reader: str | None = None,
 ) -> StageResult:
     """What an inbound connector produces for bytes it received: the record and its audit event.
 
     Bytes above the size limit, or whose record would not fit on the topic, are
-    dead-lettered (``SIZE``) instead.
+    dead-lettered (``SIZE``) instead. ``transport_author``/``transport_reader`` are
+    parties the connector got beside the bytes (an OSCI client's metadata).
     """
     digest = hashlib.sha256(original).hexdigest()
     if len(original) > hub.limits.max_bytes:
@@ -1055,6 +1136,8 @@ def ingest(
             "payload_b64": b64(original),
             "payload_sha256": digest,
             "transport_message_id": transport_message_id,
+            "transport_author": transport_author,
+            "transport_reader": transport_reader,
         },
     )
     if len(value) > hub.max_record_bytes:

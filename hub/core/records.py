@@ -118,6 +118,10 @@ class Received:
     # The transport's message id when the connector knows it before unwrapping (e.g. an XTA
     # client's file named by its message id); containers name their own id inside.
     transport_message_id: str | None = None
+    # The transport's authenticated author and reader when the container does not name them and
+    # the connector got them beside it: an OSCI client's metadata (Author, Reader roles).
+    transport_author: str | None = None
+    transport_reader: str | None = None
     TYPE = "sozialhub.received"
 
     @classmethod
@@ -128,6 +132,9 @@ class Received:
         transport: str,
         now: dt.datetime,
         transport_message_id: str | None = None,
+        *,
+        transport_author: str | None = None,
+        transport_reader: str | None = None,
     ) -> Received:
         digest = hashlib.sha256(original).hexdigest()
         return cls(
@@ -138,6 +145,8 @@ class Received:
             payload_b64=b64(original),
             payload_sha256=digest,
             transport_message_id=transport_message_id,
+            transport_author=transport_author,
+            transport_reader=transport_reader,
         )
 
 
@@ -223,6 +232,10 @@ class DeadLetter:
     # What an operator can do about it, built from configuration only (ids, keys, AGS), never
     # from payload values; set for routing rejections.
     explanation: str | None = None
+    # An XTA message refused unread (too large, hub.core.xta_oversize): its message id and the
+    # size the server declared (None if it declared none). There is no source record then.
+    transport_message_id: str | None = None
+    declared_size: int | None = None
     TYPE = "sozialhub.deadletter"
 
 

@@ -12,6 +12,11 @@ It plays two partners of the hub:
   get an attachment) and keeps each case's event log, accepting only SETs that
   verify with the receiver's public signing key.
 
+Faults for tests: :meth:`SubmissionApiSimulator.oversize` serves a part larger
+than a receiver's bound, announced by ``Content-Length`` or only streamed;
+:attr:`SubmissionApiSimulator.event_faults` loses an answer, keeps a submission
+pending after its answer, or loses the acknowledgement of an answer.
+
 Not simulated: OAuth (a static bearer token stands in), replies, routing,
 destination management, the 14-day automatic rejection.
 """
@@ -38,6 +43,30 @@ from hub.core.transport import fitconnect as fc
 
 METADATA_SCHEMA_URI = "https://schema.fitko.de/fit-connect/metadata/1.4.0/metadata.schema.json"
 _MAX_EVENT_BYTES = 64 * 1024
+_CHUNK = 64 * 1024
+_FILLER = b"A" * _CHUNK  # base64url text: what an inflated JWE segment consists of
+
+# What :attr:`SubmissionApiSimulator.event_faults` can do to the next posted event.
+LOSE_EVENT = "lose"  # answer 201, record nothing: the answer is lost
+KEEP_PENDING = "pending"  # record the event, but the submission stays listed as submitted
+LOSE_ACK = "lose-ack"  # record the event and its status, then answer 503
+
+
+@dataclass(frozen=True)
+class Oversize:
+    """A part served larger than it is: ``size`` bytes of filler in place of its JWE.
+
+    ``announce``: the response carries the ``Content-Length`` of ``size``;
+    otherwise it is sent chunked, announcing nothing, so only the bytes streamed
+    tell the receiver how large it is. ``sent`` (default: all) bytes of filler
+    are actually sent before the connection is closed: fewer than announced is
+    a server that lies about the size.
+    """
+
+    part: str  # "metadata", "data" or "attachments/<n>" (position in the resource's list)
+    size: int
+    announce: bool = True
+    sent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -219,6 +248,8 @@ class SubmissionApiSimulator:
         self.status: dict[str, str] = {}  # submission id -> submitted | accepted | rejected
         self.events: dict[str, list[str]] = {}  # case id -> SETs
         self.requests: list[tuple[str, str]] = []
+        self.oversized: dict[str, Oversize] = {}  # submission id -> the part served too large
+        self.event_faults: list[str] = []  # consumed one per posted event: LOSE_EVENT, ...
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -292,22 +323,65 @@ class SubmissionApiSimulator:
             }
         )
 
-    async def _get(self, request: web.Request) -> web.Response:
+    async def _get(self, request: web.Request) -> web.StreamResponse:
         submission = self.submissions.get(request.match_info["submission_id"])
         if submission is None:
             return web.Response(status=404)
-        return web.json_response(submission.resource())
-
-    async def _attachment(self, request: web.Request) -> web.Response:
-        submission = self.submissions.get(request.match_info["submission_id"])
-        token = (
-            None
-            if submission is None
-            else submission.attachments.get(request.match_info["attachment_id"])
+        oversize = self.oversized.get(submission.submission_id)
+        member = {"metadata": "encryptedMetadata", "data": "encryptedData"}.get(
+            oversize.part if oversize else ""
         )
-        if token is None:
+        if oversize is None or member is None:
+            return web.json_response(submission.resource())
+        # The resource with the part's value left open: head, filler, tail, in that order.
+        marker = "--inflated-part--"
+        text = json.dumps({**submission.resource(), member: marker})
+        head, tail = text.split(json.dumps(marker), 1)
+        return await self._stream(
+            request,
+            (head + '"').encode(),
+            oversize,
+            ('"' + tail).encode(),
+            "application/json",
+        )
+
+    async def _attachment(self, request: web.Request) -> web.StreamResponse:
+        submission = self.submissions.get(request.match_info["submission_id"])
+        attachment_id = request.match_info["attachment_id"]
+        token = None if submission is None else submission.attachments.get(attachment_id)
+        if submission is None or token is None:
             return web.Response(status=404)
+        oversize = self.oversized.get(submission.submission_id)
+        position = f"attachments/{list(submission.attachments).index(attachment_id)}"
+        if oversize is not None and oversize.part == position:
+            return await self._stream(request, b"", oversize, b"", "application/jose")
         return web.Response(text=token, content_type="application/jose")
+
+    @staticmethod
+    async def _stream(
+        request: web.Request, head: bytes, oversize: Oversize, tail: bytes, content_type: str
+    ) -> web.StreamResponse:
+        """``head``, ``oversize.size`` bytes of filler, ``tail``; until the receiver hangs up."""
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        if oversize.announce:
+            response.content_length = len(head) + oversize.size + len(tail)
+        else:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        sent = oversize.size if oversize.sent is None else min(oversize.sent, oversize.size)
+        try:
+            await response.write(head)
+            for start in range(0, sent, _CHUNK):
+                await response.write(_FILLER[: min(_CHUNK, sent - start)])
+            if sent < oversize.size:
+                if request.transport is not None:
+                    request.transport.close()  # less than announced: hang up mid-body
+                return response
+            await response.write(tail)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the receiver stopped reading at its bound and closed the connection
+        return response
 
     async def _post_event(self, request: web.Request) -> web.Response:
         case_id = request.match_info["case_id"]
@@ -329,9 +403,13 @@ class SubmissionApiSimulator:
         if claims["iss"] != self.destination_id:
             return web.Response(status=422)
         (event,) = claims["events"]
-        self.status[submission_id] = "accepted" if event == fc.EVENT_ACCEPT else "rejected"
+        fault = self.event_faults.pop(0) if self.event_faults else None
+        if fault == LOSE_EVENT:
+            return web.Response(status=201)
+        if fault != KEEP_PENDING:
+            self.status[submission_id] = "accepted" if event == fc.EVENT_ACCEPT else "rejected"
         self.events.setdefault(case_id, []).append(raw.decode("ascii"))
-        return web.Response(status=201)
+        return web.Response(status=503 if fault == LOSE_ACK else 201)
 
     async def _event_log(self, request: web.Request) -> web.Response:
         return web.json_response({"eventLog": self.events.get(request.match_info["case_id"], [])})
@@ -366,6 +444,24 @@ class SubmissionApiSimulator:
         self.status[submission.submission_id] = "submitted"
         if notify:
             await self.notify([submission])
+
+    def oversize(
+        self,
+        submission_id: str,
+        part: str,
+        size: int,
+        *,
+        announce: bool = True,
+        sent: int | None = None,
+    ) -> None:
+        """Serve ``part`` of a stored submission as ``size`` bytes (see :class:`Oversize`)."""
+        if part not in ("metadata", "data") and not part.startswith("attachments/"):
+            raise ValueError("part must be metadata, data or attachments/<n>")
+        self.oversized[submission_id] = Oversize(part, size, announce, sent)
+
+    def answers(self, case_id: str) -> list[dict[str, Any]]:
+        """The verified claims of every SET in a case's event log, oldest first."""
+        return [fc.verify_set(token, self._verify_key) for token in self.events.get(case_id, [])]
 
     async def notify(
         self, submissions: Sequence[Submission], *, secret: bytes | None = None

@@ -4,9 +4,12 @@ It speaks SOAP 1.2 over HTTPS and demands a TLS client certificate (the
 ``ssl.SSLContext`` it gets must have ``verify_mode=CERT_REQUIRED`` and the
 clients' CA loaded). Two endpoints, as the WSDL's ports:
 
-- ``/MsgBoxPort``: ``getStatusList`` (answers ``MessageMetaData`` entries and an
+- ``/MsgBoxPort``: ``getStatusList`` (answers ``MessageMetaData`` entries with
+  ``MsgSize``, the byte length of the ``getMessage`` response, and an
   ``osci:MsgBoxResponse`` header), ``getMessage`` (``MessageMetaData`` header,
-  ``GenericContentContainer`` body), ``close`` (removes the message);
+  ``GenericContentContainer`` body; inline base64, or with ``mtom=True`` an
+  MTOM/XOP ``multipart/related`` response whose content travels in binary parts),
+  ``close`` (removes the message);
 - ``/SendXtaPort``: ``sendMessage`` (records the request, e.g. the hub's receipt).
 
 The mailbox is chosen by the ``oscimeta:Author`` header of a request (the
@@ -15,8 +18,8 @@ gets a fresh ``wsa:MessageID``, as real servers do, so two fetches of the same
 message are not byte-identical. :meth:`XtaSimulator.fail` makes the next calls
 of an operation drop the connection or answer a SOAP fault.
 
-Not simulated: MTOM, encryption, WS-Security, the management port, sync
-messages, quotas, and binding client certificates to accounts.
+Not simulated: encryption, WS-Security, the management port, sync messages,
+quotas, and binding client certificates to accounts.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import socket
 import ssl
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Self
 
 from aiohttp import web
@@ -65,6 +68,7 @@ _ACTIONS: dict[Operation, str] = {
     "sendMessage": xta.ACTION_SEND_MESSAGE,
 }
 _SOAP_CONTENT_TYPE = "application/soap+xml"
+_MTOM_HOST = "sozialhub.sim"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,69 @@ class _Entry:
     message: xta.Content | None
     attachments: tuple[xta.Content, ...] = ()
     raw: bytes | None = field(default=None, repr=False)  # a verbatim getMessage response
+    raw_content_type: str = _SOAP_CONTENT_TYPE
+    mtom: bool = False
+
+
+def mtom_message(
+    metadata: etree._Element,
+    message: xta.Content,
+    attachments: Sequence[xta.Content] = (),
+    *,
+    action: str = xta.ACTION_GET_MESSAGE,
+    headers: Sequence[etree._Element] = (),
+) -> tuple[str, bytes]:
+    """(HTTP Content-Type, body) of an XTA message as MTOM/XOP (SOAP 1.2 MTOM, XOP 1.0).
+
+    The envelope is the inline one with the base64 text of ``Message`` and every
+    ``Attachment`` replaced by an ``xop:Include`` of a binary part; the root part
+    is ``application/xop+xml`` (``type="application/soap+xml"``), named by ``start``.
+    """
+    container = xta.content_container(message, attachments)
+    parts: list[tuple[str, bytes]] = []
+    for index, (element, content) in enumerate(
+        zip(
+            container.iter(f"{{{xta.XTA}}}Message", f"{{{xta.XTA}}}Attachment"),
+            (message, *attachments),
+            strict=True,
+        ),
+        start=1,
+    ):
+        content_id = f"part{index}.{uuid.uuid4().hex}@{_MTOM_HOST}"
+        element.text = None
+        etree.SubElement(element, f"{{{xta.XOP}}}Include", nsmap={"xop": xta.XOP}).set(
+            "href", f"cid:{content_id}"
+        )
+        parts.append((content_id, content.data))
+    envelope = xta.soap_message(metadata, container, action=action, headers=headers)
+    boundary = f"uuid:{uuid.uuid4()}"
+    root_id = f"root.{uuid.uuid4().hex}@{_MTOM_HOST}"
+    delimiter = b"--" + boundary.encode("ascii")
+    body = (
+        delimiter
+        + b'\r\nContent-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"'
+        + b"\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <"
+        + root_id.encode("ascii")
+        + b">\r\n\r\n"
+        + envelope
+        + b"\r\n"
+    )
+    for content_id, data in parts:
+        body += (
+            delimiter
+            + b"\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary"
+            + b"\r\nContent-ID: <"
+            + content_id.encode("ascii")
+            + b">\r\n\r\n"
+            + data
+            + b"\r\n"
+        )
+    body += delimiter + b"--\r\n"
+    content_type = (
+        f'multipart/related; type="application/xop+xml"; boundary="{boundary}"; '
+        f'start="<{root_id}>"; start-info="application/soap+xml"'
+    )
+    return content_type, body
 
 
 class XtaSimulator:
@@ -85,12 +152,14 @@ class XtaSimulator:
         *,
         host: str = "127.0.0.1",
         max_request_bytes: int = 16 * 1024 * 1024,
+        mtom: bool = False,
     ) -> None:
         if ssl_context.verify_mode != ssl.CERT_REQUIRED:
             raise ValueError("the XTA simulator requires client certificates (CERT_REQUIRED)")
         self._ssl = ssl_context
         self._host = host
         self._max_request_bytes = max_request_bytes
+        self.mtom = mtom  # answer getMessage with MTOM/XOP unless add_message says otherwise
         self._boxes: dict[str, dict[str, _Entry]] = {}
         self._failures: dict[Operation, list[FailMode]] = {}
         self._runner: web.AppRunner | None = None
@@ -119,8 +188,15 @@ class XtaSimulator:
         message_type: Code = DEFAULT_MESSAGE_TYPE,
         payload_schema: str = XSOZIAL_NAMESPACE,
         business_scenario: Code | str = DEFAULT_BUSINESS_SCENARIO,
+        mtom: bool | None = None,
+        msg_size: int | Literal["response"] | None = "response",
     ) -> str:
-        """Put a message into ``reader``'s mailbox; returns its XTA message id."""
+        """Put a message into ``reader``'s mailbox; returns its XTA message id.
+
+        ``mtom`` overrides the simulator's default for this message. ``msg_size`` is
+        what the status list declares as ``MsgSize``: the byte length of the
+        ``getMessage`` response (``"response"``), a given number, or nothing (``None``).
+        """
         identifier = message_id or f"urn:de:xta:messageid:sim:{uuid.uuid4()}"
         metadata = xta.OutboundMetadata(
             message_id=identifier,
@@ -133,12 +209,38 @@ class XtaSimulator:
         )
         xta.message_metadata(metadata)  # fail now, not at fetch time, on invalid arguments
         message = xta.Content(data=payload, content_type=content_type, filename=filename)
-        self._box(reader)[identifier] = _Entry(identifier, metadata, message, tuple(attachments))
+        entry = _Entry(
+            identifier,
+            metadata,
+            message,
+            tuple(attachments),
+            mtom=self.mtom if mtom is None else mtom,
+        )
+        if msg_size == "response":
+            msg_size = len(self._render(entry)[1])  # every rendering has the same length
+        if msg_size is not None:
+            sized = replace(metadata, msg_size=msg_size)
+            xta.message_metadata(sized)  # a positive integer, or ValueError now
+            entry = replace(entry, metadata=sized)
+        self._box(reader)[identifier] = entry
         return identifier
 
-    def add_raw(self, response: bytes, *, message_id: str, reader: str) -> str:
-        """Put a verbatim ``getMessage`` response into the mailbox (for malformed messages)."""
-        self._box(reader)[message_id] = _Entry(message_id, None, None, raw=response)
+    def add_raw(
+        self,
+        response: bytes,
+        *,
+        message_id: str,
+        reader: str,
+        content_type: str = _SOAP_CONTENT_TYPE,
+    ) -> str:
+        """Put a verbatim ``getMessage`` response into the mailbox (for malformed messages).
+
+        ``content_type`` is the HTTP header it is served with (e.g. a ``multipart/related``
+        value for a hand-made MTOM package).
+        """
+        self._box(reader)[message_id] = _Entry(
+            message_id, None, None, raw=response, raw_content_type=content_type
+        )
         return message_id
 
     def pending(self, reader: str) -> list[str]:
@@ -269,17 +371,28 @@ class XtaSimulator:
         if entry is None:
             return _fault("Sender", "InvalidMessageIDException", "no such message")
         self.fetched.append(message_id)
+        content_type, data = self._render(entry)
+        response = web.Response(body=data)
+        response.headers["Content-Type"] = content_type  # verbatim: MTOM carries parameters
+        return response
+
+    def _render(self, entry: _Entry) -> tuple[str, bytes]:
+        """(Content-Type, body) of the getMessage response for ``entry``."""
         if entry.raw is not None:
-            return web.Response(body=entry.raw, content_type=_SOAP_CONTENT_TYPE)
+            return entry.raw_content_type, entry.raw
         if entry.metadata is None or entry.message is None:  # pragma: no cover - by construction
-            return _fault("Receiver", "XTAWSTechnicalProblemException", "broken entry")
+            raise RuntimeError("broken entry")
+        metadata = xta.message_metadata(replace(entry.metadata, msg_size=None))
+        headers = [_box_response(pending=0, empty=False)]
+        if entry.mtom:
+            return mtom_message(metadata, entry.message, entry.attachments, headers=headers)
         data = xta.soap_message(
-            xta.message_metadata(entry.metadata),
+            metadata,
             xta.content_container(entry.message, entry.attachments),
             action=xta.ACTION_GET_MESSAGE,
-            headers=[_box_response(pending=0, empty=False)],
+            headers=headers,
         )
-        return web.Response(body=data, content_type=_SOAP_CONTENT_TYPE)
+        return _SOAP_CONTENT_TYPE, data
 
     def _close(self, mailbox: str, request: etree._Element) -> web.Response:
         ids = [

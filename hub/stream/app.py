@@ -17,6 +17,8 @@ Agents:
 - ``handover-forward-<vendor>`` handovers.<vendor> -> the outbox or the vendor's HTTPS
   endpoint, for vendors on the ``file`` and ``http`` channels (hub.stream.handover_forward)
 - ``file_drop`` task: inbox directory -> submissions.received (inbound connector)
+- ``osci_drop`` task: the inbox's ``osci`` sub-inbox (OSCI packages and their metadata)
+  -> submissions.received (hub.stream.osci_inbox)
 - ``consent``, ``rechtskreiswechsel``, ``handover-send``, ``handover``: the consent
   registry and the Rechtskreiswechsel (hub.stream.consents, hub.stream.rechtskreiswechsel)
 
@@ -47,7 +49,7 @@ from connectors.fitconnect.receiver import FitConnectReceiver, ReceiverConfig
 from connectors.xta.poller import XtaPoller, XtaSettings, client_ssl_context
 from hub import audit_kek, keys, subscriptions
 from hub.config import ConfigError, Settings
-from hub.core import consent_registry, pipeline, rkw_stages
+from hub.core import consent_registry, pipeline, rkw_stages, unfetched, xta_oversize
 from hub.core.audit_vault import KekRing
 from hub.core.errors import Reason, Rejection
 from hub.core.pipeline import Emit, HubContext, StageResult
@@ -62,7 +64,18 @@ from hub.core.records import (
     unb64,
 )
 from hub.core.rotation import RotationError, SignerSet
-from hub.stream import audit, consents, delivery, handover_forward, metrics, person_keys, seen
+from hub.core.transport import Envelope
+from hub.stream import (
+    audit,
+    consents,
+    delivery,
+    fitconnect_answers,
+    handover_forward,
+    metrics,
+    osci_inbox,
+    person_keys,
+    seen,
+)
 from hub.stream import rechtskreiswechsel as rkw
 from hub.stream import subscriptions as stream_subscriptions
 
@@ -334,6 +347,44 @@ def handover_to(
     return handover
 
 
+async def _answers_loaded(answers: fitconnect_answers.AnswerIndex) -> None:
+    """Wait (bounded) until the answer index has read the receipts topic to its end.
+
+    Until then the receiver would fetch again what the hub has answered already;
+    harmless (the same answer follows), but wasted. If the index does not load,
+    the receiver starts all the same.
+    """
+    deadline = time.monotonic() + SEEN_LOAD_SECONDS
+    while not answers.loaded.is_set():
+        if answers.failed or time.monotonic() > deadline:
+            log.warning("fitconnect_answers.not_loaded")
+            return
+        await asyncio.sleep(0.05)
+
+
+def refuse_to(
+    hub: HubContext, sender: Sender, destination_id: str
+) -> Callable[[str, str | None, Rejection], Awaitable[None]]:
+    """The FIT-Connect receiver's ``refuse``: a submission it did not fetch, recorded like a rejection.
+
+    The dead letter, replay key and ``reject-submission`` receipt
+    (:func:`hub.core.unfetched.refused`) are produced and acknowledged when this
+    returns; the receipts agent sends the SET. A failed send ends the process
+    first (:meth:`Sender.send_all`), so the receiver re-does it after a restart.
+    """
+
+    async def refuse(submission_id: str, case_id: str | None, rejection: Rejection) -> None:
+        envelope = Envelope(
+            "fitconnect", b"", message_id=submission_id, reader=destination_id, case_id=case_id
+        )
+        result = unfetched.refused(envelope, rejection, hub, utcnow())
+        metrics.DEAD_LETTERS.labels(unfetched.STAGE, result.reason or "").inc()
+        await sender.send_all(result.emits)
+        log.info("connector.refused", source="fitconnect", reason=result.reason)
+
+    return refuse
+
+
 def xta_options(settings: Settings) -> XtaSettings:
     """The poller's settings; TLS material is read here, once."""
     msgbox, send, mailbox = settings.xta_msgbox_url, settings.xta_send_url, settings.xta_mailbox
@@ -355,19 +406,46 @@ def xta_options(settings: Settings) -> XtaSettings:
             ssl_context=context,
             poll_interval=settings.xta_poll_seconds,
             max_message_bytes=settings.max_submission_bytes,
+            oversize="keep" if settings.xta_oversize == "keep" else "reject",
         )
     except (OSError, ssl.SSLError, ValueError):
         raise ConfigError("XTA connector settings or TLS files are not usable") from None
+
+
+def reject_oversize_to(
+    hub: HubContext, sender: Sender
+) -> Callable[[xta_oversize.Oversize], Awaitable[None]]:
+    """The XTA poller's ``reject_oversize``: a message too large to fetch, refused unread.
+
+    Its ``SIZE`` dead letter, replay key and rejection receipt
+    (:func:`hub.core.xta_oversize.reject`) are produced and acknowledged when this
+    returns; only then does the poller close the message. A failed send ends the
+    process first (:meth:`Sender.send_all`).
+    """
+
+    async def reject(oversize: xta_oversize.Oversize) -> None:
+        result = xta_oversize.reject(oversize, hub, utcnow())
+        metrics.DEAD_LETTERS.labels(xta_oversize.STAGE, result.reason or "").inc()
+        await sender.send_all(result.emits)
+        log.info("connector.refused", source="xta", message_id=oversize.message_id)
+
+    return reject
 
 
 def xta_task(app: faust.App, settings: Settings, hub: HubContext, sender: Sender) -> XtaPoller:
     """The inbound XTA 2 connector: mailbox messages become ``submissions.received`` records.
 
     ``close`` follows only after Kafka acknowledged the record (the poller awaits the
-    handover); a message fetched again after a failed ``close`` is a redelivery.
+    handover); a message fetched again after a failed ``close`` is a redelivery. A
+    message above ``max_submission_bytes`` is refused unread (:func:`reject_oversize_to`)
+    unless ``xta_oversize`` is ``keep``.
     """
 
-    poller = XtaPoller(xta_options(settings), handover_to(hub, sender, "xta", "xta2"))
+    poller = XtaPoller(
+        xta_options(settings),
+        handover_to(hub, sender, "xta", "xta2"),
+        reject_oversize=reject_oversize_to(hub, sender),
+    )
 
     async def xta_inbound() -> None:
         try:
@@ -387,6 +465,10 @@ def fitconnect_task(
 
     A bundle is handed over (produced and acknowledged) before the receiver counts it
     as taken; the accept or reject event goes out later through the receipts agent.
+    A submission with a part over the receiver's bound is not fetched: its ``SIZE``
+    dead letter and ``reject-submission`` receipt are produced and acknowledged
+    instead (:func:`refuse_to`). A submission the hub has answered already is not
+    fetched again: the receiver sends its SET again (:mod:`hub.stream.fitconnect_answers`).
     """
     api, destination = settings.fitconnect_api_url, settings.fitconnect_destination
     token, secret = settings.fitconnect_token, settings.fitconnect_callback_secret
@@ -404,13 +486,20 @@ def fitconnect_task(
     except ValueError:
         raise ConfigError("FIT-Connect receiver settings are not usable") from None
 
-    receiver = FitConnectReceiver(config, handover_to(hub, sender, "fitconnect", "fitconnect"))
+    answers, _stop_answers = fitconnect_answers.start(settings)
+    receiver = FitConnectReceiver(
+        config,
+        handover_to(hub, sender, "fitconnect", "fitconnect"),
+        refuse=refuse_to(hub, sender, destination),
+        answered=answers.get,
+    )
 
     async def fitconnect_inbound() -> None:
         web_app = aiohttp_web.Application(client_max_size=config.max_callback_bytes)
         receiver.add_routes(web_app)
         runner = aiohttp_web.AppRunner(web_app, access_log=None)
         try:
+            await _answers_loaded(answers)
             await runner.setup()
             site = aiohttp_web.TCPSite(runner, settings.web_host, settings.fitconnect_callback_port)
             await site.start()
@@ -689,6 +778,7 @@ def create_app(
             )
     if options.inbound:
         file_drop_task(app, settings, hub, sender)
+        osci_inbox.osci_drop_task(app, settings, hub, sender, exit_without_commit, utcnow)
         inbound_connectors(app, settings, hub, sender)
     observability(app, settings, hub)
     return app

@@ -48,6 +48,11 @@ INBOX_FILES = Gauge(
     "Files waiting in the file-drop inbox (counted up to 500)",
     registry=REGISTRY,
 )
+OSCI_INBOX_PACKAGES = Gauge(
+    "sozialhub_osci_inbox_packages",
+    "OSCI packages waiting in the file drop's osci sub-inbox, with or without their metadata",
+    registry=REGISTRY,
+)
 VENDOR_UP = Gauge(
     "sozialhub_vendor_endpoint_up",
     "1 while an http vendor's endpoint takes deliveries, 0 while its partition is paused",

@@ -1,8 +1,11 @@
 """The XTA poller against the XTA simulator over real HTTPS with client certificates.
 
-No Kafka here: the handover is a test callback. Certificates (a CA, a server
-certificate for 127.0.0.1, a client certificate) are made per module with
-``cryptography``; the simulator listens on a free port of 127.0.0.1.
+Most tests need no Kafka: the handover is a test callback. ``TestThroughTheBroker``
+hands over to the broker of the integration suite (``hub_settings``): MTOM
+messages and a message too large to fetch, each closed only after Kafka
+acknowledged its records. Certificates (a CA, a server certificate for
+127.0.0.1, a client certificate) are made per module with ``cryptography``; the
+simulator listens on a free port of 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -32,10 +35,15 @@ from connectors.xta import (
     XtaSettings,
     client_ssl_context,
 )
-from hub.core import xmlsafe
+from hub import context, kafka
+from hub.config import Settings
+from hub.core import pipeline, xmlsafe, xta_oversize
 from hub.core.errors import Reason, Rejection
+from hub.core.pipeline import Emit
+from hub.core.records import DeadLetter, PortalReceipt, Received, decode, unb64
 from hub.core.transport import xta
-from hub.sim.xta import SOZIALPLATTFORM, XtaSimulator
+from hub.core.xta_oversize import Oversize
+from hub.sim.xta import SOZIALPLATTFORM, XtaSimulator, mtom_message
 from hub.testing import SubmissionSpec, make_submission
 
 pytestmark = pytest.mark.timeout(60)
@@ -181,9 +189,9 @@ def submissions(count: int) -> list[bytes]:
 Scenario = Callable[[XtaSimulator], Awaitable[None]]
 
 
-def run(pki: Pki, scenario: Scenario) -> None:
+def run(pki: Pki, scenario: Scenario, *, mtom: bool = False) -> None:
     async def main() -> None:
-        async with XtaSimulator(server_context(pki)) as sim:
+        async with XtaSimulator(server_context(pki), mtom=mtom) as sim:
             await scenario(sim)
 
     asyncio.run(main())
@@ -417,7 +425,8 @@ class TestFailures:
         run(pki, scenario)
 
     def test_oversized_message_is_skipped_not_closed(self, pki):
-        """A response above max_message_bytes is not read to the end, not handed over, not closed."""
+        """Without reject_oversize, a message above max_message_bytes is not fetched (its MsgSize
+        says so), not handed over and not closed (TestOversize: with it, it is rejected)."""
 
         async def scenario(sim: XtaSimulator) -> None:
             big = sim.add_message(
@@ -576,6 +585,409 @@ class TestSettings:
             )
 
 
+class TestMtom:
+    def test_mtom_messages_are_handed_over_as_mime_and_closed_after(self, pki):
+        """MTOM responses are handed over as MIME entities (Content-Type line, body) and
+        closed only after the handover returned; they unwrap to payload and attachments."""
+        payloads = submissions(2)
+
+        async def scenario(sim: XtaSimulator) -> None:
+            attachment = xta.Content(PDF, "application/pdf", "nachweis.pdf")
+            ids = [
+                sim.add_message(p, author=SOZIALPLATTFORM, reader=OFFICE, attachments=[attachment])
+                for p in payloads
+            ]
+            handover = Recorder(sim)
+            async with XtaPoller(settings(sim, client_context(pki)), handover) as poller:
+                report = await poller.poll_once()
+            originals = [handover.originals[i][0] for i in ids]
+            envelopes = [xta.unwrap(o) for o in originals]
+            expected = (
+                ids,
+                [False, False],
+                ids,
+                [True, True],
+                [(i, p, (PDF,)) for i, p in zip(ids, payloads, strict=True)],
+                (2, 2, 0),
+            )
+            actual = (
+                handover.calls,
+                handover.closed_during,
+                sim.closed,
+                [o.startswith(b"Content-Type: multipart/related;") for o in originals],
+                [
+                    (e.message_id, e.payload, tuple(a.data for a in e.attachments))
+                    for e in envelopes
+                ],
+                (report.handed_over, report.closed, report.failed),
+            )
+            assert expected == actual
+
+        run(pki, scenario, mtom=True)
+
+    def test_inline_and_mtom_side_by_side(self, pki):
+        """One server may answer some messages inline and others as MTOM: both are read."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            inline = sim.add_message(b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE, mtom=False)
+            packed = sim.add_message(b"<b/>", author=SOZIALPLATTFORM, reader=OFFICE)
+            handover = Recorder(sim)
+            async with XtaPoller(settings(sim, client_context(pki)), handover) as poller:
+                await poller.poll_once()
+            kinds = [xta.is_mime(handover.originals[i][0]) for i in (inline, packed)]
+            payloads = [xta.unwrap(handover.originals[i][0]).payload for i in (inline, packed)]
+            assert ([False, True], [b"<a/>", b"<b/>"]) == (kinds, payloads)
+
+        run(pki, scenario, mtom=True)
+
+    def test_hostile_package_is_handed_over_as_is(self, pki):
+        """The poller does not judge content: a package with a dangling cid is handed over
+        and closed; the hub refuses it (CONTAINER) and can still answer its author (peek)."""
+        metadata = xta.message_metadata(
+            xta.OutboundMetadata(
+                message_id="urn:de:xta:messageid:sim:mtom-bad",
+                author=SOZIALPLATTFORM,
+                reader=OFFICE,
+                service="urn:x:service",
+                message_type=xta.RECEIPT_MESSAGE_TYPE,
+                payload_schema="urn:x:schema",
+                business_scenario="test",
+            )
+        )
+        content_type, body = mtom_message(metadata, xta.Content(b"<a/>", "application/xml"))
+        dangling = body.replace(b'href="cid:part1.', b'href="cid:gone.')
+
+        async def scenario(sim: XtaSimulator) -> None:
+            message_id = sim.add_raw(
+                dangling,
+                message_id="urn:de:xta:messageid:sim:mtom-bad",
+                reader=OFFICE,
+                content_type=content_type,
+            )
+            handover = Recorder(sim)
+            async with XtaPoller(settings(sim, client_context(pki)), handover) as poller:
+                await poller.poll_once()
+            original = handover.originals[message_id][0]
+            with pytest.raises(Rejection) as caught:
+                xta.unwrap(original)
+            expected = (
+                [message_id],
+                Reason.CONTAINER,
+                "GenericContentContainer/ContentContainer/Message/Include/@href",
+                SOZIALPLATTFORM,
+            )
+            actual = (
+                sim.closed,
+                caught.value.reason,
+                caught.value.path,
+                xta.peek(original).author,
+            )
+            assert expected == actual
+
+        run(pki, scenario)
+
+    def test_mtom_status_list_is_read(self, pki):
+        """A server that answers getStatusList with MTOM too: the poller reads the list."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            message_id = sim.add_message(b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE)
+            handover = Recorder(sim)
+            async with XtaPoller(settings(sim, client_context(pki)), handover) as poller:
+                request = xta.get_status_list_request(OFFICE, 10)
+                plain = await poller._call("getStatusList", sim.msgbox_url, request)
+                boundary = "uuid:status-list"
+                packed = (
+                    (
+                        f'Content-Type: multipart/related; type="application/xop+xml"; '
+                        f'boundary="{boundary}"; start-info="application/soap+xml"\r\n\r\n'
+                        f"--{boundary}\r\n"
+                        'Content-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"\r\n'
+                        "Content-ID: <root@x>\r\n\r\n"
+                    ).encode()
+                    + plain
+                    + f"\r\n--{boundary}--\r\n".encode()
+                )
+            assert xta.status_list(packed).message_ids == (message_id,)
+
+        run(pki, scenario)
+
+
+class RejectRecorder:
+    """A reject_oversize callback: records what it got and what was closed at that moment."""
+
+    def __init__(self, sim: XtaSimulator, fail_times: int = 0) -> None:
+        self.sim = sim
+        self.fail_times = fail_times
+        self.calls: list[Oversize] = []
+        self.closed_during: list[bool] = []
+
+    async def __call__(self, oversize: Oversize) -> None:
+        self.calls.append(oversize)
+        closed_before = oversize.message_id in self.sim.closed
+        await asyncio.sleep(0.01)  # the poller must wait for us before it closes
+        self.closed_during.append(closed_before or oversize.message_id in self.sim.closed)
+        if self.fail_times:
+            self.fail_times -= 1
+            raise RuntimeError("broker unavailable")
+
+
+LIMIT = 10_000
+
+
+class TestOversize:
+    def test_declared_too_large_is_rejected_unread_then_closed(self, pki):
+        """MsgSize above the limit: never fetched; the rejection is handed over, then close."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            big = sim.add_message(
+                b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE, msg_size=LIMIT + 1
+            )
+            small = sim.add_message(b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE)
+            handover, reject = Recorder(sim), RejectRecorder(sim)
+            limited = settings(sim, client_context(pki), max_message_bytes=LIMIT)
+            async with XtaPoller(limited, handover, reject) as poller:
+                report = await poller.poll_once()
+            (call,) = reject.calls
+            expected = (
+                (big, LIMIT + 1, xta.DECLARED_SIZE, LIMIT, SOZIALPLATTFORM),
+                [False],
+                [small],
+                [big, small],
+                [small],
+                (2, 1, 1, 0, 0),
+            )
+            actual = (
+                (call.message_id, call.declared_size, call.path, call.limit, call.metadata.author),
+                reject.closed_during,
+                handover.calls,
+                sim.closed,
+                sim.fetched,
+                (report.closed, report.rejected, report.handed_over, report.skipped, report.failed),
+            )
+            assert expected == actual
+
+        run(pki, scenario)
+
+    def test_response_too_large_is_rejected_then_closed(self, pki):
+        """No MsgSize, but the response is above the limit: rejected from the list's metadata,
+        with the response's Content-Length as the declared size."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            big = sim.add_message(
+                b"<a>" + b"x" * 20_000 + b"</a>",
+                author=SOZIALPLATTFORM,
+                reader=OFFICE,
+                msg_size=None,
+            )
+            handover, reject = Recorder(sim), RejectRecorder(sim)
+            limited = settings(sim, client_context(pki), max_message_bytes=LIMIT)
+            async with XtaPoller(limited, handover, reject) as poller:
+                report = await poller.poll_once()
+            (call,) = reject.calls
+            expected = (big, xta.RESPONSE_SIZE, True, [big], [big], [], 1)
+            actual = (
+                call.message_id,
+                call.path,
+                (call.declared_size or 0) > LIMIT,
+                sim.fetched,
+                sim.closed,
+                handover.calls,
+                report.rejected,
+            )
+            assert expected == actual
+
+        run(pki, scenario, mtom=True)
+
+    def test_keep_leaves_it_in_the_mailbox(self, pki):
+        """oversize="keep": no rejection, no close; logged and skipped on every pass."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            big = sim.add_message(
+                b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE, msg_size=LIMIT + 1
+            )
+            reject = RejectRecorder(sim)
+            kept = settings(sim, client_context(pki), max_message_bytes=LIMIT, oversize="keep")
+            async with XtaPoller(kept, Recorder(sim), reject) as poller:
+                first = await poller.poll_once()
+                second = await poller.poll_once()
+            expected = ([], [], [big], (1, 1), (0, 0))
+            actual = (
+                reject.calls,
+                sim.closed,
+                sim.pending(OFFICE),
+                (first.skipped, second.skipped),
+                (first.rejected, second.rejected),
+            )
+            assert expected == actual
+
+        run(pki, scenario)
+
+    def test_failed_rejection_is_not_closed_and_retried(self, pki):
+        """The rejection's handover raises: the message stays; the next pass rejects and closes."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            big = sim.add_message(
+                b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE, msg_size=LIMIT + 1
+            )
+            reject = RejectRecorder(sim, fail_times=1)
+            limited = settings(sim, client_context(pki), max_message_bytes=LIMIT)
+            async with XtaPoller(limited, Recorder(sim), reject) as poller:
+                first = await poller.poll_once()
+                pending = sim.pending(OFFICE)
+                second = await poller.poll_once()
+            expected = ((1, 0), [big], (0, 1), 2, [big])
+            actual = (
+                (first.failed, first.closed),
+                pending,
+                (second.failed, second.rejected),
+                len(reject.calls),
+                sim.closed,
+            )
+            assert expected == actual
+
+        run(pki, scenario)
+
+    def test_failed_close_closes_next_pass_without_a_second_rejection(self, pki):
+        """close drops after the rejection was acknowledged: the next pass only closes."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            big = sim.add_message(
+                b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE, msg_size=LIMIT + 1
+            )
+            sim.fail("close", "drop")
+            reject = RejectRecorder(sim)
+            limited = settings(sim, client_context(pki), max_message_bytes=LIMIT)
+            async with XtaPoller(limited, Recorder(sim), reject) as poller:
+                with pytest.raises(XtaError) as caught:
+                    await poller.poll_once()
+                second = await poller.poll_once()
+            expected = ("close", 1, [big], 1)
+            actual = (caught.value.operation, len(reject.calls), sim.closed, second.rejected)
+            assert expected == actual
+
+        run(pki, scenario)
+
+    def test_unanswerable_listing_keeps_it(self, pki):
+        """Listed without metadata (MsgAttributes): no author to answer, so it stays."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            raw = sim.add_raw(
+                b"<x/>" * 5_000, message_id="urn:de:xta:messageid:sim:raw-big", reader=OFFICE
+            )
+            reject = RejectRecorder(sim)
+            limited = settings(sim, client_context(pki), max_message_bytes=LIMIT)
+            async with XtaPoller(limited, Recorder(sim), reject) as poller:
+                report = await poller.poll_once()
+            assert ([], [raw], 1) == (reject.calls, sim.pending(OFFICE), report.skipped)
+
+        run(pki, scenario)
+
+
+class KafkaSender:
+    """Produces emits to the test's topics and waits for the broker's acknowledgement of each,
+    as the worker's Sender does; records which message ids the broker had acknowledged."""
+
+    def __init__(self, settings_: Settings) -> None:
+        self.settings = settings_
+        self.producer = kafka.producer(settings_)
+        self.acknowledged: list[str] = []
+
+    async def send_all(self, emits: tuple[Emit, ...], message_id: str) -> None:
+        errors: list[object] = []
+
+        def delivered(error: object, _message: object) -> None:
+            if error is not None:
+                errors.append(error)
+
+        for emit in emits:
+            self.producer.produce(
+                self.settings.topic(emit.topic),
+                key=emit.key.encode("ascii"),
+                value=emit.value,
+                on_delivery=delivered,
+            )
+        remaining = await asyncio.to_thread(self.producer.flush, 30)
+        if remaining or errors:
+            raise RuntimeError("not acknowledged")
+        self.acknowledged.append(message_id)
+
+
+def _records(settings_: Settings, topic: str, cls, count: int) -> list:  # type: ignore[no-untyped-def]
+    found: list = []
+    stop = lambda: len(found) >= count  # noqa: E731
+    found.extend(decode(m.value(), cls) for m in kafka.follow(settings_, topic, stop, timeout=30))
+    return found
+
+
+class TestThroughTheBroker:
+    def test_mtom_and_oversize_through_kafka(self, pki, hub_settings):
+        """MTOM messages are produced to Kafka, accepted by intake, and closed only after the
+        broker acknowledged them; a message too large to fetch gets its SIZE dead letter and
+        rejection receipt on Kafka, and only then is it closed."""
+        hub = context.build(hub_settings)
+        now = dt.datetime.now(dt.UTC)
+        sender = KafkaSender(hub_settings)
+        closed_before_ack: list[bool] = []
+        limit = hub_settings.max_submission_bytes
+        payloads = submissions(2)
+
+        async def scenario(sim: XtaSimulator) -> None:
+            attachment = xta.Content(PDF, "application/pdf", "nachweis.pdf")
+            ids = [
+                sim.add_message(p, author=SOZIALPLATTFORM, reader=OFFICE, attachments=[attachment])
+                for p in payloads
+            ]
+            big = sim.add_message(
+                payloads[0], author=SOZIALPLATTFORM, reader=OFFICE, msg_size=limit + 1
+            )
+
+            async def handover(original: bytes, message_id: str) -> None:
+                result = pipeline.ingest(original, "xta", "xta2", hub, now, message_id)
+                closed_before_ack.append(message_id in sim.closed)
+                await sender.send_all(result.emits, message_id)
+
+            async def reject(oversize: Oversize) -> None:
+                result = xta_oversize.reject(oversize, hub, now)
+                closed_before_ack.append(oversize.message_id in sim.closed)
+                await sender.send_all(result.emits, oversize.message_id)
+
+            config = settings(sim, client_context(pki), max_message_bytes=limit)
+            async with XtaPoller(config, handover, reject) as poller:
+                report = await poller.poll_once()
+            assert (report.handed_over, report.rejected, report.closed) == (2, 1, 3)
+            assert sim.closed == sender.acknowledged == [*ids, big]
+            assert closed_before_ack == [False, False, False]
+            assert big not in sim.fetched
+
+            received = _records(hub_settings, pipeline.RECEIVED, Received, 2)
+            assert sorted(r.transport_message_id or "" for r in received) == sorted(ids)
+            outcomes = []
+            for record in received:
+                assert xta.is_mime(unb64(record.payload_b64))  # the original as it came
+                result = pipeline.intake(record, None, hub, now)
+                answer = next(e for e in result.emits if e.topic == pipeline.RECEIPTS)
+                outcomes.append((result.outcome, decode(answer.value, PortalReceipt).outcome))
+            assert outcomes == [("accepted", "accepted")] * 2
+
+            (letter,) = _records(hub_settings, pipeline.DEAD_LETTER, DeadLetter, 1)
+            (receipt,) = _records(hub_settings, pipeline.RECEIPTS, PortalReceipt, 1)
+            assert (
+                letter.reason,
+                letter.path,
+                letter.transport_message_id,
+                letter.declared_size,
+                letter.payload_sha256,
+            ) == ("SIZE", xta.DECLARED_SIZE, big, limit + 1, None)
+            assert (receipt.channel, receipt.outcome, receipt.reason) == (
+                "xta2",
+                "rejected",
+                "SIZE",
+            )
+            assert xta.receipt_outcome(unb64(receipt.body_b64 or "")) == (big, "rejected")
+
+        run(pki, scenario, mtom=True)
+
+
 # --- the simulator speaks the official schema ------------------------------------------------
 
 
@@ -672,3 +1084,61 @@ class TestSimulatorMatchesTheStandard:
             ("sendMessage", "GenericContentContainer"),
         ]
         assert expected == validated
+
+    def test_mtom_response_validates_after_xop_resolution(self, pki, official_schema):
+        """An MTOM getMessage response, its includes resolved, validates against XTA 2.1.1; so
+        does the status list that declares its size (MsgSize in MessageMetaData)."""
+        captured: dict[str, bytes] = {}
+
+        async def scenario(sim: XtaSimulator) -> None:
+            attachment = xta.Content(PDF, "application/pdf", "nachweis.pdf")
+            sim.add_message(
+                submissions(1)[0], author=SOZIALPLATTFORM, reader=OFFICE, attachments=[attachment]
+            )
+
+            async def handover(original: bytes, mid: str) -> None:
+                captured["getMessage"] = original
+
+            async with XtaPoller(settings(sim, client_context(pki)), handover) as poller:
+                request = xta.get_status_list_request(OFFICE, 10)
+                captured["getStatusList"] = await poller._call(
+                    "getStatusList", sim.msgbox_url, request
+                )
+                await poller.poll_once()
+
+        run(pki, scenario, mtom=True)
+        assert xta.is_mime(captured["getMessage"])
+        tags = {
+            f"{{{xta.OSCIMETA}}}MessageMetaData",
+            f"{{{xta.OSCI}}}MsgBoxResponse",
+            f"{{{xta.XTA}}}GenericContentContainer",
+            f"{{{xta.OSCI}}}MsgStatusList",
+        }
+        roots = {
+            "getMessage": xta.resolved_envelope(captured["getMessage"]),
+            "getStatusList": xmlsafe.parse(captured["getStatusList"]),
+        }
+        validated = []
+        for name, root in sorted(roots.items()):
+            for part in root:
+                for element in part:
+                    if element.tag in tags:
+                        official_schema.validate(XMLResource(element, allow="none"))
+                        validated.append((name, element.tag.rpartition("}")[2]))
+        sizes = roots["getStatusList"].findall(f".//{{{xta.OSCIMETA}}}MsgSize")
+        expected = [
+            ("getMessage", "MessageMetaData"),
+            ("getMessage", "MsgBoxResponse"),
+            ("getMessage", "GenericContentContainer"),
+            ("getStatusList", "MsgBoxResponse"),
+            ("getStatusList", "MsgStatusList"),
+        ]
+        assert (expected, [str(len(captured["getMessage"]) - _prefix(captured["getMessage"]))]) == (
+            validated,
+            [s.text for s in sizes],
+        )
+
+
+def _prefix(original: bytes) -> int:
+    """Length of the header block the poller puts before an MTOM body."""
+    return original.index(b"\r\n\r\n") + 4

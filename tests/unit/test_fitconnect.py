@@ -657,10 +657,32 @@ class TestSecurityEventToken:
         assert fc.SET_PAYLOAD_SCHEMA == claims["$schema"]
         assert {fc.EVENT_ACCEPT: {"authenticationTags": tags}} == claims["events"]
 
-    def test_each_token_has_a_fresh_jti(self, keys):
-        first = fc.verify_set(self.sign(keys), keys.signing_public)["jti"]
-        second = fc.verify_set(self.sign(keys), keys.signing_public)["jti"]
-        assert first != second
+    def test_the_same_answer_signed_again_has_the_same_jti(self, keys):
+        first = fc.verify_set(self.sign(keys), keys.signing_public)
+        later = fc.SetSigner(keys.signing).sign(
+            "accept",
+            submission_id=self.SUBMISSION,
+            case_id=self.CASE,
+            destination_id=DESTINATION,
+            now=NOW + dt.timedelta(hours=1),
+        )
+        again = fc.verify_set(later, keys.signing_public)
+        assert first["jti"] == again["jti"]
+        assert first["iat"] != again["iat"]
+
+    def test_another_answer_never_shares_a_jti(self, keys):
+        accept = fc.verify_set(self.sign(keys), keys.signing_public)["jti"]
+        reject = fc.verify_set(
+            self.sign(keys, "reject", problems=[Rejection(Reason.SIZE)]), keys.signing_public
+        )["jti"]
+        other_reason = fc.verify_set(
+            self.sign(keys, "reject", problems=[Rejection(Reason.DECRYPT)]), keys.signing_public
+        )["jti"]
+        tagged = fc.verify_set(
+            self.sign(keys, authentication_tags={"metadata": "m", "data": "d", "attachments": {}}),
+            keys.signing_public,
+        )["jti"]
+        assert 4 == len({accept, reject, other_reason, tagged})
 
     def test_accept_without_payload_names_no_schema(self, keys):
         claims = fc.verify_set(self.sign(keys), keys.signing_public)

@@ -229,14 +229,19 @@ def test_sniff_recognises_an_xta_message() -> None:
 def test_an_osci_package_without_an_authenticated_author_is_refused(hub_context, now):
     """The author of an OSCI package comes from the OSCI client, never from the content.
 
-    Until an OSCI connector hands that author over, intake cannot tell the portal and
-    refuses the package, although it unpacks.
+    A record without the client's author cannot be attributed to a portal: intake
+    refuses it, although it unpacks. ``check`` without the metadata sidecar refuses
+    it as the file drop does (docs/transports/osci.md#handover-through-the-file-drop).
     """
     from tests import osci_builders
 
-    report = check(osci_builders.inline_package(), hub_context, now, transport="osci")
+    original = osci_builders.inline_package()
+    result = intake(Received.of(original, "filedrop", "osci", now), None, hub_context, now)
+    letter = only(result, DEAD_LETTER, DeadLetter)
+    assert (letter.reason, letter.path) == ("SENDER_MISMATCH", "transport/author")
+    report = check(original, hub_context, now, transport="osci")
     assert (report["verdict"], report["reason"], report["path"]) == (
         "rejected",
-        "SENDER_MISMATCH",
-        "transport/author",
+        "METADATA",
+        "osci/metadata",
     )

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from hub.core.errors import Reason, Rejection
 
@@ -60,6 +61,10 @@ class Envelope:
     # The schema the transport says the payload follows (XTA payloadSchema, FIT-Connect
     # submissionSchema.schemaUri); the pipeline checks it against the payload it reads.
     payload_schema: str | None = None
+    # What the transport unpacked around the payload, for the checks the pipeline makes by the
+    # portal's policy: an OSCI package's containers and signatures (osci.OsciUnpacked, set by
+    # hub.core.transport.registry); None for the other transports.
+    unpacked: Any = field(default=None, repr=False, compare=False)
 
     @property
     def payload_sha256(self) -> str:

@@ -9,6 +9,10 @@ line breaks (the parser works line by line). The parser's
 result must then agree with the pre-scan (same number of parts, no parser
 defects), so a parser differential cannot smuggle a part past the checks.
 
+The message and each part carry their Content-Type parameters (``parameters``,
+e.g. XOP's ``type`` and ``start-info``); :func:`content_id_of_cid_url` reads a
+``cid:`` reference (used for XTA's MTOM packages, :mod:`hub.core.transport._xop`).
+
 Failures are ``Rejection(Reason.CONTAINER, path)`` with a path under ``mime``
 (``mime/Content-Type``, ``mime/part[2]/Content-ID``), ``SIZE`` for a message
 above the byte limit and ``ATTACHMENT`` for a file name that is not text;
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import email.policy
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -35,6 +39,9 @@ _PARSER = BytesParser(policy=email.policy.default)
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 # A Content-ID without its angle brackets: visible ASCII except brackets.
 _CONTENT_ID = re.compile(r"[!-;=?-~]+")
+# A cid: URL's value: visible ASCII except '%' and angle brackets, or percent escapes.
+_CID_URL = re.compile(r"(?:[!-$&-;=?-~]|%[0-9A-Fa-f]{2})+")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _LINE_BREAK = rb"(?:\r\n|\r(?!\n)|\n)"
@@ -63,6 +70,8 @@ class Part:
     charset: str | None
     filename: str | None  # from Content-Disposition (or the Content-Type name parameter)
     data: bytes = field(repr=False)
+    # The Content-Type parameters (names lower-case, values as decoded), e.g. XOP's ``type``.
+    parameters: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
@@ -73,6 +82,8 @@ class Part:
 class Related:
     root: Part
     parts: tuple[Part, ...]  # every other part, in message order
+    # The message's Content-Type parameters (names lower-case), e.g. ``type``, ``start-info``.
+    parameters: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_related(message: bytes, limits: MultipartLimits) -> Related:
@@ -87,6 +98,7 @@ def parse_related(message: bytes, limits: MultipartLimits) -> Related:
         "mime/headers", lambda: _PARSER.parsebytes(message[: end.end()], headersonly=True)
     )
     boundary, start = _multipart_parameters(headers)
+    parameters = _guard("mime/Content-Type", lambda: _parameters(headers))
     body = message[end.end() :]
     # The parser's cost grows with the number of lines (about 0.4 us each): bound it.
     if body.count(b"\n") + body.count(b"\r") > limits.max_line_breaks:
@@ -97,7 +109,26 @@ def parse_related(message: bytes, limits: MultipartLimits) -> Related:
     if len(subparts) != len(slices) or parsed.defects:
         raise Rejection(Reason.CONTAINER, "mime")
     parts = [_read_part(sub, index, limits) for index, sub in enumerate(subparts, start=1)]
-    return _select_root(parts, start)
+    related = _select_root(parts, start)
+    return Related(root=related.root, parts=related.parts, parameters=parameters)
+
+
+def _parameters(message: Message) -> dict[str, str]:
+    """The Content-Type parameters as the email package decodes them (none without the header)."""
+    header = message.get("Content-Type")
+    params = getattr(header, "params", None)
+    if params is None:
+        return {}
+    return {str(name).lower(): str(value) for name, value in params.items()}
+
+
+def content_id_of_cid_url(href: str) -> str | None:
+    """The Content-ID a ``cid:`` URL names (RFC 2392, percent-encoded), or None if it is not one."""
+    value = href.strip(" \t\r\n")
+    if value[:4].lower() != "cid:" or not _CID_URL.fullmatch(value[4:]):
+        return None
+    decoded = _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), value[4:])
+    return decoded if _CONTENT_ID.fullmatch(decoded) else None
 
 
 def _guard(path: str, call: Callable[[], T]) -> T:
@@ -197,6 +228,7 @@ def _read_part(sub: Message, index: int, limits: MultipartLimits) -> Part:
         charset=_guard(f"{path}/Content-Type", sub.get_content_charset),
         filename=_guard(f"{path}/Content-Disposition", lambda: _filename(sub, path)),
         data=_guard(path, lambda: _decoded_body(sub, path)),
+        parameters=_guard(f"{path}/Content-Type", lambda: _parameters(sub)),
     )
 
 

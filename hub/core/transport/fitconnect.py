@@ -267,22 +267,33 @@ def callback_submissions(body: bytes, destination_id: str) -> tuple[str, ...]:
     entries for other destinations are skipped. Raises ``CONTAINER`` for any
     other shape.
     """
+    return tuple(callback_announcements(body, destination_id))
+
+
+def callback_announcements(body: bytes, destination_id: str) -> dict[str, str | None]:
+    """:func:`callback_submissions` with each submission's case id (``None`` where not announced).
+
+    The receiver keeps the case id so that it can answer a submission it refuses to
+    fetch (:func:`unread_part`) even when the oversized resource never names it.
+    """
     document = _strict_json(body, Reason.CONTAINER, "callback")
     if not isinstance(document, dict) or document.get("type") != CALLBACK_NEW_SUBMISSIONS:
         raise Rejection(Reason.CONTAINER, "callback/type")
-    found: list[str] = []
+    found: dict[str, str | None] = {}
     for entry in _list(document.get("submissions", []), "callback/submissions"):
         if not isinstance(entry, dict):
             raise Rejection(Reason.CONTAINER, "callback/submissions")
         target = entry.get("destinationId", destination_id)
         if isinstance(target, str) and target.lower() != destination_id.lower():
             continue
-        found.append(_uuid(entry.get("submissionId"), "callback/submissions/submissionId"))
-    found.extend(
-        _uuid(entry, "callback/submissionIds")
-        for entry in _list(document.get("submissionIds", []), "callback/submissionIds")
-    )
-    return tuple(dict.fromkeys(found))
+        submission = _uuid(entry.get("submissionId"), "callback/submissions/submissionId")
+        case = entry.get("caseId")
+        found.setdefault(
+            submission, case.lower() if isinstance(case, str) and _UUID.fullmatch(case) else None
+        )
+    for entry in _list(document.get("submissionIds", []), "callback/submissionIds"):
+        found.setdefault(_uuid(entry, "callback/submissionIds"), None)
+    return found
 
 
 # --------------------------------------------------------------------------- strict JSON
@@ -435,6 +446,69 @@ def bundle_ids(original: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, s
         )
     except Rejection:
         return None
+
+
+# The members of the Submission API's submission resource whose value is a part of the
+# submission, and the path a SIZE refusal names for each.
+_RESOURCE_PARTS = {"encryptedMetadata": "metadata", "encryptedData": "data"}
+_RESOURCE_IDS = ("submissionId", "caseId", "destinationId")
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadResource:
+    """What the receiver learned from a submission resource it stopped reading at its bound.
+
+    ``part`` is the path of the member the bound fell into: ``metadata``
+    (``encryptedMetadata``), ``data`` (``encryptedData``), or ``submission`` (any
+    other member, or between members). ``ids`` holds those of ``submissionId``,
+    ``caseId`` and ``destinationId`` that were read in full before it, lower case
+    (UUIDs only).
+    """
+
+    part: str
+    ids: Mapping[str, str]
+
+
+def unread_part(prefix: bytes) -> UnreadResource:
+    """Which part of a ``GET /v1/submissions/{id}`` body did not fit, from the bytes that did.
+
+    ``prefix`` is the body up to the receiver's bound. The top-level members are
+    decoded one after the other; the member whose value does not end within
+    ``prefix`` is the oversized part. Nothing but the three ids is kept, and no
+    value reaches the result's ``part``: it names a location only.
+    """
+    text = prefix.decode("utf-8", errors="replace")
+    decoder = json.JSONDecoder()
+    ids: dict[str, str] = {}
+
+    def skip(at: int) -> int:
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        return at
+
+    at = skip(0)
+    if not text.startswith("{", at):
+        return UnreadResource("submission", ids)
+    at += 1
+    while True:
+        at = skip(at)
+        try:
+            name, at = decoder.raw_decode(text, at)
+        except (ValueError, RecursionError):
+            return UnreadResource("submission", ids)
+        at = skip(at)
+        if not isinstance(name, str) or not text.startswith(":", at):
+            return UnreadResource("submission", ids)
+        try:
+            value, at = decoder.raw_decode(text, skip(at + 1))
+        except (ValueError, RecursionError):
+            return UnreadResource(_RESOURCE_PARTS.get(name, "submission"), ids)
+        if name in _RESOURCE_IDS and isinstance(value, str) and _UUID.fullmatch(value):
+            ids[name] = value.lower()
+        at = skip(at)
+        if not text.startswith(",", at):
+            return UnreadResource("submission", ids)
+        at += 1
 
 
 def _service_identifier(value: Any) -> str | None:
@@ -757,7 +831,11 @@ def security_event_token(
 
     ``iss`` is the destination id unless ``issuer`` says otherwise (FIT-Connect
     uses the destination id); ``sub`` is ``submission:<id>``, ``txn`` is
-    ``case:<id>``, ``jti`` a fresh UUID. A reject carries one problem per
+    ``case:<id>``. ``jti`` is derived from the other claims but ``iat``
+    (:func:`answer_jti`), so the same answer signed again (a crash before the
+    outcome was recorded, the delivery service handing the submission over
+    again) has the same ``jti`` and is recognised as a repetition, while another
+    answer never shares it. A reject carries one problem per
     rejection, built from the reason code and the first path segment only, so
     no payload data can reach the delivery service's event log. Pass the
     bundle's :func:`authentication_tags` where the bundle is at hand; without
@@ -785,9 +863,7 @@ def security_event_token(
         raise ValueError("kind must be accept or reject")
     key = set_signing_key(signing_key)
     claims: dict[str, Any] = {
-        "jti": jti or str(uuid.uuid4()),
         "iss": issuer or destination_id.lower(),
-        "iat": int(now.timestamp()),
         "sub": f"submission:{submission_id.lower()}",
         "txn": f"case:{case_id.lower()}",
         "events": {event: payload},
@@ -795,8 +871,81 @@ def security_event_token(
     if payload:
         # FIT-Connect: name the SET payload schema only when the event carries a payload.
         claims = {"$schema": SET_PAYLOAD_SCHEMA, **claims}
+    claims = {"jti": jti or answer_jti(claims), "iat": int(now.timestamp()), **claims}
     header = {"alg": SET_ALGORITHM, "typ": SET_TYPE, "kid": key_id}
     return jwt.encode(header, claims, key, algorithms=[SET_ALGORITHM])
+
+
+def answer_jti(claims: Mapping[str, Any]) -> str:
+    """The ``jti`` of a SET: a UUID from SHA-256 over its claims except ``jti`` and ``iat``.
+
+    Laid out as a version 4 UUID (the form FIT-Connect's examples use), but not
+    random: the same answer to the same submission always gets the same ``jti``.
+    """
+    content = {k: v for k, v in claims.items() if k not in ("jti", "iat")}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    digest = hashlib.sha256(canonical.encode("ascii")).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+# How a case's event log stands to a SET the hub is about to send (:func:`answer_in_log`).
+ANSWER_ABSENT = "absent"  # no accept or reject of this submission: send it
+ANSWER_PRESENT = "present"  # this very SET (same jti) is there: sent before, do not repeat
+ANSWER_GIVEN = "answered"  # another SET with the same event (accept or reject) is there
+ANSWER_CONFLICT = "conflict"  # the other event is there: never contradict it
+
+
+def unverified_claims(token: Any) -> dict[str, Any] | None:
+    """The claims of a compact JWS, not verified; ``None`` if it is not one.
+
+    Only for reading a case's event log, the delivery service's own record
+    fetched over its authenticated API, and the hub's own SETs.
+    """
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3 or not all(_B64URL.fullmatch(p) for p in parts):
+        return None
+    try:
+        claims = _strict_json(_b64url_decode(parts[1]), Reason.CONTAINER, "set")
+    except (Rejection, binascii.Error, ValueError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def _answer(claims: Mapping[str, Any] | None) -> tuple[str, str, str] | None:
+    """(submission subject, event, jti) of an accept or reject SET's claims, else ``None``."""
+    if claims is None:
+        return None
+    events, sub, jti = claims.get("events"), claims.get("sub"), claims.get("jti")
+    if not isinstance(events, dict) or not isinstance(sub, str) or not isinstance(jti, str):
+        return None
+    answers = [e for e in events if e in (EVENT_ACCEPT, EVENT_REJECT)]
+    return (sub.lower(), answers[0], jti) if len(answers) == 1 else None
+
+
+def answer_in_log(token: str, event_log: Any) -> str:
+    """Whether the SET ``token`` is already answered in a case's ``eventLog``: an ``ANSWER_*`` value.
+
+    ``present`` when a SET with the token's ``jti`` is there (the answer was
+    delivered, only its acknowledgement got lost); ``answered`` when another SET
+    with the same event for the same submission is there; ``conflict`` when the
+    other event is (an accept where the hub would reject, or the reverse);
+    ``absent`` otherwise. Entries that are not accept or reject SETs about the
+    token's submission are skipped; an ``event_log`` that is not a list counts
+    as empty. ``ValueError`` if ``token`` is not an accept or reject SET.
+    """
+    own = _answer(unverified_claims(token))
+    if own is None:
+        raise ValueError("not an accept-submission or reject-submission SET")
+    subject, event, jti = own
+    found = ANSWER_ABSENT
+    for entry in event_log if isinstance(event_log, list) else ():
+        logged = _answer(unverified_claims(entry))
+        if logged is None or logged[0] != subject:
+            continue
+        if logged[1] != event:
+            return ANSWER_CONFLICT
+        found = ANSWER_PRESENT if logged[2] == jti or found == ANSWER_PRESENT else ANSWER_GIVEN
+    return found
 
 
 class SetSigner:

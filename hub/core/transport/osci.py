@@ -179,7 +179,10 @@ class OsciUnpacked:
     container around the payload, innermost first, so the pipeline can demand
     that the payload is inside a container it verified. ``parts`` maps each
     referenced Content-ID to its decoded bytes (``cid:`` references of a
-    signature).
+    signature). ``payload_element`` is the element that holds the payload's data:
+    its ``osci:Base64Content``, or for a MIME part the ``osci:Content`` that
+    references it (then ``payload_part_id`` is the part's Content-ID), so a
+    signature check can tell whether a reference covers the payload's bytes.
     """
 
     envelope: Envelope
@@ -191,6 +194,17 @@ class OsciUnpacked:
     payload_content_id: str | None = None
     payload_container_ids: tuple[str | None, ...] = ()
     parts: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    payload_element: etree._Element | None = field(default=None, repr=False)
+    payload_part_id: str | None = None
+
+    def referenced_part(self, uri: str) -> bytes | None:
+        """The decoded bytes of the MIME part a ``cid:`` URI names (RFC 2392), or ``None``."""
+        cid = _cid(uri)
+        return None if cid is None else self.parts.get(cid)
+
+    def part_id_of(self, uri: str) -> str | None:
+        """The Content-ID a ``cid:`` URI names (percent-decoded), or ``None`` if it is not one."""
+        return _cid(uri)
 
 
 def unwrap(
@@ -285,6 +299,8 @@ def unpack(
         payload_content_id=payload.content_id,
         payload_container_ids=payload.container_ids,
         parts=MappingProxyType({cid: part.data for cid, part in (parts or {}).items()}),
+        payload_element=payload.element,
+        payload_part_id=payload.part.content_id if payload.part is not None else None,
     )
 
 
@@ -390,6 +406,8 @@ class _Data:
     container_ids: tuple[str | None, ...]  # innermost first
     data: bytes = field(repr=False)
     part: Part | None = None  # the MIME part it references
+    # The element holding the data: the Base64Content (inline), the Content (a MIME part).
+    element: etree._Element | None = field(default=None, repr=False)
 
 
 class _Walk:
@@ -492,7 +510,7 @@ class _Walk:
         if href is not None:
             if children:
                 raise Rejection(Reason.CONTAINER, path)
-            self._reference(href, path, depth, content_id, around, encrypted=encrypted)
+            self._reference(href, path, depth, content_id, around, element, encrypted=encrypted)
             return
         if len(children) != 1:
             raise Rejection(Reason.CONTAINER, path)
@@ -536,7 +554,9 @@ class _Walk:
         data = b64decode_strict(element.text or "")
         if data is None:
             raise Rejection(Reason.CONTAINER, path)
-        self.data.append(_Data(content_path, depth, content_id or inner_id, around, data))
+        self.data.append(
+            _Data(content_path, depth, content_id or inner_id, around, data, element=element)
+        )
 
     def _reference(
         self,
@@ -545,6 +565,7 @@ class _Walk:
         depth: int,
         content_id: str | None,
         around: tuple[str | None, ...],
+        element: etree._Element,
         *,
         encrypted: bool,
     ) -> None:
@@ -559,7 +580,7 @@ class _Walk:
             raise Rejection(Reason.CONTAINER, where)  # one part, two Contents
         self.referenced.add(cid)
         part = self.parts[cid]
-        self.data.append(_Data(path, depth, content_id, around, part.data, part))
+        self.data.append(_Data(path, depth, content_id, around, part.data, part, element))
 
     def _signature(self, element: etree._Element, path: str, container_id: str | None) -> None:
         self._count("signature", self.limits.max_signatures, path)

@@ -14,6 +14,15 @@ over and only then acknowledges it (``close``). :func:`unwrap` turns the SOAP
   checked with :func:`hub.core.transport.check_attachment`); an
   ``xenc:EncryptedData`` body is :attr:`Reason.ENCRYPTED`.
 
+A response may also be an MTOM/XOP package (``multipart/related``, root part
+``application/xop+xml`` holding the SOAP 1.2 envelope, content in binary parts
+referenced by ``xop:Include``): the connector keeps it as a MIME entity (the
+HTTP ``Content-Type`` header line, a blank line, the body), and :func:`unwrap`
+opens it with the bounded MIME reader, resolves every include back to inline
+base64 (:mod:`hub.core.transport._xop`; only in ``Message``, ``Attachment`` and
+the ``CipherValue`` of an encrypted container) and then runs the very same
+checks as on an inline envelope.
+
 The structure is checked here in code, not against the official XSDs (they are
 not shipped): strict on everything that is read (exactly one of each element,
 simple content without child nodes or comments, strict patterns, canonical
@@ -24,8 +33,8 @@ built from fixed names only, never a value or a name taken from the input.
 Outbound, the pure builders make the SOAP 1.2 requests of the ``msgBoxPort``
 (``getStatusList``, ``getMessage``, ``close``) and the hub's receipt for
 ``sendMessage``. Everything is built with lxml; no untrusted value is ever
-concatenated into markup. MTOM/XOP is not supported: content must be inline
-base64.
+concatenated into markup. The hub's own requests and receipts are always
+inline base64.
 """
 
 from __future__ import annotations
@@ -47,10 +56,13 @@ from hub.core.transport import (
     Attachment,
     AttachmentPolicy,
     Envelope,
+    _xop,
     check_all,
     check_attachment,
 )
 from hub.core.transport._codec import b64decode_strict
+from hub.core.transport._multipart import MultipartLimits
+from hub.core.transport._xmlenc import DecryptionKeys, decrypt
 
 TRANSPORT = "xta2"
 
@@ -60,6 +72,8 @@ OSCIMETA = "http://www.osci.eu/ws/2014/10/transport"
 OSCI = "http://www.osci.eu/ws/2008/05/transport"
 WSA = "http://www.w3.org/2005/08/addressing"
 XENC = "http://www.w3.org/2001/04/xmlenc#"
+XOP = _xop.XOP
+SOAP_MEDIA_TYPE = "application/soap+xml"
 
 # SOAP actions from the WSDL (XTA.wsdl, msgBoxHttpsBinding and sendXTAHttpsBinding).
 _OSCI_ACTIONS = "http://www.osci.eu/ws/2008/05/transport/urn/messageTypes/"
@@ -84,6 +98,11 @@ RECEIPT_OUTCOMES = frozenset({"accepted", "routed", "rejected"})
 _RECEIPT_IDS = uuid.UUID("5b0c1f1e-8d0a-4f4e-9a53-0d2a6c1f7e01")  # namespace for uuid5 ids
 
 MAX_STATUS_ITEMS = 200  # a status list of this many MessageMetaData stays below the element limit
+
+# An MTOM package (HTTP response as a MIME entity): the message, its root and content parts.
+MIME_MAX_HEADER_BYTES = 16 * 1024  # the message's and each part's header block
+MIME_MAX_ID_LENGTH = 128  # Content-IDs
+MIME_MIN_LINE_BREAKS = 65_536  # CR and LF in the body: at least this many, else max_bytes / 8
 
 _IDENTIFIER_TYPE = "xoev"
 _XML_WS = " \t\r\n"
@@ -122,6 +141,11 @@ MMD = "MessageMetaData"
 GCC = "GenericContentContainer"
 CONTENT = f"{GCC}/ContentContainer"
 MESSAGE = f"{CONTENT}/Message"
+ENCRYPTED_DATA = f"{GCC}/EncryptedData"
+CIPHER_VALUE = f"{ENCRYPTED_DATA}/CipherData/CipherValue"
+# Where a listed message showed it is too large for the hub (see hub.core.xta_oversize).
+DECLARED_SIZE = f"{MMD}/MsgSize"  # the status list's MsgSize
+RESPONSE_SIZE = "getMessage/response"  # the getMessage response itself
 
 # SOAP faults the XTA WSDL declares; anything else is reported as "unknown".
 XTA_EXCEPTIONS = frozenset(
@@ -166,18 +190,34 @@ class Unwrapped:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusEntry:
+    """One listed message: its id, its metadata and the size the server declares.
+
+    ``metadata`` is set for a ``MessageMetaData`` entry that passes the checks
+    :func:`unwrap` applies to metadata (else ``None``, e.g. the ``MsgAttributes``
+    form); ``size`` is ``MsgSize`` (either form), ``None`` when absent or invalid.
+    """
+
+    message_id: str
+    metadata: XtaMetadata | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StatusList:
     """A parsed ``getStatusList`` response.
 
     ``skipped`` counts listed messages whose id does not match :data:`MESSAGE_ID`
     (they are never fetched); ``pending`` is the server's ``ItemsPending`` (0 when
     absent or ``NoMessageAvailable``); ``request_id`` its ``MsgBoxRequestID``.
+    ``entries`` has one :class:`StatusEntry` per id in ``message_ids``.
     """
 
     message_ids: tuple[str, ...]
     skipped: int = 0
     pending: int = 0
     request_id: str | None = None
+    entries: tuple[StatusEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +252,7 @@ class OutboundMetadata:
     in_reply_to: str | None = None
     origin: dt.datetime | None = None
     test_message: bool = False
+    msg_size: int | None = None  # MsgSize (a status list entry)
 
 
 def _q(namespace: str, name: str) -> str:
@@ -488,20 +529,159 @@ def _check_header(header: etree._Element) -> None:
             raise _fail("Envelope/Header/mustUnderstand")
 
 
+def mime_limits(
+    limits: xmlsafe.Limits, attachments: AttachmentPolicy = DEFAULT_ATTACHMENTS
+) -> MultipartLimits:
+    """Bounds for an MTOM package: the whole entity as ``limits.max_bytes``; the root part,
+    the message and every attachment part; the header blocks, Content-IDs and line breaks."""
+    return MultipartLimits(
+        max_bytes=limits.max_bytes,
+        max_parts=attachments.max_count + 2,
+        max_header_bytes=MIME_MAX_HEADER_BYTES,
+        max_id_length=MIME_MAX_ID_LENGTH,
+        max_line_breaks=max(MIME_MIN_LINE_BREAKS, limits.max_bytes // 8),
+    )
+
+
+def is_mime(original: bytes) -> bool:
+    """True when ``original`` is a MIME entity (an MTOM package), not an XML document."""
+    return _xop.is_mime(original)
+
+
+def _region(element: etree._Element) -> str:
+    """The fixed name of the part of the envelope ``element`` is in (for XOP refusals)."""
+    for ancestor in element.iterancestors():
+        if ancestor.tag == _q(SOAP12, "Header"):
+            return "Envelope/Header"
+        if ancestor.tag == _q(SOAP12, "Body"):
+            return "Envelope/Body"
+    return "Envelope"
+
+
+def _in_body_container(element: etree._Element | None) -> bool:
+    """``element`` is the body's ``GenericContentContainer`` of the root ``Envelope``."""
+    if element is None or element.tag != _q(XTA, GCC):
+        return False
+    body = element.getparent()
+    envelope = None if body is None else body.getparent()
+    return (
+        body is not None
+        and body.tag == _q(SOAP12, "Body")
+        and envelope is not None
+        and envelope.tag == _q(SOAP12, "Envelope")
+        and envelope.getparent() is None
+    )
+
+
+def _xop_location(parent: etree._Element) -> str | None:
+    """Where an ``xop:Include`` may stand in for base64Binary content: its parent's path.
+
+    ``Message`` and ``Attachment`` in the body's ``ContentContainer``, and the
+    ``CipherValue`` of the body's ``EncryptedData`` (the encrypted container); nowhere else.
+    """
+    if parent.tag in (_q(XTA, "Message"), _q(XTA, "Attachment")):
+        content = parent.getparent()
+        if content is None or content.tag != _q(XTA, "ContentContainer"):
+            return None
+        if not _in_body_container(content.getparent()):
+            return None
+        if parent.tag == _q(XTA, "Message"):
+            return MESSAGE
+        index = 1 + sum(1 for s in parent.itersiblings(preceding=True) if s.tag == parent.tag)
+        return f"{CONTENT}/Attachment[{index}]"
+    if parent.tag == _q(XENC, "CipherValue"):
+        cipher_data = parent.getparent()
+        encrypted = None if cipher_data is None else cipher_data.getparent()
+        if (
+            cipher_data is not None
+            and cipher_data.tag == _q(XENC, "CipherData")
+            and encrypted is not None
+            and encrypted.tag == _q(XENC, "EncryptedData")
+            and _in_body_container(encrypted.getparent())
+        ):
+            return CIPHER_VALUE
+    return None
+
+
+def _document(
+    original: bytes,
+    limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS,
+    attachments: AttachmentPolicy = DEFAULT_ATTACHMENTS,
+    *,
+    resolve: bool = True,
+) -> etree._Element:
+    """The SOAP document of a response: inline XML, or the root of an MTOM/XOP package.
+
+    With ``resolve`` every ``xop:Include`` is replaced by the base64 of its part
+    (the original infoset); without it the includes stay (metadata is never in a part).
+    """
+    if not _xop.is_mime(original):
+        return xmlsafe.parse(original, limits)
+    package = _xop.open_package(
+        original,
+        limits=mime_limits(limits, attachments),
+        xml=limits,
+        root_type=SOAP_MEDIA_TYPE,
+    )
+    if resolve:
+        _xop.resolve(package, _xop_location, _region)
+    return package.root
+
+
+def resolved_envelope(
+    original: bytes,
+    limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS,
+    attachments: AttachmentPolicy = DEFAULT_ATTACHMENTS,
+) -> etree._Element:
+    """The SOAP envelope as :func:`unwrap` reads it: an MTOM package with its includes resolved.
+
+    Only the MIME and XOP rules are checked here (and the hardened parse), not the
+    XTA structure; for tests and tools that look at the infoset (e.g. against the XSDs).
+    """
+    return _document(original, limits, attachments)
+
+
+def _decrypted(
+    encrypted: etree._Element, limits: xmlsafe.Limits, keys: DecryptionKeys | None
+) -> etree._Element:
+    """The ``ContentContainer`` an author encrypted end to end, decrypted with ``keys``.
+
+    Without keys: ``ENCRYPTED``. Unsupported algorithms, no key that fits, content that
+    does not decrypt: ``DECRYPT`` (:mod:`hub.core.transport._xmlenc`). The plaintext is
+    parsed with the same limits as the original and must be one ``xta:ContentContainer``
+    element (XML Encryption ``Type`` ``Element``), else ``CONTAINER``; the parser's codes
+    carry the EncryptedData's path.
+    """
+    decrypted = decrypt(encrypted, keys, where=ENCRYPTED_DATA)
+    try:
+        inner = xmlsafe.parse(decrypted.plaintext, limits)
+    except Rejection as rejection:
+        raise Rejection(rejection.reason, ENCRYPTED_DATA) from None
+    if inner.tag != _q(XTA, "ContentContainer"):
+        raise _fail(ENCRYPTED_DATA)
+    return inner
+
+
 def unwrap_message(
     original: bytes,
     limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS,
     attachments: AttachmentPolicy = DEFAULT_ATTACHMENTS,
+    decryption_keys: DecryptionKeys | None = None,
 ) -> Unwrapped:
     """Unwrap a ``getMessage`` response into an :class:`Envelope` plus :class:`XtaMetadata`.
 
-    ``limits`` bounds the original envelope as it arrived (parsed once with
-    :func:`hub.core.xmlsafe.parse`); the decoded payload must also fit
+    ``limits`` bounds the original as it arrived: an envelope is parsed once with
+    :func:`hub.core.xmlsafe.parse`; an MTOM package is read with
+    :func:`mime_limits` and its root part parsed the same way, then its includes
+    are resolved to inline base64. The decoded payload must also fit
     ``limits.max_bytes``, each attachment ``attachments.max_bytes``. Decoded
-    content is at most three quarters of the envelope, so the total is bounded
-    by the envelope's limit. Raises :class:`Rejection`.
+    content is at most three quarters of the envelope (at most the package), so
+    the total is bounded by the original's limit. An ``xenc:EncryptedData`` instead
+    of the ``ContentContainer`` is decrypted with ``decryption_keys`` (the office's
+    reader keys by name, as for OSCI) and then checked like an inline container;
+    without keys it is ``ENCRYPTED``. Raises :class:`Rejection`.
     """
-    root = xmlsafe.parse(original, limits)
+    root = _document(original, limits, attachments)
     header, body = _soap_parts(root)
     if header is None:
         raise _fail(MMD)
@@ -516,10 +696,11 @@ def unwrap_message(
     if len(choice) != 1:
         raise _fail(GCC)
     if choice[0].tag == _q(XENC, "EncryptedData"):
-        raise Rejection(Reason.ENCRYPTED, f"{GCC}/EncryptedData")
-    if choice[0].tag != _q(XTA, "ContentContainer"):
+        content = _decrypted(choice[0], limits, decryption_keys)
+    elif choice[0].tag == _q(XTA, "ContentContainer"):
+        content = choice[0]
+    else:
         raise _fail(GCC)
-    content = choice[0]
     _no_text(content, CONTENT)
     parts = _elements(content)
     if any(part.tag not in (_q(XTA, "Message"), _q(XTA, "Attachment")) for part in parts):
@@ -584,20 +765,29 @@ def peek(original: bytes, limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS) -> En
     body (it may be encrypted or malformed); the envelope's payload is empty.
     Raises :class:`Rejection` when the metadata itself is not readable.
     """
-    root = xmlsafe.parse(original, limits)
+    root = _document(original, limits, resolve=False)
     header, _ = _soap_parts(root)
     if header is None:
         raise _fail(MMD)
     return _to_envelope(_metadata(_one(header, _q(OSCIMETA, MMD), MMD)), b"")
 
 
+def envelope_of(metadata: XtaMetadata) -> Envelope:
+    """The outer identifiers of a message known only by its metadata (e.g. a status list entry).
+
+    Its payload is empty; enough to address a receipt to the message's author.
+    """
+    return _to_envelope(metadata, b"")
+
+
 def unwrap(
     original: bytes,
     limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS,
     attachments: AttachmentPolicy = DEFAULT_ATTACHMENTS,
+    decryption_keys: DecryptionKeys | None = None,
 ) -> Envelope:
     """The :class:`Envelope` of a ``getMessage`` response (see :func:`unwrap_message`)."""
-    return unwrap_message(original, limits, attachments).envelope
+    return unwrap_message(original, limits, attachments, decryption_keys).envelope
 
 
 def status_list(response: bytes, limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS) -> StatusList:
@@ -605,8 +795,11 @@ def status_list(response: bytes, limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS
 
     Both list forms are read (``MsgAttributes`` and ``MessageMetaData``). Ids that
     do not match :data:`MESSAGE_ID` are counted in ``skipped``, never returned.
+    Each entry also carries its metadata (``MessageMetaData`` form, when it passes
+    the checks of :func:`unwrap`) and its declared ``MsgSize``. The response may be
+    an MTOM package, as some servers answer every operation that way.
     """
-    root = xmlsafe.parse(response, limits)
+    root = _document(response, limits, resolve=False)
     header, body = _soap_parts(root)
     listing = _body_element(body)
     if listing.tag != _q(OSCI, "MsgStatusList"):
@@ -617,23 +810,49 @@ def status_list(response: bytes, limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS
         box = _at_most_one(header, _q(OSCI, "MsgBoxResponse"), "MsgBoxResponse")
         if box is not None:
             pending, request_id = _box_response(box)
-    ids: list[str] = []
+    entries: dict[str, StatusEntry] = {}
     skipped = 0
     for item in _elements(listing):
         if item.tag == _q(OSCI, "MsgAttributes"):
             holder, path = item, "MsgStatusList/MsgAttributes"
+            size_tag = _q(OSCI, "MsgSize")
         elif item.tag == _q(OSCIMETA, MMD):
             path = f"MsgStatusList/{MMD}/MsgIdentification"
             holder = _one(item, _q(OSCIMETA, "MsgIdentification"), path)
+            size_tag = _q(OSCIMETA, "MsgSize")
         else:
             continue
         element = _one(holder, _q(WSA, "MessageID"), f"{path}/MessageID")
         candidate = _simple(element, f"{path}/MessageID").strip(_XML_WS)
         if MESSAGE_ID.fullmatch(candidate) is None:
             skipped += 1
-        elif candidate not in ids:
-            ids.append(candidate)
-    return StatusList(tuple(ids), skipped=skipped, pending=pending, request_id=request_id)
+        elif candidate not in entries:
+            metadata = _listed_metadata(item) if item.tag == _q(OSCIMETA, MMD) else None
+            entries[candidate] = StatusEntry(candidate, metadata, _listed_size(item, size_tag))
+    return StatusList(
+        tuple(entries),
+        skipped=skipped,
+        pending=pending,
+        request_id=request_id,
+        entries=tuple(entries.values()),
+    )
+
+
+def _listed_metadata(item: etree._Element) -> XtaMetadata | None:
+    """A status list entry's metadata, if it passes unwrap's checks (never fails the list)."""
+    try:
+        return _metadata(item)
+    except Rejection:
+        return None
+
+
+def _listed_size(item: etree._Element, tag: str) -> int | None:
+    """``MsgSize`` of a status list entry: one positive integer, else unknown (``None``)."""
+    found = _all(item, tag)
+    if len(found) != 1 or len(found[0]):
+        return None
+    text = (found[0].text or "").strip(_XML_WS)
+    return int(text) if _SIZE.fullmatch(text) else None
 
 
 def _box_response(box: etree._Element) -> tuple[int, str | None]:
@@ -659,7 +878,7 @@ def parse_fault(response: bytes) -> Fault | None:
     The exception name comes from :data:`XTA_EXCEPTIONS` (else ``None``), the
     code from the SOAP fault codes; no text of the response is returned.
     """
-    root = xmlsafe.parse(response)
+    root = _document(response, resolve=False)
     _, body = _soap_parts(root)
     children = _elements(body)
     if len(children) != 1 or children[0].tag != _q(SOAP12, "Fault"):
@@ -819,6 +1038,10 @@ def message_metadata(meta: OutboundMetadata) -> etree._Element:
         )
     message_type = _key_code(qualifier, _q(OSCIMETA, "MessageType"), meta.message_type)
     message_type.set("payloadSchema", _require(meta.payload_schema, _URI, "payload schema"))
+    if meta.msg_size is not None:
+        if not isinstance(meta.msg_size, int) or not _SIZE.fullmatch(str(meta.msg_size)):
+            raise ValueError("msg_size must be a positive integer")
+        etree.SubElement(root, _q(OSCIMETA, "MsgSize")).text = str(meta.msg_size)
     return root
 
 
