@@ -499,32 +499,49 @@ def _portal_receipt(
     envelope = known.envelope
     if envelope is None:
         return None
-    channel, media_type, body = portal_receipts.build(
-        envelope,
+    return portal_receipt(
         received.submission_id,
+        envelope,
+        known.portal.portal_id if known.portal else None,
         outcome,
         reason,
-        hub.transport_keys,
+        hub,
         now,
         # Only a FIT-Connect accept SET uses the original bytes: decode them only for it.
         unb64(received.payload_b64) if envelope.transport == "fitconnect" else None,
     )
+
+
+def portal_receipt(
+    submission: str,
+    envelope: Envelope,
+    portal: str | None,
+    outcome: str,
+    reason: str | None,
+    hub: HubContext,
+    now: dt.datetime,
+    original: bytes | None = None,
+) -> Emit:
+    """The ``submissions.receipts`` record answering ``envelope``'s sender (intake, refusals)."""
+    channel, media_type, body = portal_receipts.build(
+        envelope, submission, outcome, reason, hub.transport_keys, now, original
+    )
     # The PortalReceipt's fields, encoded as the record would be (records.encode_fields).
     record = {
-        "receipt_id": receipt_id(received.submission_id, envelope.message_id),
-        "submission_id": received.submission_id,
+        "receipt_id": receipt_id(submission, envelope.message_id),
+        "submission_id": submission,
         "transport": envelope.transport,
         "channel": channel,
         "outcome": outcome,
         "at": timestamp(now),
-        "portal": known.portal.portal_id if known.portal else None,
+        "portal": portal,
         "transport_message_id": envelope.message_id,
         "reason": reason,
         "media_type": media_type,
         "body_b64": None if body is None else b64(body),
         "case_id": envelope.case_id,
     }
-    return Emit(RECEIPTS, received.submission_id, encode_fields(PortalReceipt, record))
+    return Emit(RECEIPTS, submission, encode_fields(PortalReceipt, record))
 
 
 def dispatch(

@@ -1,20 +1,24 @@
 """Submissions an inbound connector refused to fetch: dead letter, replay key, portal receipt. Pure.
 
 The FIT-Connect receiver does not read a part larger than its bound (the
-submission resource with metadata and data, or an attachment). There are no
-bytes, so no ``submissions.received`` record and no digest to name the
-submission by; :func:`refused` records the refusal instead, exactly as intake
-records a rejection:
+submission resource with metadata and data, or an attachment), and the XTA
+poller does not fetch a message larger than its bound
+(:mod:`hub.core.xta_oversize`). There are no bytes, so no
+``submissions.received`` record and no digest to name the submission by;
+:func:`refused` records the refusal instead, exactly as intake records a
+rejection:
 
 - the dead letter on ``submissions.deadletter`` (stage ``ingest``, the reason
-  and the path of the part, no payload digest, no source record) and its
-  ``rejected`` audit event;
+  and the path of the part, the transport message id and the size the sender
+  declared if any, no payload digest, no source record) and its ``rejected``
+  audit event;
 - the replay key of the transport message on ``submissions.seen``, so that the
   same submission, should it ever be fetched in full, is a ``DUPLICATE`` and is
   never delivered after it was rejected;
 - the portal receipt on ``submissions.receipts`` (for FIT-Connect the signed
-  ``reject-submission`` SET, built by :mod:`hub.core.portal_receipts` like every
-  other), which the receipts agent sends.
+  ``reject-submission`` SET, for XTA the rejection message, built by
+  :func:`hub.core.pipeline.portal_receipt` like every other), which the
+  receipts agent sends.
 
 Every id is derived from the transport and its message id
 (:func:`submission_id_of_message`), and the SET's ``jti`` from its content, so
@@ -26,16 +30,23 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import replace
 
-from hub.core import portal_receipts
 from hub.core.errors import Rejection
-from hub.core.pipeline import RECEIPTS, SEEN, Emit, HubContext, StageResult, reject
+from hub.core.pipeline import (
+    DEAD_LETTER,
+    SEEN,
+    Emit,
+    HubContext,
+    StageResult,
+    portal_receipt,
+    reject,
+)
 from hub.core.records import (
-    PortalReceipt,
+    DeadLetter,
     Seen,
-    b64,
+    decode,
     encode_fields,
-    receipt_id,
     seen_key,
     submission_id_of_digest,
     timestamp,
@@ -56,52 +67,48 @@ def submission_id_of_message(transport: str, message_id: str) -> str:
 
 
 def refused(
-    envelope: Envelope, rejection: Rejection, hub: HubContext, now: dt.datetime
+    envelope: Envelope,
+    rejection: Rejection,
+    hub: HubContext,
+    now: dt.datetime,
+    *,
+    declared_size: int | None = None,
 ) -> StageResult:
     """The records of a submission the connector did not fetch; see the module docstring.
 
-    ``envelope`` names what the connector knows: the transport, ``message_id``
-    (the FIT-Connect submission id), ``reader`` (the destination) and
-    ``case_id``, which the SET needs; the payload is empty. Without a case id
-    the submission cannot be answered: dead letter and replay key only.
+    ``envelope`` names what the connector knows, with its ids as intake would read
+    them: the transport, ``message_id`` (the XTA message id, the FIT-Connect
+    submission id), the author and reader, and for FIT-Connect the ``case_id``,
+    which the SET needs; the payload is empty. A FIT-Connect submission without a
+    case id cannot be answered: dead letter and replay key only.
+    ``declared_size`` is the size the sender declared, if any.
     """
     if not envelope.message_id:
         raise ValueError("a refused submission needs its transport message id")
     sid = submission_id_of_message(envelope.transport, envelope.message_id)
     result = reject(sid, STAGE, rejection, None, None, now)
-    key = seen_key("msg", envelope.transport, envelope.message_id.lower())
-    seen = Emit(
-        SEEN, key, encode_fields(Seen, {"key": key, "submission_id": sid, "at": timestamp(now)})
+    emits = [
+        _naming(emit, envelope.message_id, declared_size) if emit.topic == DEAD_LETTER else emit
+        for emit in result.emits
+    ]
+    key = seen_key("msg", envelope.transport, envelope.message_id)  # intake's key for the message
+    emits.append(
+        Emit(
+            SEEN, key, encode_fields(Seen, {"key": key, "submission_id": sid, "at": timestamp(now)})
+        )
     )
-    emits = (*result.emits, seen)
-    answer = _receipt(sid, envelope, rejection, hub, now) if envelope.case_id else None
-    return StageResult(emits if answer is None else (*emits, answer), "rejected", result.reason)
+    if envelope.transport != "fitconnect" or envelope.case_id:
+        try:
+            portal: str | None = hub.portals.for_envelope(envelope).portal_id
+        except Rejection:
+            portal = None  # answered all the same, as intake answers an unknown sender
+        reason = rejection.reason.value
+        emits.append(portal_receipt(sid, envelope, portal, "rejected", reason, hub, now))
+    return StageResult(tuple(emits), "rejected", result.reason)
 
 
-def _receipt(
-    sid: str, envelope: Envelope, rejection: Rejection, hub: HubContext, now: dt.datetime
-) -> Emit:
-    """The ``submissions.receipts`` record, as ``pipeline._portal_receipt`` writes it for intake."""
-    reason = rejection.reason.value
-    channel, media_type, body = portal_receipts.build(
-        envelope, sid, "rejected", reason, hub.transport_keys, now
-    )
-    try:
-        portal: str | None = hub.portals.for_envelope(envelope).portal_id
-    except Rejection:
-        portal = None  # a destination no portal is configured for: answered all the same
-    record = {
-        "receipt_id": receipt_id(sid, envelope.message_id),
-        "submission_id": sid,
-        "transport": envelope.transport,
-        "channel": channel,
-        "outcome": "rejected",
-        "at": timestamp(now),
-        "portal": portal,
-        "transport_message_id": envelope.message_id,
-        "reason": reason,
-        "media_type": media_type,
-        "body_b64": None if body is None else b64(body),
-        "case_id": envelope.case_id,
-    }
-    return Emit(RECEIPTS, sid, encode_fields(PortalReceipt, record))
+def _naming(emit: Emit, message_id: str, declared_size: int | None) -> Emit:
+    """The dead letter, naming the transport message and the size its sender declared."""
+    letter = decode(emit.value, DeadLetter)
+    named = replace(letter, transport_message_id=message_id, declared_size=declared_size)
+    return Emit.of(DEAD_LETTER, emit.key, named)

@@ -28,22 +28,11 @@ and ``close`` deduplicate downstream.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from hub.core import pipeline, portal_receipts, unfetched
+from hub.core import unfetched
 from hub.core.errors import Reason, Rejection
-from hub.core.pipeline import DEAD_LETTER, RECEIPTS, SEEN, Emit, HubContext, StageResult
-from hub.core.records import (
-    DeadLetter,
-    PortalReceipt,
-    Seen,
-    b64,
-    decode,
-    encode_fields,
-    receipt_id,
-    seen_key,
-    timestamp,
-)
+from hub.core.pipeline import HubContext, StageResult
 from hub.core.transport import xta
 
 STAGE = unfetched.STAGE  # "ingest": refused before any bytes were read
@@ -85,53 +74,11 @@ def submission_id(message_id: str) -> str:
 
 def reject(oversize: Oversize, hub: HubContext, now: dt.datetime) -> StageResult:
     """Dead letter, audit event, replay key and portal receipt of a message refused unread."""
-    message_id = oversize.message_id
-    sid = submission_id(message_id)
-    result = _rejected(sid, oversize, now)
-    key = seen_key("msg", xta.TRANSPORT, message_id)  # intake's key for this message id
-    seen = Emit(
-        SEEN, key, encode_fields(Seen, {"key": key, "submission_id": sid, "at": timestamp(now)})
+    submission_id(oversize.message_id)  # an XTA message id, or ValueError
+    return unfetched.refused(
+        xta.envelope_of(oversize.metadata),
+        Rejection(Reason.SIZE, oversize.path),
+        hub,
+        now,
+        declared_size=oversize.declared_size,
     )
-    envelope = xta.envelope_of(oversize.metadata)
-    try:
-        portal: str | None = hub.portals.for_envelope(envelope).portal_id
-    except Rejection:
-        portal = None  # answered all the same, as intake answers an unknown author
-    channel, media_type, body = portal_receipts.build(
-        envelope, sid, "rejected", Reason.SIZE.value, hub.transport_keys, now
-    )
-    # The PortalReceipt's fields, as pipeline._portal_receipt writes them.
-    record = {
-        "receipt_id": receipt_id(sid, message_id),
-        "submission_id": sid,
-        "transport": envelope.transport,
-        "channel": channel,
-        "outcome": "rejected",
-        "at": timestamp(now),
-        "portal": portal,
-        "transport_message_id": message_id,
-        "reason": Reason.SIZE.value,
-        "media_type": media_type,
-        "body_b64": None if body is None else b64(body),
-        "case_id": None,
-    }
-    answer = Emit(RECEIPTS, sid, encode_fields(PortalReceipt, record))
-    return replace(result, emits=(*result.emits, seen, answer))
-
-
-def _rejected(sid: str, oversize: Oversize, now: dt.datetime) -> StageResult:
-    """The pipeline's ingest rejection, its dead letter naming the message and the declared size."""
-    rejection = Rejection(Reason.SIZE, oversize.path)
-    result = pipeline.reject(sid, STAGE, rejection, None, None, now)
-    emits = []
-    for emit in result.emits:
-        if emit.topic != DEAD_LETTER:
-            emits.append(emit)
-            continue
-        letter = replace(
-            decode(emit.value, DeadLetter),
-            transport_message_id=oversize.message_id,
-            declared_size=oversize.declared_size,
-        )
-        emits.append(Emit.of(DEAD_LETTER, emit.key, letter))
-    return replace(result, emits=tuple(emits))
