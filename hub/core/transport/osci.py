@@ -85,7 +85,12 @@ from hub.core.transport._codec import (
     looks_like_xml,
     sniff_media_type,
 )
-from hub.core.transport._multipart import MultipartLimits, Part, parse_related
+from hub.core.transport._multipart import (
+    MultipartLimits,
+    Part,
+    content_id_of_cid_url,
+    parse_related,
+)
 from hub.core.transport._xmlenc import DecryptionKeys, decrypt
 
 NAMESPACE = "http://www.osci.de/2002/04/osci"
@@ -116,9 +121,6 @@ _ID_ATTRIBUTES = frozenset({"Id", "ID", "id"})  # local names, any namespace (xm
 _XML_WS = " \t\r\n"
 # xsd:ID values as the OSCI library writes them (content0, mock-cc-1): ASCII NCNames.
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
-_CID_URL = re.compile(r"(?:[!-$&-;=?-~]|%[0-9A-Fa-f]{2})+")
-_CID_VALUE = re.compile(r"[!-;=?-~]+")
-_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _EXTENSIONS = {
     "application/pdf": ".pdf",
     "image/jpeg": ".jpg",
@@ -384,13 +386,8 @@ def _unexpected(child: etree._Element, path: str) -> Rejection:
     return Rejection(Reason.CONTAINER, path)
 
 
-def _cid(href: str) -> str | None:
-    """The Content-ID a ``cid:`` URL (RFC 2392, percent-encoded) names, or None."""
-    value = href.strip(_XML_WS)
-    if value[:4].lower() != "cid:" or not _CID_URL.fullmatch(value[4:]):
-        return None
-    decoded = _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), value[4:])
-    return decoded if _CID_VALUE.fullmatch(decoded) else None
+# The Content-ID a ``cid:`` URL (RFC 2392, percent-encoded) names, or None.
+_cid = content_id_of_cid_url
 
 
 # --- the walk ------------------------------------------------------------------------------------
