@@ -277,16 +277,7 @@ def verify(root: etree._Element, policy: SignaturePolicy, now: dt.datetime) -> V
         raise Rejection(Reason.SIG_LOCATION, SIGNATURE)
     _check_unique_ids(root)
     shape = _check_shape(root, signature, policy)
-    certificates = _keyinfo_certificates(signature, policy)
-    leaf, key = certificates[0], _public_key(certificates[0])
-    _check_key_values(signature, key)
-    for extra in certificates[1:]:
-        _check_key_size(_public_key(extra), policy)
-    path = _trusted_path(leaf, certificates[1:], policy)
-    _check_signer(leaf, key, shape.method, policy)
-    _check_path(path, now)
-    if policy.crls:
-        _check_revocation(path, policy.crls, now)
+    leaf, _ = _trusted_signer(signature, shape.method, policy, now)
     result = _verify_cryptography(root, leaf, policy, now)
     _check_signed_is_root(root, signature, shape, result)
     assert result.signed_xml is not None  # checked by _check_signed_is_root  # noqa: S101
@@ -474,6 +465,24 @@ def _b64(text: str, where: str) -> bytes:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         raise Rejection(Reason.SIG_KEYINFO, where) from None
+
+
+def _trusted_signer(
+    signature: etree._Element, method: str, policy: SignaturePolicy, now: dt.datetime
+) -> tuple[x509.Certificate, PublicKey]:
+    """The signer's certificate and key, once KeyInfo, key sizes, the trusted path, the
+    signer's key usage and algorithm, validity and revocation have passed."""
+    certificates = _keyinfo_certificates(signature, policy)
+    leaf, key = certificates[0], _public_key(certificates[0])
+    _check_key_values(signature, key)
+    for extra in certificates[1:]:
+        _check_key_size(_public_key(extra), policy)
+    path = _trusted_path(leaf, certificates[1:], policy)
+    _check_signer(leaf, key, method, policy)
+    _check_path(path, now)
+    if policy.crls:
+        _check_revocation(path, policy.crls, now)
+    return leaf, key
 
 
 def _public_key(cert: x509.Certificate) -> PublicKey:
@@ -1078,16 +1087,7 @@ def _verify_detached(
 ) -> x509.Certificate:
     """Stages 4 to 8 for one detached signature; returns the signer certificate."""
     signature = shape.site.element
-    certificates = _keyinfo_certificates(signature, policy)
-    leaf, key = certificates[0], _public_key(certificates[0])
-    _check_key_values(signature, key)
-    for extra in certificates[1:]:
-        _check_key_size(_public_key(extra), policy)
-    path = _trusted_path(leaf, certificates[1:], policy)
-    _check_signer(leaf, key, shape.method, policy)
-    _check_path(path, now)
-    if policy.crls:
-        _check_revocation(path, policy.crls, now)
+    leaf, key = _trusted_signer(signature, shape.method, policy, now)
     _check_signature_value(shape, key)
     for reference in shape.references:
         if _digest(reference, digests) != reference.value:
