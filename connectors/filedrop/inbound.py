@@ -90,6 +90,16 @@ def move_out(path: Path, target: Path | None) -> None:
         return
 
 
+def move_or_remember(path: Path, target: Path | None, stuck: set[str]) -> bool:
+    """:func:`move_out`; True, or on failure False with the name added to ``stuck``."""
+    try:
+        move_out(path, target)
+    except OSError:
+        stuck.add(path.name)
+        return False
+    return True
+
+
 class FileDropInbox:
     def __init__(self, inbox: Path, archive: Path | None, max_bytes: int) -> None:
         self.inbox = inbox
@@ -123,12 +133,7 @@ class FileDropInbox:
 
     def _out_of_inbox(self, path: Path, target: Path | None) -> bool:
         """Move (or, without a target, delete) ``path``; on failure remember it and say so."""
-        try:
-            move_out(path, target)
-        except OSError:
-            self._stuck.add(path.name)
-            return False
-        return True
+        return move_or_remember(path, target, self._stuck)
 
     def release(self, path: Path, submission_id: str) -> bool:
         """Kafka has the record: move the file out of the inbox (archive) or delete it."""

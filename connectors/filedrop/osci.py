@@ -42,7 +42,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.filedrop.inbound import IGNORED_SUFFIXES, InboxFile, move_out, read_file
+from connectors.filedrop.inbound import (
+    IGNORED_SUFFIXES,
+    InboxFile,
+    move_or_remember,
+    read_file,
+)
 from hub.core.transport.osci_handover import MAX_METADATA_BYTES
 
 SUBDIRECTORY = "osci"
@@ -195,9 +200,4 @@ class OsciInbox:
         return handover.metadata is None or self._move(handover.metadata, sidecar)
 
     def _move(self, path: Path, target: Path | None) -> bool:
-        try:
-            move_out(path, target)
-        except OSError:
-            self._stuck.add(path.name)
-            return False
-        return True
+        return move_or_remember(path, target, self._stuck)

@@ -11,7 +11,7 @@ import hashlib
 
 import pytest
 
-from connectors.filedrop import osci as osci_connector
+from connectors.filedrop import inbound
 from connectors.filedrop.inbound import Unreadable
 from connectors.filedrop.osci import OsciHandover, OsciInbox
 from hub.core.pipeline import AUDIT, DEAD_LETTER, RECEIVED
@@ -194,7 +194,7 @@ class TestMoves:
                 raise PermissionError
             moved.append(path.name)
 
-        monkeypatch.setattr(osci_connector, "move_out", move_out)
+        monkeypatch.setattr(inbound, "move_out", move_out)
         assert not inbox.release(handover, submission_id(b"package"))
         listing = inbox.scan()
         expected = ([], ["a.xml", "a.xml.json"], [], [])
