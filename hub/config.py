@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -138,6 +139,12 @@ class Settings:
     fitconnect_poll_seconds: float = 30.0
     fitconnect_callback_port: int = 6067  # the callback endpoint (POST /fitconnect/callback)
     fitconnect_signing_key_id: str | None = None
+    # The office's reader keys for end-to-end encrypted OSCI and XTA content (XML Encryption):
+    # PEM RSA private keys of at least 2048 bits, "path" (named by the file stem) or "name=path",
+    # separated by commas; several during a rotation, each tried. One password for the encrypted
+    # ones. Unset: encrypted content is ENCRYPTED.
+    reader_decryption_keys: str | None = None
+    reader_decryption_key_password: Secret | None = None
     # Delivery to vendors (config/offices.yml names the channel per vendor).
     # One directory per http vendor: <dir>/<vendor>/client.crt, client.key, ca.crt, token
     # (each optional; a Kubernetes Secret mounted per vendor fits this layout).
@@ -200,6 +207,7 @@ class Settings:
             name, sign, url = item.strip().partition("=")
             if item.strip() and not (sign and name and url.startswith(("https://", "http://"))):
                 raise ConfigError("vendor_urls must be vendor=URL pairs separated by commas")
+        self.reader_key_files()  # refuses a malformed list
         if self.fitconnect_api_url and not (
             self.fitconnect_destination
             and self.fitconnect_decryption_keys
@@ -219,6 +227,30 @@ class Settings:
             if name == vendor_id and url:
                 return url
         return None
+
+    def reader_key_files(self) -> tuple[tuple[str, Path], ...]:
+        """``reader_decryption_keys`` as (name, file) pairs, in the configured order.
+
+        An item is ``name=path`` or a bare path, named by its file stem. Names are
+        what an ``xenc:EncryptedKey`` may give as its ``Recipient`` or
+        ``ds:KeyName`` (:mod:`hub.core.transport._xmlenc`); they must be unique.
+        """
+        pairs: list[tuple[str, Path]] = []
+        for item in (self.reader_decryption_keys or "").split(","):
+            text = item.strip()
+            if not text:
+                continue
+            name, sign, path = text.partition("=")
+            name, path = (name.strip(), path.strip()) if sign else (Path(text).stem, text)
+            if not path or _READER_KEY_NAME.fullmatch(name) is None:
+                raise ConfigError(
+                    "reader_decryption_keys must be PEM files or name=file pairs separated by "
+                    "commas; names of letters, digits and ': . _ @ -' (1-128)"
+                )
+            if name in {n for n, _ in pairs}:
+                raise ConfigError("reader_decryption_keys names a key twice")
+            pairs.append((name, Path(path)))
+        return tuple(pairs)
 
     @property
     def embedded(self) -> bool:
@@ -271,6 +303,7 @@ class Settings:
         return conf
 
 
+_READER_KEY_NAME = re.compile(r"[A-Za-z0-9:._@-]{1,128}")
 _TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import structlog
 
-from hub import fitconnect, keys, offices, policy, portals, pseudonyms, schemas
+from hub import fitconnect, keys, offices, policy, portals, pseudonyms, reader_keys, schemas
 from hub.config import ConfigError, Settings
 from hub.core.payloads import PayloadRegistry
 from hub.core.pipeline import HubContext, delivery_queue, vendor_topic
@@ -18,10 +18,16 @@ log = structlog.get_logger(__name__)
 
 
 def transport_keys(settings: Settings, payloads: PayloadRegistry) -> TransportKeys:
-    """Keys of the configured transports, read once."""
+    """Keys of the configured transports, read once.
+
+    The reader keys (``reader_decryption_keys``) open end-to-end encrypted OSCI and
+    XTA content alike; the FIT-Connect keys only FIT-Connect submissions.
+    """
+    reader = reader_keys.load(settings)
     if not settings.fitconnect_decryption_keys:
-        return TransportKeys(xta_identity=settings.xta_mailbox)
+        return TransportKeys(osci_decryption=reader, xta_identity=settings.xta_mailbox)
     return TransportKeys(
+        osci_decryption=reader,
         fitconnect_decryption=fitconnect.load_decryption_keys(settings.fitconnect_decryption_keys),
         fitconnect_signing=(
             fitconnect.load_set_signer(

@@ -4,17 +4,23 @@ Starts the embedded broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` is set), applies
 ``topics.yml``, starts the portal simulators (an XTA server with a development
 PKI, a FIT-Connect Submission API) and a worker process configured for them,
 then sends each example the way its portal would (:data:`TRANSPORTS`): through
-the XTA mailbox, as an encrypted FIT-Connect submission, or into the file-drop
-inbox. Deliveries leave through every channel of the example office table:
+the XTA mailbox (inline base64, or as MTOM/XOP for the examples in
+:data:`MTOM`), as an encrypted FIT-Connect submission, as an OSCI content
+package with its metadata sidecar in the file drop's ``osci`` sub-inbox (as an
+office's OSCI client hands it over), or into the file-drop inbox. The summary
+says how the hub received each one (transport, source, MIME or not, from
+``submissions.received``), and the demo fails when that is not how it was
+sent. Deliveries leave through every channel of the example office table:
 files in the outbox (vendor XML, fixed-width records with documents beside),
 Avro records on the vendor topic, and JSON over HTTPS to a vendor endpoint
 simulator with a client certificate. That endpoint is down when the first
 case arrives and comes back :data:`OUTAGE_SECONDS` later, then fails every
 second request for a while: the worker retries, pauses the partition, probes,
-and delivers every case exactly once. The demo follows the audit log, the
-receipts topic and the vendor topic until every submission is delivered or
-dead-lettered and every portal has its receipt, prints a summary and stops
-everything again.
+and delivers every case exactly once. The demo follows the received and
+receipts topics, the audit log and the vendor topic until every submission is
+delivered or dead-lettered and has its receipt (every XTA and FIT-Connect
+portal has it; for OSCI, with no way back, the receipt record is the answer),
+prints a summary and stops everything again.
 """
 
 from __future__ import annotations
@@ -41,13 +47,14 @@ from hub import dlq, topics
 from hub.broker import cluster, free_port
 from hub.config import PROJECT_ROOT, Secret, Settings, variable
 from hub.core.outcomes import OutcomeTracker
-from hub.core.pipeline import AUDIT, RECEIPTS, vendor_topic
-from hub.core.records import AuditEvent, PortalReceipt, decode, submission_id
+from hub.core.pipeline import AUDIT, RECEIPTS, RECEIVED, vendor_topic
+from hub.core.records import AuditEvent, PortalReceipt, Received, decode, submission_id, unb64
 from hub.core.transport import xta
 from hub.core.wohngeld import NAMESPACE as WOHNGELD_NAMESPACE
 from hub.kafka import follow
 from hub.keys import ephemeral_certificate
 from hub.sim import fitconnect as sim_fitconnect
+from hub.sim import osci as sim_osci
 from hub.sim import pki
 from hub.sim.portals import PortalSimulators
 from hub.sim.vendor import VendorSimulator, VendorSimulatorThread
@@ -61,12 +68,17 @@ EXAMPLES = PROJECT_ROOT / "examples" / "submissions"
 TRANSPORTS = {
     "01-buergergeld-recklinghausen.xml": "xta2",
     "03-grundsicherung-gladbeck-ars.xml": "xta2",
+    "04-elterngeld-dorsten.xml": "osci",
     "05-asylblg-herten-reader.xml": "xta2",
     "06-invalid-birthdate.xml": "xta2",
     "09-wohngeld-serviceportal-herten.xml": "fitconnect",
 }
+# XTA examples the simulator serves as MTOM/XOP (content in binary MIME parts); the others inline.
+MTOM = frozenset({"03-grundsicherung-gladbeck-ars.xml"})
+# Transports with a way back to the portal: the portal itself must have the receipt.
+ANSWERED_REMOTELY = frozenset({"xta2", "fitconnect"})
 HUB_MAILBOX = "hub:055620000000"  # the hub's XTA mailbox (an example key)
-SOZIALPLATTFORM = "sop:050000100099"
+SOZIALPLATTFORM = "sop:050000100099"  # config/portals.yml: sozialplattform-nrw (xta2, osci)
 FITCONNECT_DESTINATION = "6f1d2c3b-4a5e-4f60-8b7a-9c0d1e2f3a4b"  # config/portals.yml
 OUTAGE_SECONDS = 8.0  # how long the http vendor stays down after its first failed attempt
 FLAKY_SECONDS = 10.0  # then every second request fails for this long
@@ -89,6 +101,7 @@ class Progress:
     receipts: dict[str, PortalReceipt] = field(default_factory=dict)  # message id -> receipt
     vendor_records: dict[str, int] = field(default_factory=dict)  # delivery id -> bytes on topic
     vendor_topics: tuple[str, ...] = ()
+    received: dict[str, dict[str, Any]] = field(default_factory=dict)  # submission id -> how
 
     def add(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         if topic.endswith(AUDIT):
@@ -99,19 +112,43 @@ class Progress:
             receipt = decode(value, PortalReceipt)
             if receipt.transport_message_id:
                 self.receipts.setdefault(receipt.transport_message_id, receipt)
+        elif topic.endswith(RECEIVED):
+            record = decode(value, Received)
+            self.received.setdefault(record.submission_id, received_as(record))
+
+
+def received_as(record: Received) -> dict[str, Any]:
+    """How the hub received a submission: transport, connector, and whether the original is a
+    MIME entity (an XTA message as MTOM/XOP, an OSCI package as multipart/related)."""
+    return {
+        "transport": record.transport,
+        "source": record.source,
+        "mime": xta.is_mime(unb64(record.payload_b64)),
+    }
 
 
 @dataclass
 class Example:
     path: Path
     transport: str
-    submission_id: str | None = None  # known up front for the file drop
-    message_id: str | None = None  # XTA message id or FIT-Connect submission id
+    mtom: bool = False  # XTA: served as MTOM/XOP
+    submission_id: str | None = None  # known up front for the file drop and OSCI
+    message_id: str | None = None  # XTA message id, FIT-Connect submission id, OSCI message id
 
     def resolve(self, progress: Progress) -> str | None:
         if self.submission_id is None and self.message_id in progress.receipts:
             self.submission_id = progress.receipts[self.message_id].submission_id
         return self.submission_id
+
+    @property
+    def sent_as(self) -> dict[str, Any]:
+        """How the demo sent it, in the shape of :func:`received_as`."""
+        source = {"xta2": "xta", "fitconnect": "fitconnect"}.get(self.transport, "filedrop")
+        return {"transport": self.transport, "source": source, "mime": self.mtom or self.osci}
+
+    @property
+    def osci(self) -> bool:
+        return self.transport == "osci"
 
 
 def finished(
@@ -119,8 +156,16 @@ def finished(
 ) -> bool:
     for example in examples:
         sid = example.resolve(progress)
-        if sid is None or not progress.tracker.get(sid).final:
+        if sid is None:
             return False
+        outcome = progress.tracker.get(sid)
+        if not outcome.final:
+            return False
+        refused_unread = outcome.rejected is not None and outcome.rejected.stage == "ingest"
+        if sid not in progress.received and not refused_unread:
+            return False  # its received record is still on its way
+        if example.message_id is not None and example.message_id not in progress.receipts:
+            return False  # e.g. an OSCI receipt record not seen yet
     return portals_answered()
 
 
@@ -174,6 +219,8 @@ def summary_rows(
             {
                 "file": example.path.name,
                 "transport": example.transport,
+                "mtom": example.mtom,
+                "received": progress.received.get(sid or ""),
                 "submission_id": sid,
                 "outcome": outcome.outcome if sid else "pending",
                 "reason": outcome.reason,
@@ -191,11 +238,60 @@ def summary_rows(
                     "channel": receipt.channel,
                     "outcome": receipt.outcome,
                     "reason": receipt.reason,
-                    "portal_has_it": answered.get(example.message_id or "") == receipt.outcome,
+                    # No way back (channel "none", OSCI): the receipt record is the answer.
+                    "portal_has_it": None
+                    if receipt.channel == "none"
+                    else answered.get(example.message_id or "") == receipt.outcome,
                 },
             }
         )
     return rows
+
+
+def _via(row: dict[str, Any]) -> str:
+    """The summary's "via" column: the transport, and MTOM/XOP for an XTA message sent so."""
+    return f"{row['transport']}/MTOM" if row["mtom"] else row["transport"]
+
+
+def incomplete(rows: list[dict[str, Any]], planned: list[Example], elapsed: float) -> str | None:
+    """What keeps the demo from succeeding, or None: a submission without an outcome, a portal
+    without its receipt (for OSCI: no receipt record), or one not received the way it was sent
+    (transport, connector, MIME or not)."""
+    pending = [r["file"] for r in rows if r["outcome"] == "pending"]
+    unanswered = [
+        r["file"]
+        for r in rows
+        if (r["transport"] in ANSWERED_REMOTELY and not (r["receipt"] or {}).get("portal_has_it"))
+        or (r["transport"] == "osci" and r["receipt"] is None)
+    ]
+    if pending or unanswered:
+        return (
+            f"{len(pending)} submission(s) without an outcome, {len(unanswered)} portal(s) "
+            f"without a receipt after {elapsed:.0f} s: {', '.join(pending + unanswered)}"
+        )
+    sent = {e.path.name: e.sent_as for e in planned}
+    # A submission refused at the inbox (stage ingest) has no received record.
+    mismatched = [
+        r["file"] for r in rows if r["stage"] != "ingest" and r["received"] != sent[r["file"]]
+    ]
+    if mismatched:
+        return f"Not received the way they were sent: {', '.join(mismatched)}"
+    return None
+
+
+def transports_line(rows: list[dict[str, Any]]) -> str:
+    """How many examples came in by each inbound path, e.g. for the closing summary."""
+    names = {
+        "xta2": "XTA inline",
+        "xta2/MTOM": "XTA MTOM/XOP",
+        "fitconnect": "FIT-Connect",
+        "osci": "OSCI package with metadata sidecar (osci sub-inbox)",
+        "file": "file drop",
+    }
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[_via(row)] = counts.get(_via(row), 0) + 1
+    return ", ".join(f"{counts[v]} {names.get(v, v)}" for v in names if v in counts)
 
 
 def print_summary(rows: list[dict[str, Any]], *, as_json: bool) -> None:
@@ -214,7 +310,7 @@ def print_summary(rows: list[dict[str, Any]], *, as_json: bool) -> None:
         receipt = row["receipt"]["outcome"] if row["receipt"] else "-"
         for index, delivery in enumerate(lines):
             head = (
-                (row["file"], row["transport"], row["outcome"], row["reason"] or "-", receipt)
+                (row["file"], _via(row), row["outcome"], row["reason"] or "-", receipt)
                 if index == 0
                 else ("", "", "", "", "")
             )
@@ -270,7 +366,7 @@ def run(
             "demo.worker_started", pid=worker.pid, web_port=settings.web_port, workdir=str(root)
         )
         worker.wait_ready()
-        planned = [Example(p, TRANSPORTS.get(p.name, "file")) for p in files]
+        planned = [Example(p, TRANSPORTS.get(p.name, "file"), mtom=p.name in MTOM) for p in files]
         _send(planned, sims, settings.inbox_dir)
         progress = Progress(vendor_topics=tuple(_kafka_vendor_topics(settings)))
         answered: dict[str, str] = {}
@@ -278,12 +374,12 @@ def run(
 
         def portals_answered() -> bool:
             answered.update(_portal_answers(sims))
-            remote = [e for e in planned if e.transport != "file"]
+            remote = [e for e in planned if e.transport in ANSWERED_REMOTELY]
             return all(e.message_id in answered for e in remote)
 
         for message in follow(
             settings,
-            (AUDIT, RECEIPTS, *progress.vendor_topics),
+            (RECEIVED, AUDIT, RECEIPTS, *progress.vendor_topics),
             lambda: finished(planned, progress, portals_answered) or not worker.alive(),
             timeout,
         ):
@@ -303,19 +399,10 @@ def run(
         if booked["booked_twice"]:
             print("A case was booked twice: the idempotency contract is broken.")
             return 1
-        pending = [r["file"] for r in rows if r["outcome"] == "pending"]
-        unanswered = [
-            r["file"]
-            for r in rows
-            if r["transport"] != "file" and not (r["receipt"] or {}).get("portal_has_it")
-        ]
         elapsed = time.monotonic() - started
-        if pending or unanswered:
-            print(
-                f"\n{len(pending)} submission(s) without an outcome, {len(unanswered)} portal(s) "
-                f"without a receipt after {elapsed:.0f} s: {', '.join(pending + unanswered)}"
-            )
-            print(f"worker log: {root / 'worker.log'}")
+        problem = incomplete(rows, planned, elapsed)
+        if problem is not None:
+            print(f"\n{problem}\nworker log: {root / 'worker.log'}")
             return 1
         if not (
             audit_summary(settings, hub_certificate)
@@ -325,7 +412,8 @@ def run(
         delivered = sum(r["outcome"] == "delivered" for r in rows)
         print(
             f"\n{len(rows)} submissions: {delivered} delivered, {len(rows) - delivered} dead-lettered "
-            f"in {elapsed:.1f} s; every XTA and FIT-Connect sender got its receipt. "
+            f"in {elapsed:.1f} s; every XTA and FIT-Connect sender got its receipt, every OSCI "
+            f"submission its receipt record. Received: {transports_line(rows)}. "
             f"Output under {root}."
         )
         if embedded:
@@ -589,8 +677,17 @@ def _send(planned: list[Example], sims: PortalSimulators, inbox: Path) -> None:
         data = example.path.read_bytes()
         if example.transport == "xta2":
             example.message_id = sims.add_xta_message(
-                data, author=SOZIALPLATTFORM, reader=HUB_MAILBOX
+                data, author=SOZIALPLATTFORM, reader=HUB_MAILBOX, mtom=example.mtom
             )
+        elif example.transport == "osci":
+            # The office's OSCI client fetched it from the intermediary and hands it over.
+            package = sim_osci.content_package(data, filename=example.path.name)
+            example.message_id = sim_osci.new_message_id()
+            sidecar = sim_osci.metadata(
+                author=SOZIALPLATTFORM, reader=HUB_MAILBOX, message_id=example.message_id
+            )
+            sim_osci.hand_over(inbox, f"{example.path.stem}.mime", package, sidecar)
+            example.submission_id = submission_id(package)
         elif example.transport == "fitconnect":
             example.message_id = sims.submit_fitconnect(
                 data,

@@ -30,8 +30,16 @@ the server reports more pending items, otherwise after ``poll_interval``; after
 a failed pass (HTTP or TLS error, SOAP fault, failed handover) it backs off
 exponentially from ``backoff_initial`` up to ``backoff_max``.
 
-Logs carry message ids, sizes, operations, HTTP statuses and exception type
-names, never payload bytes or the text of a server response. Responses are read
+:meth:`XtaPoller.send_receipt` sends the hub's receipts with ``sendMessage`` and
+classifies a SOAP fault (:func:`hub.core.transport.xta.send_verdict`): the
+message id already taken means an earlier send got through (``present``); a
+fault that refuses the request raises :class:`XtaSendRefusedError`, which is not
+retriable; anything else (technical fault, connection, timeout, HTTP error
+without a fault) stays a retriable :class:`XtaError`.
+
+Logs carry message ids, sizes, operations, HTTP statuses, exception type names,
+SOAP fault codes, XTA exception names and Fehlernummern, never payload bytes or
+the text of a server response. Responses are read
 with a byte limit and never decompressed.
 """
 
@@ -59,6 +67,8 @@ Handover = Callable[[bytes, str], Awaitable[None]]
 # Records a too-large message's rejection (dead letter, receipt) and awaits the broker.
 RejectOversize = Callable[[Oversize], Awaitable[None]]
 OversizeAction = Literal["reject", "keep"]
+# sendMessage: delivered now, or the server already held it (an earlier send got through).
+SendResult = Literal["sent", "present"]
 
 _SOAP = "application/soap+xml"
 _MTOM = "multipart/related"
@@ -84,6 +94,16 @@ class XtaFaultError(XtaError):
     def __init__(self, operation: str, fault: xta.Fault) -> None:
         super().__init__(operation, f"fault {fault.code}/{fault.exception or 'unknown'}")
         self.fault = fault
+
+
+class XtaSendRefusedError(XtaFaultError):
+    """``sendMessage`` answered a fault that refuses the request itself (:func:`xta.send_verdict`).
+
+    Sending the same bytes again cannot succeed (permission denied, an invalid
+    parameter, a schema violation, ...), so it is not retried.
+    """
+
+    retriable = False
 
 
 class XtaTooLargeError(XtaError):
@@ -363,10 +383,37 @@ class XtaPoller:
         await self._call("close", self.settings.msgbox_url, request, empty_ok=True)
         log.info("xta.closed", message_id=message_id)
 
-    async def send_receipt(self, receipt: bytes) -> None:
-        """Send a ``sendMessage`` request (e.g. :func:`hub.core.transport.xta.receipt_message`)."""
-        await self._call("sendMessage", self.settings.send_url, receipt, empty_ok=True)
+    async def send_receipt(self, receipt: bytes) -> SendResult:
+        """Send a ``sendMessage`` request (e.g. :func:`hub.core.transport.xta.receipt_message`).
+
+        Returns ``"sent"``, or ``"present"`` when the server answers that it holds a
+        message with this id already (``ParameterIsNotValidException`` with
+        Fehlernummer 9024): an earlier send of the same receipt (same derived message
+        id) got through and only its answer was lost, e.g. before a crash. A fault that
+        refuses the request itself raises :class:`XtaSendRefusedError` (not
+        retriable); a technical fault, a connection error, a timeout or an HTTP error
+        without a fault raises :class:`XtaError` (retriable).
+        """
+        try:
+            await self._call("sendMessage", self.settings.send_url, receipt, empty_ok=True)
+        except XtaFaultError as exc:
+            fault = exc.fault
+            verdict = xta.send_verdict(fault)
+            if verdict == xta.SEND_PRESENT:
+                log.info("xta.receipt_present", size=len(receipt), error_code=fault.error_code)
+                return "present"
+            if verdict == xta.SEND_REFUSED:
+                log.error(  # noqa: TRY400 - no traceback: only the fault's names and codes
+                    "xta.receipt_refused",
+                    size=len(receipt),
+                    fault=fault.code,
+                    exception=fault.exception,
+                    error_code=fault.error_code,
+                )
+                raise XtaSendRefusedError("sendMessage", fault) from None
+            raise
         log.info("xta.receipt_sent", size=len(receipt))
+        return "sent"
 
     # --- loop ----------------------------------------------------------------------------------
 

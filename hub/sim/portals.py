@@ -65,9 +65,13 @@ class PortalSimulators:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
-    def add_xta_message(self, payload: bytes, *, author: str, reader: str) -> str:
+    def add_xta_message(
+        self, payload: bytes, *, author: str, reader: str, mtom: bool = False
+    ) -> str:
+        """Put a message into ``reader``'s mailbox (served as MTOM/XOP with ``mtom``); its id."""
+
         async def add() -> str:
-            return self.xta.add_message(payload, author=author, reader=reader)
+            return self.xta.add_message(payload, author=author, reader=reader, mtom=mtom)
 
         return self._run(add())
 

@@ -10,13 +10,17 @@ clients' CA loaded). Two endpoints, as the WSDL's ports:
   ``GenericContentContainer`` body; inline base64, or with ``mtom=True`` an
   MTOM/XOP ``multipart/related`` response whose content travels in binary parts),
   ``close`` (removes the message);
-- ``/SendXtaPort``: ``sendMessage`` (records the request, e.g. the hub's receipt).
+- ``/SendXtaPort``: ``sendMessage`` (records the request, e.g. the hub's receipt;
+  a message id it has recorded before is answered as a real server does:
+  ``ParameterIsNotValidException`` with Fehlernummer 9024, the id is taken).
 
 The mailbox is chosen by the ``oscimeta:Author`` header of a request (the
 identity a real XTA server takes from the client's account). Every response
 gets a fresh ``wsa:MessageID``, as real servers do, so two fetches of the same
 message are not byte-identical. :meth:`XtaSimulator.fail` makes the next calls
-of an operation drop the connection or answer a SOAP fault.
+of an operation drop the connection, answer HTTP 503 or a SOAP fault (each
+:data:`FailMode`); :meth:`XtaSimulator.fail_message` answers every
+``sendMessage`` of one message id that way.
 
 Not simulated: encryption, WS-Security, the management port, sync messages,
 quotas, and binding client certificates to accounts.
@@ -39,9 +43,21 @@ from hub.core import xmlsafe
 from hub.core.errors import Rejection
 from hub.core.model import Code
 from hub.core.transport import xta
+from hub.sim import mime
 
 Operation = Literal["getStatusList", "getMessage", "close", "sendMessage"]
-FailMode = Literal["drop", "fault"]
+# How a call fails: "drop" the connection; "unavailable": HTTP 503 without a SOAP body; or a
+# SOAP fault: "fault" (XTAWSTechnicalProblemException 9030, the server's own problem),
+# "duplicate" (ParameterIsNotValidException 9024: the message id is taken), "invalid"
+# (ParameterIsNotValidException 9022), "denied" (PermissionDeniedException 9011: account locked).
+FailMode = Literal["drop", "unavailable", "fault", "duplicate", "invalid", "denied"]
+# (SOAP fault code, XTA exception, Fehlernummer, reason text) per fault mode.
+_FAULTS: dict[str, tuple[Literal["Sender", "Receiver"], str, str, str]] = {
+    "fault": ("Receiver", "XTAWSTechnicalProblemException", "9030", "simulated failure"),
+    "duplicate": ("Sender", "ParameterIsNotValidException", "9024", "message id is taken"),
+    "invalid": ("Sender", "ParameterIsNotValidException", "9022", "invalid parameters"),
+    "denied": ("Sender", "PermissionDeniedException", "9011", "account is locked"),
+}
 
 SOZIALPLATTFORM = "sop:050000100099"  # the NRW Sozialplattform's DVDV key (docs/domain.md)
 XSOZIAL_NAMESPACE = "https://portalverbund.d-nrw.de/efa/XSozial-basis/Version_2_4_0"
@@ -115,27 +131,28 @@ def mtom_message(
     envelope = xta.soap_message(metadata, container, action=action, headers=headers)
     boundary = f"uuid:{uuid.uuid4()}"
     root_id = f"root.{uuid.uuid4().hex}@{_MTOM_HOST}"
-    delimiter = b"--" + boundary.encode("ascii")
-    body = (
-        delimiter
-        + b'\r\nContent-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"'
-        + b"\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <"
-        + root_id.encode("ascii")
-        + b">\r\n\r\n"
-        + envelope
-        + b"\r\n"
+    root_headers = [
+        ("Content-Type", 'application/xop+xml; charset=UTF-8; type="application/soap+xml"'),
+        ("Content-Transfer-Encoding", "binary"),
+        ("Content-ID", f"<{root_id}>"),
+    ]
+    body = mime.multipart(
+        boundary,
+        [
+            (root_headers, envelope),
+            *(
+                (
+                    [
+                        ("Content-Type", "application/octet-stream"),
+                        ("Content-Transfer-Encoding", "binary"),
+                        ("Content-ID", f"<{content_id}>"),
+                    ],
+                    data,
+                )
+                for content_id, data in parts
+            ),
+        ],
     )
-    for content_id, data in parts:
-        body += (
-            delimiter
-            + b"\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary"
-            + b"\r\nContent-ID: <"
-            + content_id.encode("ascii")
-            + b">\r\n\r\n"
-            + data
-            + b"\r\n"
-        )
-    body += delimiter + b"--\r\n"
     content_type = (
         f'multipart/related; type="application/xop+xml"; boundary="{boundary}"; '
         f'start="<{root_id}>"; start-info="application/soap+xml"'
@@ -162,6 +179,8 @@ class XtaSimulator:
         self.mtom = mtom  # answer getMessage with MTOM/XOP unless add_message says otherwise
         self._boxes: dict[str, dict[str, _Entry]] = {}
         self._failures: dict[Operation, list[FailMode]] = {}
+        self._message_failures: dict[str, FailMode] = {}  # sendMessage by message id
+        self._sent: set[str] = set()  # message ids of the recorded sendMessage requests
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self.closed: list[str] = []  # message ids, in the order they were closed
@@ -251,6 +270,14 @@ class XtaSimulator:
         """Make the next ``times`` calls of ``operation`` fail before they take effect."""
         self._failures.setdefault(operation, []).extend([mode] * times)
 
+    def fail_message(self, message_id: str, mode: FailMode) -> None:
+        """Answer every ``sendMessage`` carrying ``message_id`` with ``mode``; it is never recorded.
+
+        ``"duplicate"`` stands for a message the server got before this simulator
+        ran (e.g. a receipt sent just before the sender crashed).
+        """
+        self._message_failures[message_id] = mode
+
     def _box(self, reader: str) -> dict[str, _Entry]:
         return self._boxes.setdefault(reader, {})
 
@@ -304,18 +331,15 @@ class XtaSimulator:
         try:
             return xmlsafe.parse(await request.read())
         except Rejection:
-            return _fault("Sender", "ParameterIsNotValidException", "request is not acceptable XML")
+            return _fault(
+                "Sender", "ParameterIsNotValidException", "request is not acceptable XML", "9022"
+            )
 
     def _injected(self, operation: Operation, request: web.Request) -> web.Response | None:
         queue = self._failures.get(operation)
         if not queue:
             return None
-        mode = queue.pop(0)
-        if mode == "drop":
-            if request.transport is not None:
-                request.transport.abort()
-            return web.Response(status=500)  # never sent: the connection is gone
-        return _fault("Receiver", "XTAWSTechnicalProblemException", "simulated failure")
+        return _failure(queue.pop(0), request)
 
     async def _msgbox(self, request: web.Request) -> web.Response:
         root = await self._parse(request)
@@ -325,13 +349,13 @@ class XtaSimulator:
         operation_element = None if body is None or len(body) != 1 else body[0]
         operation = None if operation_element is None else _OPERATIONS.get(operation_element.tag)
         if operation_element is None or operation is None:
-            return _fault("Sender", "ParameterIsNotValidException", "unknown operation")
+            return _fault("Sender", "ParameterIsNotValidException", "unknown operation", "9022")
         self.requests.append(operation)
         if (injected := self._injected(operation, request)) is not None:
             return injected
         mailbox = _author(root)
         if mailbox is None:
-            return _fault("Sender", "PermissionDeniedException", "no author identifier")
+            return _fault("Sender", "PermissionDeniedException", "no author identifier", "9012")
         handler = {
             "getStatusList": self._status_list,
             "getMessage": self._get_message,
@@ -369,7 +393,7 @@ class XtaSimulator:
         message_id = (selected.text or "").strip() if selected is not None else ""
         entry = self._boxes.get(mailbox, {}).get(message_id)
         if entry is None:
-            return _fault("Sender", "InvalidMessageIDException", "no such message")
+            return _fault("Sender", "InvalidMessageIDException", "no such message", "9070")
         self.fetched.append(message_id)
         content_type, data = self._render(entry)
         response = web.Response(body=data)
@@ -401,7 +425,7 @@ class XtaSimulator:
         ]
         box = self._boxes.get(mailbox, {})
         if not ids or any(message_id not in box for message_id in ids):
-            return _fault("Sender", "InvalidMessageIDException", "no such message")
+            return _fault("Sender", "InvalidMessageIDException", "no such message", "9070")
         for message_id in ids:
             del box[message_id]
             self.closed.append(message_id)
@@ -416,9 +440,16 @@ class XtaSimulator:
         if (injected := self._injected("sendMessage", request)) is not None:
             return injected
         try:
-            xta.unwrap(data)
+            message_id = xta.unwrap(data).message_id or ""
         except Rejection:
-            return _fault("Sender", "MessageSchemaViolationException", "not a valid XTA message")
+            return _fault(
+                "Sender", "MessageSchemaViolationException", "not a valid XTA message", "9050"
+            )
+        if (mode := self._message_failures.get(message_id)) is not None:
+            return _failure(mode, request)
+        if message_id in self._sent:
+            return _failure("duplicate", request)  # as a real server: the id is taken
+        self._sent.add(message_id)
         self.receipts.append(data)
         root, _, _ = _soap(xta.ACTION_SEND_MESSAGE)
         return _response(root)
@@ -465,8 +496,26 @@ def _response(root: etree._Element, status: int = 200) -> web.Response:
     return web.Response(status=status, body=body, content_type=_SOAP_CONTENT_TYPE)
 
 
-def _fault(code: Literal["Sender", "Receiver"], exception: str, text: str) -> web.Response:
-    """A SOAP 1.2 fault with an XTA exception in its detail (400 for Sender, 500 otherwise)."""
+def _failure(mode: FailMode, request: web.Request) -> web.Response:
+    """The response of a failing call (:data:`FailMode`)."""
+    if mode == "drop":
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)  # never sent: the connection is gone
+    if mode == "unavailable":
+        return web.Response(status=503, text="service unavailable")
+    code, exception, error_code, text = _FAULTS[mode]
+    return _fault(code, exception, text, error_code)
+
+
+def _fault(
+    code: Literal["Sender", "Receiver"], exception: str, text: str, error_code: str = "9000"
+) -> web.Response:
+    """A SOAP 1.2 fault with an XTA exception in its detail (400 for Sender, 500 otherwise).
+
+    The exception carries ``xta:errorCode`` with the Fehlernummer ``error_code``
+    (9000: unspecified) as the XTA 2.1.1 schema lays it out.
+    """
     root = etree.Element(f"{{{xta.SOAP12}}}Envelope", nsmap={"s12": xta.SOAP12, "xta": xta.XTA})
     body = etree.SubElement(root, f"{{{xta.SOAP12}}}Body")
     fault = etree.SubElement(body, f"{{{xta.SOAP12}}}Fault")
@@ -479,8 +528,12 @@ def _fault(code: Literal["Sender", "Receiver"], exception: str, text: str) -> we
     reason_text.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
     reason_text.text = text
     detail = etree.SubElement(fault, f"{{{xta.SOAP12}}}Detail")
-    error = etree.SubElement(etree.SubElement(detail, f"{{{xta.XTA}}}{exception}"), "errorCode")
-    etree.SubElement(error, "code").text = "SIM"
+    error = etree.SubElement(
+        etree.SubElement(detail, f"{{{xta.XTA}}}{exception}"), f"{{{xta.XTA}}}errorCode"
+    )
+    error.set("listURI", "urn:de:xta:webservice:codeliste:fehlernummer")
+    error.set("listVersionID", "1.0")
+    etree.SubElement(error, "code").text = error_code
     etree.SubElement(error, "name").text = text
     return _response(root, status=400 if code == "Sender" else 500)
 

@@ -519,23 +519,34 @@ def fitconnect_task(
 
 
 RECEIPT_RETRY_MAX = 60.0
+# Sends one receipt over its channel; returns how the portal has it ("sent", or e.g. "present"
+# when it had it already), raises when it does not.
+ReceiptChannel = Callable[[PortalReceipt], Awaitable[str | None]]
 
 
-async def _send_receipt(
-    send: Callable[[PortalReceipt], Awaitable[None]], receipt: PortalReceipt
-) -> bool:
+class UnsendableReceiptError(ValueError):
+    """A receipt record that cannot be sent at all (no body, no case id): never retried."""
+
+    retriable = False
+
+
+async def _send_receipt(send: ReceiptChannel, receipt: PortalReceipt) -> bool:
     """Send until the portal has it (True), or until it refuses for good (False).
 
-    Transient failures (connection, 5xx, 429) are retried with backoff without limit:
-    the portal must get its answer. A permanent refusal (an error whose ``retriable``
-    is false, e.g. a 4xx from the FIT-Connect delivery service for an event it
-    already has) is logged and audited as ``receipt``/``refused``, so one refused
-    receipt cannot block every later one.
+    Transient failures (connection, timeout, 5xx or 429, an XTA technical fault) are
+    retried with backoff without limit: the portal must get its answer. A permanent
+    refusal (an error whose ``retriable`` is false: an XTA fault that refuses the
+    request, a 4xx from the FIT-Connect delivery service, a SET the case's event log
+    contradicts, a record that cannot be sent) is logged and audited as
+    ``receipt``/``refused``, so one refused receipt cannot block every later one. A
+    receipt the portal has already (an XTA message id the server holds from an
+    earlier send, a SET in the case's event log) counts as sent; the channel's
+    answer is logged as ``state``.
     """
     delay = 1.0
     while True:
         try:
-            await send(receipt)
+            state = await send(receipt)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the portal is down or refuses
@@ -545,6 +556,7 @@ async def _send_receipt(
                 channel=receipt.channel,
                 submission_id=receipt.submission_id,
                 error=type(exc).__name__,
+                permanent=permanent,
                 retry_in=None if permanent else delay,
             )
             if permanent:
@@ -552,17 +564,25 @@ async def _send_receipt(
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECEIPT_RETRY_MAX)
         else:
-            log.info("receipt.sent", channel=receipt.channel, submission_id=receipt.submission_id)
+            log.info(
+                "receipt.sent",
+                channel=receipt.channel,
+                submission_id=receipt.submission_id,
+                state=state or "sent",
+            )
             return True
 
 
-def receipts_agent(
-    app: faust.App, sender: Sender, channels: dict[str, Callable[[PortalReceipt], Awaitable[None]]]
-) -> None:
+def receipts_agent(app: faust.App, sender: Sender, channels: dict[str, ReceiptChannel]) -> None:
     """Send each portal receipt over its channel; retry with backoff until the portal has it.
 
     Receipts have their own agent, so a portal that is down delays only its answers,
-    never intake. Each sent receipt is audited; the offset advances only after that.
+    never intake. Each receipt's outcome (``receipt``/``sent`` or ``refused``) is
+    audited and acknowledged by Kafka before the agent takes the next record, so its
+    offset is committed only after the outcome is recorded. The stream acks a record
+    in a ``finally`` block when anything escapes the loop (a shutdown that cancels a
+    retry included), so the process ends without a commit instead; after a restart
+    the receipt is sent again (an XTA server then answers that it has it: ``sent``).
     """
 
     async def send_receipts(stream: Any) -> None:
@@ -575,9 +595,12 @@ def receipts_agent(
             send = channels.get(receipt.channel)
             if send is None:
                 continue  # channel "none", or a transport this worker does not run
-            sent = await _send_receipt(send, receipt)
-            audit = pipeline.receipt_sent(receipt, utcnow(), sent=sent)
-            await sender.send_all([audit])
+            try:
+                sent = await _send_receipt(send, receipt)
+                audit = pipeline.receipt_sent(receipt, utcnow(), sent=sent)
+                await sender.send_all([audit])
+            except BaseException as exc:  # noqa: BLE001 - the record must not be acked unrecorded
+                exit_without_commit("receipts.interrupted", exc)
 
     app.agent(sender.channel(pipeline.RECEIPTS), name="receipts")(send_receipts)
 
@@ -786,23 +809,37 @@ def create_app(
 
 def inbound_connectors(app: faust.App, settings: Settings, hub: HubContext, sender: Sender) -> None:
     """The configured portal connectors, and the agent that answers their portals."""
-    channels: dict[str, Callable[[PortalReceipt], Awaitable[None]]] = {}
+    channels: dict[str, ReceiptChannel] = {}
     if settings.xta_msgbox_url:
         poller = xta_task(app, settings, hub, sender)
 
-        async def send_xta(receipt: PortalReceipt) -> None:
-            await poller.send_receipt(unb64(receipt.body_b64 or ""))
+        async def send_xta(receipt: PortalReceipt) -> str:
+            return await poller.send_receipt(_receipt_body(receipt))
 
         channels["xta2"] = send_xta
     if settings.fitconnect_api_url:
         receiver = fitconnect_task(app, settings, hub, sender)
 
-        async def send_fitconnect(receipt: PortalReceipt) -> None:
+        async def send_fitconnect(receipt: PortalReceipt) -> str:
             if receipt.case_id is None:
-                raise ValueError("a FIT-Connect receipt needs its case id")
-            token = unb64(receipt.body_b64 or "").decode("ascii")
-            await receiver.send_event(receipt.case_id, token)
+                raise UnsendableReceiptError("a FIT-Connect receipt needs its case id")
+            try:
+                token = _receipt_body(receipt).decode("ascii")
+            except UnicodeDecodeError:
+                raise UnsendableReceiptError("not a token") from None
+            return await receiver.send_event(receipt.case_id, token)
 
         channels["fitconnect"] = send_fitconnect
     if channels:
         receipts_agent(app, sender, channels)
+
+
+def _receipt_body(receipt: PortalReceipt) -> bytes:
+    """The message or token a receipt record carries; :class:`UnsendableReceiptError` without one."""
+    try:
+        body = unb64(receipt.body_b64 or "")
+    except Rejection:
+        raise UnsendableReceiptError("the receipt body is not base64") from None
+    if not body:
+        raise UnsendableReceiptError("the receipt has no body")
+    return body

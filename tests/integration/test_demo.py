@@ -80,11 +80,52 @@ def test_demo_delivers_or_dead_letters_every_example(tmp_path):
     for row in rows:
         for output in row["outputs"]:
             assert (tmp_path / "demo" / output).is_file()
-        if row["transport"] != "file":
+        verdict = "accepted" if row["outcome"] == "delivered" else "rejected"
+        if row["transport"] in ("xta2", "fitconnect"):
             # The portal (simulator) received a receipt whose outcome matches the hub's verdict.
-            verdict = "accepted" if row["outcome"] == "delivered" else "rejected"
-            assert row["receipt"]["outcome"] == verdict
+            assert (row["receipt"]["channel"], row["receipt"]["outcome"]) == (
+                row["transport"],
+                verdict,
+            )
             assert row["receipt"]["portal_has_it"] is True
+        elif row["transport"] == "osci":
+            # No way back over OSCI: the receipt record names the OSCI message id and the verdict.
+            assert row["receipt"] == {
+                "channel": "none",
+                "outcome": verdict,
+                "reason": row["reason"],
+                "portal_has_it": None,
+            }
+        # The hub received each example the way the demo sent it: transport, connector, and a
+        # MIME original exactly for the XTA message served as MTOM/XOP and the OSCI package.
+        source = {"xta2": "xta", "fitconnect": "fitconnect"}.get(row["transport"], "filedrop")
+        mime = row["mtom"] or row["transport"] == "osci"
+        assert {"transport": row["transport"], "source": source, "mime": mime} == row["received"]
+    # Every inbound path was taken: XTA inline and MTOM/XOP, FIT-Connect, the OSCI sub-inbox
+    # with a metadata sidecar, the file drop; the MTOM message and the OSCI package delivered.
+    by_path = {(r["transport"], r["mtom"]): r for r in rows}
+    paths = {
+        ("xta2", False),
+        ("xta2", True),
+        ("fitconnect", False),
+        ("osci", False),
+        ("file", False),
+    }
+    assert paths == set(by_path)
+    mtom, osci = by_path[("xta2", True)], by_path[("osci", False)]
+    assert ("delivered", True, "accepted") == (
+        mtom["outcome"],
+        mtom["received"]["mime"],
+        mtom["receipt"]["outcome"],
+    )
+    assert ("delivered", "osci", "filedrop", "accepted") == (
+        osci["outcome"],
+        osci["received"]["transport"],
+        osci["received"]["source"],
+        osci["receipt"]["outcome"],
+    )
+    assert b"1 XTA MTOM/XOP" in completed.stdout
+    assert b"1 OSCI package with metadata sidecar (osci sub-inbox)" in completed.stdout
     assert b"memory only" in completed.stderr + completed.stdout
     # Every audit event was chained and signed, and the chain verifies (exit 1 otherwise).
     assert b"0 not yet signed; `sozialhub audit verify`: intact." in completed.stdout

@@ -5,14 +5,18 @@ package and its metadata sidecar, each written atomically into
 ``<inbox>/osci/``. The portal (Sozialplattform NRW, recognised from the sidecar's
 author) requires an author signature on the container, pinned to a certificate
 made here. A signed package ends delivered; a package whose container is
-encrypted for a Reader key the hub does not have ends dead-lettered
-``ENCRYPTED``; a package whose sidecar never comes is refused ``METADATA``. Each
-is answered on ``submissions.receipts`` as far as the hub can attribute it, and
-nothing stays in the inbox.
+encrypted while the worker has no reader key ends dead-lettered ``ENCRYPTED``;
+a package whose sidecar never comes is refused ``METADATA``. A worker with the
+office's reader key configured (``reader_decryption_keys``, encrypted PEM, the
+password as a secret) delivers a signed container encrypted for that key and
+refuses one encrypted for another key ``DECRYPT``. Each is answered on
+``submissions.receipts`` as far as the hub can attribute it, and nothing stays
+in the inbox.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 
 import pytest
@@ -39,6 +43,9 @@ PLATFORM = "sop:050000100099"
 READER = "jbc:055620000000"
 SIGNED_ID = "b3NjaS1zaWduZWQtNDcxMQ=="
 ENCRYPTED_ID = "b3NjaS1lbmNyeXB0ZWQtNDcxMg=="
+OURS_ID = "b3NjaS1vdXJzLTQ3MjE="
+FOREIGN_ID = "b3NjaS1mb3JlaWduLTQ3MjI="
+PASSWORD = "canary-Lesekennwort-4721"  # noqa: S105 - must never surface
 PERSONAL = (b"Mustermann", b"Erika")
 
 
@@ -87,6 +94,16 @@ def signed_mime_package(author: b.Author, payload: bytes) -> bytes:
 def encrypted_package(payload: bytes) -> bytes:
     secret = b.container(b.inline(payload, "payload"), ident="secret")
     return b.xml(b.package(b.encrypt(secret, b.reader_key().public_key())))
+
+
+def signed_encrypted_package(author: b.Author, payload: bytes, reader: rsa.RSAPublicKey) -> bytes:
+    """A container signed by ``author`` inside it, then encrypted for ``reader`` (no key name)."""
+    secret = b.container(b.inline(payload, "payload"), b.inline(PDF, "att1"), ident="secret")
+    scratch = b.package(copy.deepcopy(secret))
+    secret.insert(
+        0, b.signature_over(scratch, ["#payload", "#att1"], author.key, [author.certificate])
+    )
+    return b.xml(b.package(b.encrypt(secret, reader, key_name=None)))
 
 
 def receipts(settings, expected: set[str], timeout: float = 60.0) -> dict[str, PortalReceipt]:
@@ -200,3 +217,64 @@ def test_osci_handovers_end_delivered_encrypted_or_refused(settings, author):
     # The worker's log names no person and no file.
     log = (settings.data_dir / "worker.log").read_bytes()
     assert [] == [p for p in (*PERSONAL, b"4711.mime", b"4713.xml") if p in log]
+
+
+def test_a_worker_with_the_reader_key_opens_encrypted_containers(settings, author):
+    """The reader key configured (encrypted PEM, password as a secret): a signed container
+    encrypted for it is delivered with its signer; one encrypted for another key is DECRYPT."""
+    reader = b.reader_key()
+    key_file = settings.data_dir / "config" / "reader-2026.pem"
+    key_file.write_bytes(
+        reader.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(PASSWORD.encode()),
+        )
+    )
+    keyed = settings.with_overrides(reader_decryption_keys=str(key_file))
+    ours = signed_encrypted_package(author, make_submission(SubmissionSpec()), reader.public_key())
+    foreign = signed_encrypted_package(
+        author, make_submission(SubmissionSpec()), b.reader_key().public_key()
+    )
+    sids = {"ours": submission_id(ours), "foreign": submission_id(foreign)}
+    inbox = keyed.inbox_dir / "osci"
+    worker = WorkerProcess(
+        keyed,
+        log_file=keyed.data_dir / "worker.log",
+        secrets={"SOZIALHUB_READER_DECRYPTION_KEY_PASSWORD": PASSWORD},
+    ).start()
+    try:
+        worker.wait_ready()
+        drop(inbox, "4721.xml", ours)
+        drop(inbox, "4721.xml.json", render(OsciMetadata(PLATFORM, READER, OURS_ID)))
+        drop(inbox, "4722.xml", foreign)
+        drop(inbox, "4722.xml.json", render(OsciMetadata(PLATFORM, READER, FOREIGN_ID)))
+        tracker = outcomes(keyed, set(sids.values()), timeout=120)
+        answers = receipts(keyed, set(sids.values()))
+        record = accepted_record(keyed, sids["ours"])
+        (letter,) = dead_letters(keyed, {sids["foreign"]})
+    finally:
+        worker.stop()
+
+    actual = {
+        name: (tracker.get(sid).outcome, tracker.get(sid).reason) for name, sid in sids.items()
+    }
+    assert {"ours": ("delivered", None), "foreign": ("dead-lettered", "DECRYPT")} == actual
+    assert record is not None
+    assert (OURS_ID, author.certificate.subject.rfc4514_string()) == (
+        record.transport_message_id,
+        record.signer,
+    )
+    assert ["att1.pdf"] == [a["filename"] for a in record.attachments or []]
+    assert ("intake", "ContentPackage/EncryptedData[1]/KeyInfo/EncryptedKey") == (
+        letter.stage,
+        letter.path,
+    )
+    assert {"ours": ("accepted", None), "foreign": ("rejected", "DECRYPT")} == {
+        name: (answers[sid].outcome, answers[sid].reason) for name, sid in sids.items()
+    }
+    assert [] == names(inbox)
+    # Neither the password nor a person's data reaches the worker's log.
+    log = (keyed.data_dir / "worker.log").read_bytes()
+    assert [] == [p for p in (*PERSONAL, PASSWORD.encode()) if p in log]
+    assert b"transport.reader_keys_loaded" in log

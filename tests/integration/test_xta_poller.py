@@ -15,9 +15,12 @@ import datetime as dt
 import ipaddress
 import os
 import ssl
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self, TypeVar
 
 import pytest
 import xmlschema
@@ -32,6 +35,7 @@ from connectors.xta import (
     XtaError,
     XtaFaultError,
     XtaPoller,
+    XtaSendRefusedError,
     XtaSettings,
     client_ssl_context,
 )
@@ -40,13 +44,16 @@ from hub.config import Settings
 from hub.core import pipeline, xmlsafe, xta_oversize
 from hub.core.errors import Reason, Rejection
 from hub.core.pipeline import Emit
-from hub.core.records import DeadLetter, PortalReceipt, Received, decode, unb64
+from hub.core.records import AuditEvent, DeadLetter, PortalReceipt, Received, decode, unb64
 from hub.core.transport import xta
 from hub.core.xta_oversize import Oversize
+from hub.dlq import read_topic
 from hub.sim.xta import SOZIALPLATTFORM, XtaSimulator, mtom_message
+from hub.supervise import WorkerProcess
 from hub.testing import SubmissionSpec, make_submission
 
 pytestmark = pytest.mark.timeout(60)
+T = TypeVar("T")
 
 OFFICE = "wgb010540880000"
 PDF = b"%PDF-1.4\n" + bytes(range(64))
@@ -412,14 +419,15 @@ class TestFailures:
         run(pki, scenario)
 
     def test_status_list_fault(self, pki):
-        """A SOAP fault on getStatusList is an XtaFaultError naming the XTA exception."""
+        """A SOAP fault on getStatusList is an XtaFaultError naming the XTA exception and its
+        Fehlernummer."""
 
         async def scenario(sim: XtaSimulator) -> None:
             sim.fail("getStatusList", "fault")
             async with XtaPoller(settings(sim, client_context(pki)), Recorder(sim)) as poller:
                 with pytest.raises(XtaFaultError) as caught:
                     await poller.poll_once()
-            expected = xta.Fault("Receiver", "XTAWSTechnicalProblemException")
+            expected = xta.Fault("Receiver", "XTAWSTechnicalProblemException", "9030")
             assert expected == caught.value.fault
 
         run(pki, scenario)
@@ -533,8 +541,66 @@ class TestReceipt:
             async with XtaPoller(settings(sim, client_context(pki)), Recorder(sim)) as poller:
                 with pytest.raises(XtaFaultError) as caught:
                     await poller.send_receipt(b"<not-xta/>")
-            expected = ("MessageSchemaViolationException", [])
-            assert expected == (caught.value.fault.exception, sim.receipts)
+            expected = ("MessageSchemaViolationException", False, [])
+            actual = (caught.value.fault.exception, caught.value.retriable, sim.receipts)
+            assert expected == actual
+
+        run(pki, scenario)
+
+    def test_a_receipt_sent_again_is_present(self, pki):
+        """The same receipt sent twice (a crash before it was audited): the server answers the
+        second with ParameterIsNotValidException 9024, the id is taken; the receipt is there."""
+        receipt = xta.receipt_message(
+            original_message_id="urn:de:xta:messageid:sop:4712",
+            portal=SOZIALPLATTFORM,
+            hub=OFFICE,
+            outcome="accepted",
+        )
+
+        async def scenario(sim: XtaSimulator) -> None:
+            async with XtaPoller(settings(sim, client_context(pki)), Recorder(sim)) as poller:
+                first = await poller.send_receipt(receipt)
+                second = await poller.send_receipt(receipt)
+            assert ("sent", "present", [receipt]) == (first, second, sim.receipts)
+
+        run(pki, scenario)
+
+    @pytest.mark.parametrize(
+        ("mode", "error", "exception", "retriable"),
+        [
+            ("duplicate", None, None, None),
+            ("invalid", XtaSendRefusedError, "ParameterIsNotValidException", False),
+            ("denied", XtaSendRefusedError, "PermissionDeniedException", False),
+            ("fault", XtaFaultError, "XTAWSTechnicalProblemException", True),
+            ("unavailable", XtaError, None, True),
+            ("drop", XtaError, None, True),
+        ],
+    )
+    def test_each_failure_kind_of_the_simulator(self, pki, mode, error, exception, retriable):
+        """Each way the simulator fails sendMessage is classified: a taken id is present, a
+        refusing fault is not retriable, a technical fault, 503 or dropped connection is."""
+        receipt = xta.receipt_message(
+            original_message_id="urn:de:xta:messageid:sop:4713",
+            portal=SOZIALPLATTFORM,
+            hub=OFFICE,
+            outcome="accepted",
+        )
+
+        async def scenario(sim: XtaSimulator) -> None:
+            sim.fail_message(xta.receipt_message_id("urn:de:xta:messageid:sop:4713"), mode)
+            async with XtaPoller(settings(sim, client_context(pki)), Recorder(sim)) as poller:
+                if error is None:
+                    assert "present" == await poller.send_receipt(receipt)
+                else:
+                    with pytest.raises(XtaError) as caught:
+                        await poller.send_receipt(receipt)
+                    fault = getattr(caught.value, "fault", None)
+                    assert (type(caught.value), exception, retriable) == (
+                        error,
+                        fault.exception if fault else None,
+                        caught.value.retriable,
+                    )
+            assert [] == sim.receipts  # refused or failed: the server recorded nothing
 
         run(pki, scenario)
 
@@ -988,6 +1054,100 @@ class TestThroughTheBroker:
         run(pki, scenario, mtom=True)
 
 
+class SimulatorThread:
+    """The XTA simulator on an event loop in a background thread, for a worker process."""
+
+    def __init__(self, sim: XtaSimulator) -> None:
+        self.sim = sim
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def call(self, function: Callable[[], T]) -> T:
+        """``function()`` on the simulator's loop (it is not thread-safe)."""
+
+        async def inside() -> T:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(inside(), self._loop).result(30)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.sim.start(), self._loop).result(30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.sim.stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+def until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.3)
+
+
+@pytest.mark.timeout(300)
+def test_a_taken_or_refused_receipt_does_not_block_a_later_one(pki, hub_settings):
+    """Through a worker and the broker: the receipts agent meets a receipt whose message id the
+    XTA server holds already (sent just before a crash, so never audited) and one the server
+    refuses for good (ParameterIsNotValidException 9022). Neither blocks the receipt after
+    them: each is tried once and audited, the first as sent, the second as refused."""
+    sim = XtaSimulator(server_context(pki))
+    with SimulatorThread(sim) as background:
+
+        def fill() -> list[str]:
+            ids = [
+                sim.add_message(p, author=SOZIALPLATTFORM, reader=OFFICE) for p in submissions(3)
+            ]
+            sim.fail_message(xta.receipt_message_id(ids[0]), "duplicate")
+            sim.fail_message(xta.receipt_message_id(ids[1]), "invalid")
+            return ids
+
+        ids = background.call(fill)
+        worker_settings = hub_settings.with_overrides(
+            xta_msgbox_url=sim.msgbox_url,
+            xta_send_url=sim.send_url,
+            xta_mailbox=OFFICE,
+            xta_client_cert=pki.client_cert,
+            xta_client_key=pki.client_key,
+            xta_ca_file=pki.ca,
+            xta_poll_seconds=0.5,
+        )
+
+        def decisions() -> dict[str, str]:
+            """Transport message id -> the receipt's audited decision."""
+            receipts = [
+                decode(m.value(), PortalReceipt)
+                for m in read_topic(hub_settings, hub_settings.topic(pipeline.RECEIPTS))
+            ]
+            by_submission = {r.submission_id: r.transport_message_id or "" for r in receipts}
+            events = [
+                decode(m.value(), AuditEvent)
+                for m in read_topic(hub_settings, hub_settings.topic(pipeline.AUDIT))
+            ]
+            return {
+                by_submission[e.submission_id]: e.decision
+                for e in events
+                if e.stage == "receipt" and e.submission_id in by_submission
+            }
+
+        worker = WorkerProcess(
+            worker_settings, log_file=hub_settings.data_dir / "worker.log", args=("--no-outbound",)
+        ).start()
+        try:
+            worker.wait_ready()
+            until(lambda: len(decisions()) == 3)
+        finally:
+            worker.stop()
+        sends = background.call(lambda: sim.requests.count("sendMessage"))
+        recorded = background.call(lambda: [xta.receipt_outcome(r)[0] for r in sim.receipts])
+    assert {ids[0]: "sent", ids[1]: "refused", ids[2]: "sent"} == decisions()
+    assert (3, [ids[2]]) == (sends, recorded)  # each receipt tried once; the server kept one
+
+
 # --- the simulator speaks the official schema ------------------------------------------------
 
 
@@ -1084,6 +1244,43 @@ class TestSimulatorMatchesTheStandard:
             ("sendMessage", "GenericContentContainer"),
         ]
         assert expected == validated
+
+    def test_faults_validate(self, pki):
+        """Each SOAP fault the simulator answers sendMessage with carries an XTA exception that
+        validates against XTA-Webservice-Exceptions.xsd (``xta:errorCode`` with a Fehlernummer),
+        and is classified as intended."""
+        assert SHARED is not None
+        exceptions = xmlschema.XMLSchema(
+            str(SHARED / "schemas" / "xta-2.1.1" / "XTA-Webservice-Exceptions.xsd"),
+            allow="local",
+            defuse="always",
+        )
+        bodies: dict[str, bytes] = {}
+
+        async def scenario(sim: XtaSimulator) -> None:
+            async with XtaPoller(settings(sim, client_context(pki)), Recorder(sim)) as poller:
+                session = poller._open()
+                for mode in ("fault", "duplicate", "invalid", "denied"):
+                    sim.fail("sendMessage", mode)
+                    headers = {"Content-Type": "application/soap+xml"}
+                    async with session.post(sim.send_url, data=b"<x/>", headers=headers) as answer:
+                        bodies[mode] = await answer.read()
+
+        run(pki, scenario)
+        verdicts = {}
+        for mode, body in bodies.items():
+            detail = xmlsafe.parse(body).find(f".//{{{xta.SOAP12}}}Detail")
+            assert detail is not None
+            exceptions.validate(XMLResource(detail[0], allow="none"))
+            fault = xta.parse_fault(body)
+            assert fault is not None
+            verdicts[mode] = (fault.error_code, xta.send_verdict(fault))
+        assert {
+            "fault": ("9030", xta.SEND_TRANSIENT),
+            "duplicate": (xta.MESSAGE_ID_TAKEN, xta.SEND_PRESENT),
+            "invalid": ("9022", xta.SEND_REFUSED),
+            "denied": ("9011", xta.SEND_REFUSED),
+        } == verdicts
 
     def test_mtom_response_validates_after_xop_resolution(self, pki, official_schema):
         """An MTOM getMessage response, its includes resolved, validates against XTA 2.1.1; so

@@ -175,7 +175,7 @@ class TestExpectationsFile:
         actual = (
             set(entry),
             entry["verdict"] in ("accepted", "rejected"),
-            entry["transport"] in ("xta2", "fitconnect", "file"),
+            entry["transport"] in ("xta2", "fitconnect", "osci", "file"),
             entry["reason"] is None if accepted else entry["reason"] in REASON_CODES,
             bool(entry["offices"]),
             entry["channels"],

@@ -160,6 +160,17 @@ XTA_EXCEPTIONS = frozenset(
         "CancelDeniedException",
     }
 )
+# XTA-WS Fehlernummer (code list urn:de:xta:webservice:codeliste:fehlernummer, version 1.0) of
+# ParameterIsNotValidException: "MessageID ist bereits vergeben", the message id is taken.
+MESSAGE_ID_TAKEN = "9024"
+_ERROR_CODE = re.compile(r"[0-9]{4}")  # the list's codes; nothing else is passed on
+
+# What a sendMessage fault says about the message sent (send_verdict):
+SEND_PRESENT = "present"  # the server holds a message with this id: an earlier send got through
+SEND_REFUSED = "refused"  # sending the same request again cannot succeed
+SEND_TRANSIENT = "transient"  # the server failed; the same request may succeed later
+# Declared exceptions that refuse the request itself, whatever the SOAP fault code says.
+_REFUSING_EXCEPTIONS = XTA_EXCEPTIONS - {"XTAWSTechnicalProblemException"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,10 +233,15 @@ class StatusList:
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """A SOAP 1.2 fault: its code (``Sender``/``Receiver``/...) and the XTA exception, if known."""
+    """A SOAP 1.2 fault: its code (``Sender``/``Receiver``/...) and the XTA exception, if known.
+
+    ``error_code`` is the exception's ``errorCode/code`` when it is a four-digit
+    XTA-WS Fehlernummer (e.g. :data:`MESSAGE_ID_TAKEN`), else ``None``.
+    """
 
     code: str
     exception: str | None
+    error_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -890,15 +906,60 @@ def parse_fault(response: bytes) -> Fault | None:
         local = (value.text or "").strip(_XML_WS).rpartition(":")[2]
         if local in ("Sender", "Receiver", "MustUnderstand", "VersionMismatch"):
             code = local
-    exception = None
+    exception = error_code = None
     detail = fault.find(f"{{{SOAP12}}}Detail")
     if detail is not None:
         for child in _elements(detail):
             name = etree.QName(child).localname
             if etree.QName(child).namespace == XTA and name in XTA_EXCEPTIONS:
                 exception = name
+                error_code = _error_code(child)
                 break
-    return Fault(code=code, exception=exception)
+    return Fault(code=code, exception=exception, error_code=error_code)
+
+
+def _error_code(exception: etree._Element) -> str | None:
+    """The Fehlernummer in an XTA exception's ``errorCode/code``, if it has the list's shape.
+
+    The schema qualifies ``errorCode`` (``xta:``) and leaves ``code`` unqualified;
+    servers that leave ``errorCode`` unqualified too are read the same way.
+    """
+    for error in _elements(exception):
+        if etree.QName(error).localname != "errorCode" or etree.QName(error).namespace not in (
+            XTA,
+            None,
+        ):
+            continue
+        for item in _elements(error):
+            if etree.QName(item).localname == "code" and len(item) == 0:
+                text = (item.text or "").strip(_XML_WS)
+                return text if _ERROR_CODE.fullmatch(text) else None
+    return None
+
+
+def send_verdict(fault: Fault) -> str:
+    """What a ``sendMessage`` fault says about the message: ``SEND_PRESENT``, ``_REFUSED``, ``_TRANSIENT``.
+
+    - ``ParameterIsNotValidException`` with Fehlernummer :data:`MESSAGE_ID_TAKEN`: the
+      server already holds a message with this id. The hub derives a receipt's id from
+      the original message's (:func:`receipt_message_id`), so an earlier send of this
+      receipt got through and only its answer was lost: ``present``.
+    - ``XTAWSTechnicalProblemException``: the server's own problem: ``transient``.
+    - Any other exception the WSDL declares (permission denied, invalid parameter,
+      schema violation, virus, sync/async): the request itself is refused: ``refused``.
+    - No declared exception: the SOAP 1.2 fault code decides; ``Sender`` (and
+      ``MustUnderstand``, ``VersionMismatch``) means the same request fails again
+      (``refused``), ``Receiver`` or an unknown code ``transient``.
+    """
+    if fault.exception == "ParameterIsNotValidException" and fault.error_code == MESSAGE_ID_TAKEN:
+        return SEND_PRESENT
+    if fault.exception == "XTAWSTechnicalProblemException":
+        return SEND_TRANSIENT
+    if fault.exception in _REFUSING_EXCEPTIONS:
+        return SEND_REFUSED
+    if fault.code in ("Sender", "MustUnderstand", "VersionMismatch"):
+        return SEND_REFUSED
+    return SEND_TRANSIENT
 
 
 # --- building ------------------------------------------------------------------------------------
