@@ -180,6 +180,7 @@ class XtaSimulator:
         self._boxes: dict[str, dict[str, _Entry]] = {}
         self._failures: dict[Operation, list[FailMode]] = {}
         self._message_failures: dict[str, FailMode] = {}  # sendMessage by message id
+        self._reply_failures: dict[str, FailMode] = {}  # receipts by the message they answer
         self._sent: set[str] = set()  # message ids of the recorded sendMessage requests
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -277,6 +278,14 @@ class XtaSimulator:
         ran (e.g. a receipt sent just before the sender crashed).
         """
         self._message_failures[message_id] = mode
+
+    def fail_reply(self, original_message_id: str, mode: FailMode) -> None:
+        """Answer every receipt for ``original_message_id`` (its ``messageId``) with ``mode``.
+
+        For tests through a worker, where the receipt's own message id depends on the
+        submission id the hub derives from the bytes it fetched.
+        """
+        self._reply_failures[original_message_id] = mode
 
     def _box(self, reader: str) -> dict[str, _Entry]:
         return self._boxes.setdefault(reader, {})
@@ -440,12 +449,14 @@ class XtaSimulator:
         if (injected := self._injected("sendMessage", request)) is not None:
             return injected
         try:
-            message_id = xta.unwrap(data).message_id or ""
+            envelope = xta.unwrap(data)
         except Rejection:
             return _fault(
                 "Sender", "MessageSchemaViolationException", "not a valid XTA message", "9050"
             )
-        if (mode := self._message_failures.get(message_id)) is not None:
+        message_id = envelope.message_id or ""
+        mode = self._message_failures.get(message_id) or self._reply_mode(envelope.payload)
+        if mode is not None:
             return _failure(mode, request)
         if message_id in self._sent:
             return _failure("duplicate", request)  # as a real server: the id is taken
@@ -453,6 +464,15 @@ class XtaSimulator:
         self.receipts.append(data)
         root, _, _ = _soap(xta.ACTION_SEND_MESSAGE)
         return _response(root)
+
+    def _reply_mode(self, payload: bytes) -> FailMode | None:
+        if not self._reply_failures:
+            return None
+        try:
+            answered = xmlsafe.parse(payload).findtext(f"{{{xta.RECEIPT_NAMESPACE}}}messageId")
+        except Rejection:
+            return None
+        return self._reply_failures.get((answered or "").strip())
 
 
 def _author(root: etree._Element) -> str | None:

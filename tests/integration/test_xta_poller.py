@@ -1102,8 +1102,8 @@ def test_a_taken_or_refused_receipt_does_not_block_a_later_one(pki, hub_settings
             ids = [
                 sim.add_message(p, author=SOZIALPLATTFORM, reader=OFFICE) for p in submissions(3)
             ]
-            sim.fail_message(xta.receipt_message_id(ids[0]), "duplicate")
-            sim.fail_message(xta.receipt_message_id(ids[1]), "invalid")
+            sim.fail_reply(ids[0], "duplicate")
+            sim.fail_reply(ids[1], "invalid")
             return ids
 
         ids = background.call(fill)

@@ -991,7 +991,12 @@ class TestReceipt:
     def test_round_trip(self):
         """The receipt is an XTA message the hub itself can unwrap: hub is author, portal is reader."""
         envelope = xta.unwrap(receipt())
-        expected = (OFFICE, PORTAL, xta.receipt_message_id(MESSAGE_ID), "receipt.xml")
+        expected = (
+            OFFICE,
+            PORTAL,
+            xta.receipt_message_id(MESSAGE_ID, SUBMISSION_ID),
+            "receipt.xml",
+        )
         actual = (envelope.author, envelope.reader, envelope.message_id, envelope.payload_filename)
         assert expected == actual
 
@@ -1028,6 +1033,13 @@ class TestReceipt:
             xta.receipt_message_id(MESSAGE_ID) != xta.receipt_message_id(other),
         )
         assert expected == actual
+
+    def test_another_submission_under_the_same_message_id_gets_its_own_receipt_id(self):
+        """A replay rejected as DUPLICATE is answered with a receipt the server has not seen."""
+        first = xta.receipt_message_id(MESSAGE_ID, SUBMISSION_ID)
+        assert first == xta.receipt_message_id(MESSAGE_ID, SUBMISSION_ID)
+        assert first != xta.receipt_message_id(MESSAGE_ID, "sub-" + "0" * 32)
+        assert xta.unwrap(receipt()).message_id == first
 
     @pytest.mark.parametrize(
         "changes",

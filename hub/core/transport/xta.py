@@ -1144,10 +1144,18 @@ def soap_message(
     return _serialize(root)
 
 
-def receipt_message_id(original_message_id: str, prefix: str = "sozialhub") -> str:
-    """The receipt's XTA message id: deterministic, so a re-sent receipt has the same id."""
+def receipt_message_id(
+    original_message_id: str, submission_id: str | None = None, prefix: str = "sozialhub"
+) -> str:
+    """The receipt's XTA message id: deterministic, so a re-sent receipt has the same id.
+
+    Derived from the original's message id and the hub's submission id: another
+    submission under the same message id (a replay the hub rejects as ``DUPLICATE``)
+    gets its own receipt, which the XTA server does not take for the first one again.
+    """
     _require(original_message_id, MESSAGE_ID, "XTA message id")
-    identifier = uuid.uuid5(_RECEIPT_IDS, original_message_id)
+    name = original_message_id if submission_id is None else f"{original_message_id} {submission_id}"
+    identifier = uuid.uuid5(_RECEIPT_IDS, name)
     return _require(f"urn:de:xta:messageid:{prefix}:{identifier}", MESSAGE_ID, "message id prefix")
 
 
@@ -1209,11 +1217,11 @@ def receipt_message(
 
     ``hub`` (the hub's or the office's party identifier) is the receipt's author,
     ``portal`` (the original's author) its reader. The message id is derived from
-    the original's (:func:`receipt_message_id`) and refers to it with
+    the original's and the submission id (:func:`receipt_message_id`) and refers to it with
     ``In-Reply-To``; ``now`` becomes ``DeliveryAttributes/Origin``. The same
     inputs always give the same bytes. Raises ``ValueError`` on invalid input.
     """
-    message_id = receipt_message_id(original_message_id, prefix)
+    message_id = receipt_message_id(original_message_id, submission_id, prefix)
     metadata = message_metadata(
         OutboundMetadata(
             message_id=message_id,
