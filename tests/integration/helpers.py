@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import structlog
 import yaml
 
 from hub import config
@@ -19,6 +16,7 @@ from hub.core.outcomes import OutcomeTracker
 from hub.core.pipeline import DEAD_LETTER
 from hub.core.records import DeadLetter, decode
 from hub.kafka import follow, follow_outcomes
+from tests import clitools
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
@@ -75,18 +73,8 @@ def all_vendors_on_files(settings: Settings) -> Settings:
 def cli_environment(settings: Settings, monkeypatch: Any) -> Iterator[None]:
     """``settings`` as the environment ``cli.main`` reads (every other SOZIALHUB_ variable
     removed); structlog and the root logger as they were afterwards (``main`` configures them)."""
-    for name in list(os.environ):
-        if name.startswith("SOZIALHUB_"):
-            monkeypatch.delenv(name)
+    clitools.clear_environment(monkeypatch, ("SOZIALHUB_",))
     for name, value in config.to_environment(settings).items():
         monkeypatch.setenv(name, value)
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
+    with clitools.logging_restored():
         yield
-    finally:
-        structlog.reset_defaults()
-        structlog.configure(**saved)
-        root.handlers[:] = handlers
-        root.setLevel(level)

@@ -14,14 +14,11 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import logging
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import structlog
 import xmlschema
 from lxml import etree
 
@@ -48,7 +45,7 @@ from hub.core.records import (
     unb64,
 )
 from hub.testing import make_submission
-from tests import sigtools
+from tests import clitools, sigtools
 from tests.unit.test_audit_vault import CountingRandom
 from tests.unit.test_pipeline import PERSONAL
 
@@ -730,17 +727,8 @@ class TestCommandLine:
     @pytest.fixture(autouse=True)
     def isolated(self, monkeypatch):
         """A clean environment; main() configures logging for this stderr: undo that after."""
-        for name in list(os.environ):
-            if name.startswith(("SOZIALHUB_", "KAFKA_")):
-                monkeypatch.delenv(name)
-        saved = structlog.get_config()
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        yield
-        structlog.reset_defaults()
-        structlog.configure(**saved)
-        root.handlers[:] = handlers
-        root.setLevel(level)
+        with clitools.isolated(monkeypatch):
+            yield
 
     def run(self, capsys, *argv: str) -> tuple[int, str, str]:
         status = cli.main(["audit", "replay", *argv])

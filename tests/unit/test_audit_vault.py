@@ -8,13 +8,10 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import logging
-import os
 from pathlib import Path
 
 import jsonschema
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from hub import audit_kek, cli
@@ -26,6 +23,7 @@ from hub.core.pipeline import AUDIT, dispatch
 from hub.core.records import Accepted, AuditEvent, Delivery, decode, encode
 from hub.stream.app import WorkerOptions, vault_keks
 from hub.stream.person_keys import PersonKeyIndex
+from tests import clitools
 from tests.unit.test_pipeline import (
     HOUSEHOLD,
     PERSONAL,
@@ -649,17 +647,8 @@ class TestEraseCommandLine:
     @pytest.fixture(autouse=True)
     def isolated(self, monkeypatch):
         """A clean environment; main() configures logging for this stderr: undo that after."""
-        for name in list(os.environ):
-            if name.startswith(("SOZIALHUB_", "KAFKA_")):
-                monkeypatch.delenv(name)
-        saved = structlog.get_config()
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        yield
-        structlog.reset_defaults()
-        structlog.configure(**saved)
-        root.handlers[:] = handlers
-        root.setLevel(level)
+        with clitools.isolated(monkeypatch):
+            yield
 
     def run(self, capsys, monkeypatch, *argv: str) -> tuple[int, str, str]:
         status = cli.main(["audit", "erase", *argv])

@@ -12,11 +12,8 @@ import dataclasses
 import datetime as dt
 import io
 import json
-import logging
-import os
 
 import pytest
-import structlog
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -26,6 +23,7 @@ from hub.core.portals import PortalTable
 from hub.core.receipt import ReceiptSigner
 from hub.core.records import Received, decode
 from hub.keys import ephemeral_certificate
+from tests import clitools
 
 SECONDS = 0.3
 NOW = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
@@ -158,20 +156,8 @@ class TestRawSignature:
 @contextlib.contextmanager
 def _cli_isolated():
     """No SOZIALHUB_*/KAFKA_* variables; structlog and the root logger restored after main()."""
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith(("SOZIALHUB_", "KAFKA_")):
-                patch.delenv(name)
-        try:
-            yield
-        finally:
-            structlog.reset_defaults()
-            structlog.configure(**saved)
-            root.handlers[:] = handlers
-            root.setLevel(level)
+    with pytest.MonkeyPatch.context() as patch, clitools.isolated(patch):
+        yield
 
 
 def _cli(argv: list[str]) -> tuple[int, str]:

@@ -11,22 +11,16 @@ import contextlib
 import dataclasses
 import io
 import json
-import logging
-import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
-import structlog
 
 from hub import __version__, cli, offices, topics
 from hub.config import PROJECT_ROOT
 from hub.core.errors import Reason
 from hub.core.xsozial import NAMESPACE
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from tests import clitools
 
 EXAMPLES = PROJECT_ROOT / "examples" / "submissions"
 EXPECTED = json.loads((PROJECT_ROOT / "examples" / "expected.json").read_text("utf-8"))
@@ -60,26 +54,10 @@ def personal_values() -> list[str]:
     return sorted(found)
 
 
-def _clean_environment(patch: pytest.MonkeyPatch) -> None:
-    """The machine's SOZIALHUB_*/KAFKA_* variables must not leak into config.load()."""
-    for name in list(os.environ):
-        if name.startswith(("SOZIALHUB_", "KAFKA_")):
-            patch.delenv(name)
-
-
-@contextlib.contextmanager
-def _logging_restored() -> Iterator[None]:
-    """main() configures structlog and the root logger for the current stderr; undo that."""
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        structlog.reset_defaults()
-        structlog.configure(**saved)
-        root.handlers[:] = handlers
-        root.setLevel(level)
+# The machine's SOZIALHUB_*/KAFKA_* variables must not leak into config.load(); main()
+# configures structlog and the root logger for the current stderr, which is undone after.
+_clean_environment = clitools.clear_environment
+_logging_restored = clitools.logging_restored
 
 
 @pytest.fixture(autouse=True)

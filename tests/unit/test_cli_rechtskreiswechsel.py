@@ -8,13 +8,11 @@ the built-in offline gate (data-free messages only).
 from __future__ import annotations
 
 import json
-import logging
-import os
 
 import pytest
-import structlog
 
 from hub import cli
+from tests import clitools
 from tests.rkw_support import EXAMPLES, EXPECTED, example_body
 
 PLANNED = [e for e in EXPECTED if e["verdict"] == "planned"]
@@ -24,16 +22,8 @@ REJECTED = [e for e in EXPECTED if e["verdict"] == "rejected"]
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch):
     """No SOZIALHUB_*/KAFKA_* variables of the machine; main()'s logging set-up undone after."""
-    for name in list(os.environ):
-        if name.startswith(("SOZIALHUB_", "KAFKA_")):
-            monkeypatch.delenv(name)
-    saved, root = structlog.get_config(), logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.reset_defaults()
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    with clitools.isolated(monkeypatch):
+        yield
 
 
 def plan(capsys, *args: str) -> tuple[int, list[dict], str]:

@@ -9,10 +9,8 @@ import base64
 import dataclasses
 import datetime as dt
 import json
-import logging
 
 import pytest
-import structlog
 
 from hub import cli
 from hub.config import PROJECT_ROOT
@@ -41,6 +39,7 @@ from hub.core.records import (
     encode,
 )
 from hub.testing import PersonSpec, SubmissionSpec, make_submission
+from tests import clitools
 
 FAMILY, STREET = "Quastenhoff", "Vogelsangweg"
 RECEIVED_AT = SourceRef("sozialhub.submissions.received", 1, 41)
@@ -435,19 +434,8 @@ class TestReport:
 @pytest.fixture
 def clean_cli(monkeypatch):
     """No machine SOZIALHUB_*/KAFKA_* settings; main()'s logging configuration undone."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("SOZIALHUB_", "KAFKA_")):
-            monkeypatch.delenv(name)
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield monkeypatch
-    structlog.reset_defaults()
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    with clitools.isolated(monkeypatch):
+        yield monkeypatch
 
 
 class TestCommandGuards:

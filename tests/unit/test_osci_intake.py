@@ -11,12 +11,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import logging
-import os
 from pathlib import Path
 
 import pytest
-import structlog
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hub import cli
@@ -44,8 +41,8 @@ from hub.core.records import (
 from hub.core.transport.osci_handover import OsciMetadata, render
 from hub.core.xsozial import NAMESPACE
 from hub.testing import SubmissionSpec, make_submission
+from tests import clitools, sigtools
 from tests import osci_builders as b
-from tests import sigtools
 
 PLATFORM = "sop:050000100099"
 READER = "jbc:055620000000"
@@ -269,19 +266,8 @@ class TestCommandLine:
     @pytest.fixture(autouse=True)
     def clean_environment(self, monkeypatch):
         """No machine settings leak in; main()'s logging configuration is undone afterwards."""
-        for name in list(os.environ):
-            if name.startswith(("SOZIALHUB_", "KAFKA_")):
-                monkeypatch.delenv(name)
-        saved = structlog.get_config()
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        try:
+        with clitools.isolated(monkeypatch):
             yield
-        finally:
-            structlog.reset_defaults()
-            structlog.configure(**saved)
-            root.handlers[:] = handlers
-            root.setLevel(level)
 
     def run(self, capsys, argv: list[str]) -> tuple[int, list[dict]]:
         try:

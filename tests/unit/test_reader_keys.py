@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-import os
 from pathlib import Path
 
 import pytest
-import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
@@ -30,6 +27,7 @@ from hub.core.transport import xta
 from hub.core.transport.osci_handover import OsciMetadata, parse_metadata, render
 from hub.sim.xta import DEFAULT_BUSINESS_SCENARIO, DEFAULT_MESSAGE_TYPE
 from hub.testing import SubmissionSpec, make_submission
+from tests import clitools
 from tests import osci_builders as b
 
 PLATFORM = "sop:050000100099"  # the Sozialplattform's author key in config/portals.yml
@@ -314,19 +312,8 @@ class TestCheckCommand:
 
     @pytest.fixture(autouse=True)
     def clean_environment(self, monkeypatch):
-        for name in list(os.environ):
-            if name.startswith(("SOZIALHUB_", "KAFKA_")):
-                monkeypatch.delenv(name)
-        saved = structlog.get_config()
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        try:
+        with clitools.isolated(monkeypatch):
             yield
-        finally:
-            structlog.reset_defaults()
-            structlog.configure(**saved)
-            root.handlers[:] = handlers
-            root.setLevel(level)
 
     def check(self, capsys, path: Path) -> tuple[int, list[dict]]:
         status = cli.main(["check", "--json", str(path)])
