@@ -125,6 +125,12 @@ class FitConnectApiError(Exception):
         return self.status >= 500 or self.status in (408, 429)
 
 
+class UnsendableEvent(ValueError):  # noqa: N818 - reads as the condition it reports
+    """A receipt that can never be posted (no UUID case id, not an accept or reject SET)."""
+
+    retriable = False
+
+
 class FitConnectConflict(Exception):  # noqa: N818 - named like FitConnectApiError
     """The case's event log holds the other answer: the SET is not sent (never retried)."""
 
@@ -540,8 +546,11 @@ class FitConnectReceiver:
         posted, and the same ``jti`` lets the service recognise a repetition.
         """
         if not _UUID.fullmatch(case_id):
-            raise ValueError("case_id must be a UUID")
-        fc.answer_in_log(set_token, [])  # ValueError unless an accept or reject SET
+            raise UnsendableEvent("case_id must be a UUID")
+        try:
+            fc.answer_in_log(set_token, [])  # ValueError unless an accept or reject SET
+        except ValueError:
+            raise UnsendableEvent("not an accept or reject event") from None
         for attempt in range(1, self.config.max_attempts + 1):
             try:
                 state = await self._logged(case_id, set_token)

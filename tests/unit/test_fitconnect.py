@@ -834,3 +834,30 @@ class TestReceiverConfig:
     def test_destination_must_be_a_uuid(self):
         with pytest.raises(ValueError, match="UUID"):
             self.config(destination_id="destination")
+
+
+class TestUnsendableEvents:
+    """A receipt that can never be posted is refused at once: the receipts agent does not retry it."""
+
+    def receiver(self):
+        from connectors.fitconnect import receiver  # noqa: PLC0415
+
+        config = TestReceiverConfig().config()
+
+        async def handover(*_args):  # never called here
+            raise AssertionError
+
+        return receiver, receiver.FitConnectReceiver(config, handover)
+
+    @pytest.mark.parametrize(
+        ("case_id", "token"),
+        [("not-a-case", "x.y.z"), ("6f1d2c3b-4a5e-4f60-8b7a-9c0d1e2f3a4b", "not.a.set")],
+    )
+    def test_a_bad_case_id_or_token_is_not_retriable(self, case_id, token):
+        import asyncio  # noqa: PLC0415
+
+        module, receiver = self.receiver()
+        with pytest.raises(module.UnsendableEvent) as caught:
+            asyncio.run(receiver.send_event(case_id, token))
+        assert caught.value.retriable is False
+        assert isinstance(caught.value, ValueError)
