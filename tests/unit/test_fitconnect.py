@@ -7,6 +7,7 @@ fragment reaches ``str``/``repr`` of the rejection.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -20,6 +21,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from connectors.fitconnect import ReceiverConfig
+from connectors.fitconnect.receiver import FitConnectReceiver, UnsendableEvent
 from hub.config import PROJECT_ROOT, ConfigError, Secret
 from hub.core.errors import Reason, Rejection
 from hub.core.transport import AttachmentPolicy
@@ -839,25 +841,18 @@ class TestReceiverConfig:
 class TestUnsendableEvents:
     """A receipt that can never be posted is refused at once: the receipts agent does not retry it."""
 
-    def receiver(self):
-        from connectors.fitconnect import receiver  # noqa: PLC0415
-
-        config = TestReceiverConfig().config()
-
+    def receiver(self) -> FitConnectReceiver:
         async def handover(*_args):  # never called here
             raise AssertionError
 
-        return receiver, receiver.FitConnectReceiver(config, handover)
+        return FitConnectReceiver(TestReceiverConfig().config(), handover)
 
     @pytest.mark.parametrize(
         ("case_id", "token"),
         [("not-a-case", "x.y.z"), ("6f1d2c3b-4a5e-4f60-8b7a-9c0d1e2f3a4b", "not.a.set")],
     )
     def test_a_bad_case_id_or_token_is_not_retriable(self, case_id, token):
-        import asyncio  # noqa: PLC0415
-
-        module, receiver = self.receiver()
-        with pytest.raises(module.UnsendableEvent) as caught:
-            asyncio.run(receiver.send_event(case_id, token))
+        with pytest.raises(UnsendableEvent) as caught:
+            asyncio.run(self.receiver().send_event(case_id, token))
         assert caught.value.retriable is False
         assert isinstance(caught.value, ValueError)
