@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
-import os
 import ssl
 import threading
 import time
@@ -51,6 +50,7 @@ from hub.dlq import read_topic
 from hub.sim.xta import SOZIALPLATTFORM, XtaSimulator, mtom_message
 from hub.supervise import WorkerProcess
 from hub.testing import SubmissionSpec, make_submission
+from tests.shared_dir import XTA_WSDL, shared_dir
 
 pytestmark = pytest.mark.timeout(60)
 T = TypeVar("T")
@@ -1151,19 +1151,7 @@ def test_a_taken_or_refused_receipt_does_not_block_a_later_one(pki, hub_settings
 # --- the simulator speaks the official schema ------------------------------------------------
 
 
-def _shared_dir() -> Path | None:
-    repo = Path(__file__).resolve().parents[2]
-    for candidate in (
-        os.environ.get("SOZIALHUB_SHARED_DIR"),
-        repo.parent / "shared",
-        "/work/shared",
-    ):
-        if candidate and (Path(candidate) / "schemas" / "xta-2.1.1" / "XTA.wsdl").is_file():
-            return Path(candidate)
-    return None
-
-
-SHARED = _shared_dir()
+SHARED = shared_dir(XTA_WSDL)  # the official XTA XSDs
 
 
 @pytest.fixture(scope="module")

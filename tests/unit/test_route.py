@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import os
 from pathlib import Path
 
 import pytest
@@ -25,21 +24,15 @@ from hub.core.route import (
     explain,
     route,
 )
+from tests.shared_dir import LEIKA, shared_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _shared_data() -> Path | None:
-    """The project's shared reference data: $SOZIALHUB_SHARED_DIR, ../shared beside the clone, or /work/shared."""
-    candidates = [
-        os.environ.get("SOZIALHUB_SHARED_DIR"),
-        REPO_ROOT.parent / "shared",
-        "/work/shared",
-    ]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "data" / "leika.csv").is_file():
-            return Path(candidate) / "data"
-    return None
+    """The project's shared reference data (code lists), see tests/shared_dir.py."""
+    shared = shared_dir(LEIKA)
+    return None if shared is None else shared / "data"
 
 
 SHARED_DATA = _shared_data() or Path("/nonexistent")

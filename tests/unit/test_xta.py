@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import os
 from pathlib import Path
 
 import pytest
@@ -21,23 +20,12 @@ from hub.core import xmlsafe
 from hub.core.errors import Reason, Rejection
 from hub.core.model import Code
 from hub.core.transport import AttachmentPolicy, xta
+from tests.shared_dir import XTA_WSDL, shared_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _shared_dir() -> Path | None:
-    """$SOZIALHUB_SHARED_DIR, ../shared beside the clone, or /work/shared (with the XTA XSDs)."""
-    for candidate in (
-        os.environ.get("SOZIALHUB_SHARED_DIR"),
-        REPO_ROOT.parent / "shared",
-        "/work/shared",
-    ):
-        if candidate and (Path(candidate) / "schemas" / "xta-2.1.1" / "XTA.wsdl").is_file():
-            return Path(candidate)
-    return None
-
-
-SHARED = _shared_dir()
+SHARED = shared_dir(XTA_WSDL)  # the official XTA XSDs
 needs_xsd = pytest.mark.skipif(
     SHARED is None,
     reason="official XTA 2.1.1 XSDs not found: set SOZIALHUB_SHARED_DIR to the shared/ directory",
