@@ -338,15 +338,20 @@ def _children(element: etree._Element) -> list[etree._Element]:
     return [child for child in element if isinstance(child.tag, str)]
 
 
-def _check_shape(
-    root: etree._Element, signature: etree._Element, policy: SignaturePolicy
-) -> _Shape:
-    children = _children(signature)
-    if any(child.tag == f"{_DS}Object" for child in children):
-        # Unsigned content inside the signature: the classic place to hide a signed original.
-        raise Rejection(Reason.SIG_WRAPPING, OBJECT)
+def _signed_info(
+    signature: etree._Element, policy: SignaturePolicy, *, only_known_children: bool = False
+) -> tuple[etree._Element, str, list[etree._Element]]:
+    """SignedInfo's CanonicalizationMethod, the allow-listed signature method and References.
+
+    Checked in this order: one SignedInfo and one SignatureValue, no unknown child of
+    SignedInfo (``only_known_children``), the canonicalization, the signature method.
+    """
     signed_info = _one(signature, f"{_DS}SignedInfo", Reason.SIG_INVALID, SIGNED_INFO)
     _one(signature, f"{_DS}SignatureValue", Reason.SIG_INVALID, SIGNATURE_VALUE)
+    if only_known_children and any(
+        child.tag not in _SIGNED_INFO_CHILDREN for child in _children(signed_info)
+    ):
+        raise Rejection(Reason.SIG_INVALID, SIGNED_INFO)
     c14n = _one(signed_info, f"{_DS}CanonicalizationMethod", Reason.SIG_INVALID, C14N_METHOD)
     _check_c14n(c14n, C14N_METHOD)
     method = _one(signed_info, f"{_DS}SignatureMethod", Reason.SIG_INVALID, SIGNATURE_METHOD)
@@ -354,7 +359,17 @@ def _check_shape(
     # Any child of SignatureMethod (HMACOutputLength above all) is refused.
     if name is None or name not in policy.signature_methods or _children(method):
         raise Rejection(Reason.SIG_ALG, SIGNATURE_METHOD)
-    references = [child for child in signed_info if child.tag == f"{_DS}Reference"]
+    return c14n, name, [child for child in signed_info if child.tag == f"{_DS}Reference"]
+
+
+def _check_shape(
+    root: etree._Element, signature: etree._Element, policy: SignaturePolicy
+) -> _Shape:
+    children = _children(signature)
+    if any(child.tag == f"{_DS}Object" for child in children):
+        # Unsigned content inside the signature: the classic place to hide a signed original.
+        raise Rejection(Reason.SIG_WRAPPING, OBJECT)
+    _, name, references = _signed_info(signature, policy)
     if len(references) != 1:
         raise Rejection(Reason.SIG_REF, REFERENCE)
     reference = references[0]
@@ -966,17 +981,7 @@ def _detached_shape(
         raise Rejection(Reason.SIG_INVALID, SIGNATURE)
     document = signature.getroottree().getroot()
     _check_unique_ids(document)
-    signed_info = _one(signature, f"{_DS}SignedInfo", Reason.SIG_INVALID, SIGNED_INFO)
-    _one(signature, f"{_DS}SignatureValue", Reason.SIG_INVALID, SIGNATURE_VALUE)
-    if any(child.tag not in _SIGNED_INFO_CHILDREN for child in _children(signed_info)):
-        raise Rejection(Reason.SIG_INVALID, SIGNED_INFO)
-    c14n = _one(signed_info, f"{_DS}CanonicalizationMethod", Reason.SIG_INVALID, C14N_METHOD)
-    _check_c14n(c14n, C14N_METHOD)
-    method = _one(signed_info, f"{_DS}SignatureMethod", Reason.SIG_INVALID, SIGNATURE_METHOD)
-    name = _METHOD_BY_URI.get(method.get("Algorithm", ""))
-    if name is None or name not in policy.signature_methods or _children(method):
-        raise Rejection(Reason.SIG_ALG, SIGNATURE_METHOD)
-    references = [child for child in signed_info if child.tag == f"{_DS}Reference"]
+    c14n, name, references = _signed_info(signature, policy, only_known_children=True)
     if not 1 <= len(references) <= MAX_REFERENCES:
         raise Rejection(Reason.SIG_REF, REFERENCE)
     # "#" references must name something inside the package (or the decrypted container the
