@@ -12,9 +12,9 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -25,6 +25,7 @@ from hub.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from hub.core.dlq import Listed, SourceCheck, SourceState
+    from hub.core.pipeline import HubContext
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_DRIFT = 0, 1, 2, 3
 DEMO_TIMEOUT = 240.0  # `sozialhub demo`; a scenario has its own default
@@ -513,6 +514,34 @@ def _osci_metadata(package: Path, explicit: Path | None) -> bytes | None:
         return handle.read(MAX_METADATA_BYTES + 1)
 
 
+def _offline_report(
+    run: Callable[..., dict[str, Any]],
+    path: Path,
+    hub: HubContext,
+    settings: Settings,
+    transport: str,
+    osci_meta: Path | None,
+) -> dict[str, Any]:
+    """``check`` or ``route_report`` on one file, read bounded, its transport recognised."""
+    from hub.core.pipeline import transport_message_id_of_name  # noqa: PLC0415
+    from hub.core.transport.registry import sniff  # noqa: PLC0415
+
+    with path.open("rb") as handle:
+        data = handle.read(settings.max_submission_bytes + 1)
+    how = sniff(data) if transport == "auto" else transport
+    return {
+        "file": str(path),
+        **run(
+            data,
+            hub,
+            dt.datetime.now(dt.UTC),
+            transport=how,
+            transport_message_id=transport_message_id_of_name(path.name) if how == "file" else None,
+            osci_metadata=_osci_metadata(path, osci_meta) if how == "osci" else None,
+        ),
+    }
+
+
 def _check(
     settings: Settings,
     files: Sequence[Path],
@@ -522,8 +551,7 @@ def _check(
     osci_meta: Path | None = None,
 ) -> int:
     from hub import context  # noqa: PLC0415
-    from hub.core.pipeline import check, transport_message_id_of_name  # noqa: PLC0415
-    from hub.core.transport.registry import sniff  # noqa: PLC0415
+    from hub.core.pipeline import check  # noqa: PLC0415
 
     missing = [f for f in files if not f.is_file()]
     if osci_meta is not None and not osci_meta.is_file():
@@ -538,21 +566,7 @@ def _check(
     hub = context.build(settings)
     status = EXIT_OK
     for path in files:
-        with path.open("rb") as handle:
-            data = handle.read(settings.max_submission_bytes + 1)
-        how = sniff(data) if transport == "auto" else transport
-        message_id = transport_message_id_of_name(path.name) if how == "file" else None
-        report = {
-            "file": str(path),
-            **check(
-                data,
-                hub,
-                dt.datetime.now(dt.UTC),
-                transport=how,
-                transport_message_id=message_id,
-                osci_metadata=_osci_metadata(path, osci_meta) if how == "osci" else None,
-            ),
-        }
+        report = _offline_report(check, path, hub, settings, transport, osci_meta)
         if report["verdict"] != "accepted":
             status = EXIT_REJECTED
         if as_json:
@@ -735,29 +749,14 @@ def _route(
     osci_meta: Path | None = None,
 ) -> int:
     from hub import context  # noqa: PLC0415
-    from hub.core.pipeline import route_report, transport_message_id_of_name  # noqa: PLC0415
-    from hub.core.transport.registry import sniff  # noqa: PLC0415
+    from hub.core.pipeline import route_report  # noqa: PLC0415
 
     for needed in (path, osci_meta):
         if needed is not None and not needed.is_file():
             print(f"sozialhub route: no such file: {needed}", file=sys.stderr)
             return EXIT_USAGE
     hub = context.build(settings)
-    with path.open("rb") as handle:
-        data = handle.read(settings.max_submission_bytes + 1)
-    how = sniff(data) if transport == "auto" else transport
-    message_id = transport_message_id_of_name(path.name) if how == "file" else None
-    report = {
-        "file": str(path),
-        **route_report(
-            data,
-            hub,
-            dt.datetime.now(dt.UTC),
-            transport=how,
-            transport_message_id=message_id,
-            osci_metadata=_osci_metadata(path, osci_meta) if how == "osci" else None,
-        ),
-    }
+    report = _offline_report(route_report, path, hub, settings, transport, osci_meta)
     if as_json:
         print(json.dumps(report, ensure_ascii=False))
     else:
