@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hub import dlq, topics
@@ -431,17 +430,9 @@ def _hub_signing_key(settings: Settings, root: Path) -> tuple[Settings, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     folder = root / "pki"
     folder.mkdir(parents=True, exist_ok=True)
-    key_file, cert_file = folder / "hub-signing.key", folder / "hub-signing.crt"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_file.chmod(0o600)
+    key_file = pki.write_key(folder / "hub-signing.key", key)
     certificate = ephemeral_certificate(key, "sozialhub demo hub", days=7)
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    cert_file = pki.write_cert(folder / "hub-signing.crt", certificate)
     return settings.with_overrides(
         signing_key_file=key_file, signing_cert_file=cert_file
     ), cert_file

@@ -43,7 +43,8 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
+def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
+    """The key as unencrypted PKCS#8 PEM, in a file created readable by its owner only."""
     path.touch(mode=0o600)
     path.write_bytes(
         key.private_bytes(
@@ -55,7 +56,8 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
     return path
 
 
-def _write_cert(path: Path, cert: x509.Certificate) -> Path:
+def write_cert(path: Path, cert: x509.Certificate) -> Path:
+    """The certificate as PEM."""
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return path
 
@@ -102,9 +104,9 @@ def create(directory: Path, host: str = "127.0.0.1") -> DevPki:
     server_cert, server_key = leaf("xta-simulator", ExtendedKeyUsageOID.SERVER_AUTH)
     client_cert, client_key = leaf("sozialhub", ExtendedKeyUsageOID.CLIENT_AUTH)
     return DevPki(
-        ca=_write_cert(directory / "ca.pem", ca_cert),
-        server_cert=_write_cert(directory / "server.pem", server_cert),
-        server_key=_write_key(directory / "server.key", server_key),
-        client_cert=_write_cert(directory / "client.pem", client_cert),
-        client_key=_write_key(directory / "client.key", client_key),
+        ca=write_cert(directory / "ca.pem", ca_cert),
+        server_cert=write_cert(directory / "server.pem", server_cert),
+        server_key=write_key(directory / "server.key", server_key),
+        client_cert=write_cert(directory / "client.pem", client_cert),
+        client_key=write_key(directory / "client.key", client_key),
     )
