@@ -1154,7 +1154,9 @@ def receipt_message_id(
     gets its own receipt, which the XTA server does not take for the first one again.
     """
     _require(original_message_id, MESSAGE_ID, "XTA message id")
-    name = original_message_id if submission_id is None else f"{original_message_id} {submission_id}"
+    name = (
+        original_message_id if submission_id is None else f"{original_message_id} {submission_id}"
+    )
     identifier = uuid.uuid5(_RECEIPT_IDS, name)
     return _require(f"urn:de:xta:messageid:{prefix}:{identifier}", MESSAGE_ID, "message id prefix")
 
