@@ -30,8 +30,9 @@ Where files go (``<aside>`` is the archive, or ``<inbox>/../rejected`` without o
 - unreadable (either file): ``<aside>/unreadable/<name>``;
 - orphaned sidecars: ``<aside>/orphaned/<name>``.
 
-The directory is not created: an OSCI client that hands over packages creates
-``<inbox>/osci/`` (owned by it, writable by nobody else).
+The directory is not created: it is made for the OSCI client, which writes the
+files, and the hub's user, which renames and deletes them; nobody else may write
+there. A directory the hub cannot list is reported (``OsciListing.error``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class OsciListing:
     ready: list[OsciHandover]
     waiting: int  # packages whose sidecar is not there yet (not overdue)
     orphans: list[Path]  # sidecars whose package did not arrive in time
+    error: int | None = None  # errno when the directory could not be listed (e.g. permissions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,8 @@ class OsciInbox:
             entries = list(os.scandir(self.directory))
         except (FileNotFoundError, NotADirectoryError):
             return OsciListing([], 0, [])
+        except OSError as exc:  # e.g. no permission: reported, and polled again
+            return OsciListing([], 0, [], error=exc.errno or 0)
         names = {
             entry.name
             for entry in entries

@@ -446,11 +446,13 @@ class FitConnectReceiver:
         except FitConnectConflict:
             self._remember(submission_id)  # logged by send_event; an operator has to look
             return True
-        except FitConnectApiError as exc:
+        except (FitConnectApiError, UnsendableEvent) as exc:
             if exc.retriable:
                 return True  # the service is unavailable: the next poll tries again
+            # Refused for good, or a stored answer that cannot be posted: fetched as if unanswered.
+            status = exc.status if isinstance(exc, FitConnectApiError) else None
             log.warning(
-                "fitconnect.answer_again_refused", submission_id=submission_id, status=exc.status
+                "fitconnect.answer_again_refused", submission_id=submission_id, status=status
             )
             return False
         except (aiohttp.ClientError, TimeoutError):

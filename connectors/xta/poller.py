@@ -106,6 +106,13 @@ class XtaSendRefusedError(XtaFaultError):
     retriable = False
 
 
+class XtaHttpRefusedError(XtaError):
+    """An HTTP 4xx without a SOAP fault (other than 408 and 429): a gateway, proxy or firewall
+    refused the request itself (401, 403, 413, ...). Sending it again as it is cannot succeed."""
+
+    retriable = False
+
+
 class XtaTooLargeError(XtaError):
     """The response is larger than ``max_message_bytes``; it was not read to the end.
 
@@ -390,8 +397,9 @@ class XtaPoller:
         message with this id already (``ParameterIsNotValidException`` with
         Fehlernummer 9024): an earlier send of the same receipt (same derived message
         id) got through and only its answer was lost, e.g. before a crash. A fault that
-        refuses the request itself raises :class:`XtaSendRefusedError` (not
-        retriable); a technical fault, a connection error, a timeout or an HTTP error
+        refuses the request itself raises :class:`XtaSendRefusedError`, an HTTP 4xx
+        without a fault (but 408 and 429) :class:`XtaHttpRefusedError` (neither is
+        retried); a technical fault, a connection error, a timeout, 408, 429 or a 5xx
         without a fault raises :class:`XtaError` (retriable).
         """
         try:
@@ -496,14 +504,21 @@ class XtaPoller:
             return data
         if empty_ok and status in _EMPTY_OK and (not data or content_type == _SOAP):
             return data
-        if content_type == _SOAP and data:
-            try:
-                fault = xta.parse_fault(data)
-            except Rejection:
-                fault = None
-            if fault is not None:
-                raise XtaFaultError(operation, fault)
-        raise XtaError(operation, f"HTTP {status}")
+        raise _failure(operation, status, data if content_type == _SOAP else b"")
+
+
+def _failure(operation: str, status: int, soap: bytes) -> XtaError:
+    """What an unsuccessful answer means: the server's fault, a refusal, or a passing failure."""
+    if soap:
+        try:
+            fault = xta.parse_fault(soap)
+        except Rejection:
+            fault = None
+        if fault is not None:
+            return XtaFaultError(operation, fault)
+    if 400 <= status < 500 and status not in (408, 429):
+        return XtaHttpRefusedError(operation, f"HTTP {status}")
+    return XtaError(operation, f"HTTP {status}")
 
 
 _ACTIONS = {

@@ -23,6 +23,7 @@ from hub.core.records import (
     SourceRef,
     audit_event_id,
     dead_letter_id,
+    received_key,
     timestamp,
     unb64,
 )
@@ -197,7 +198,8 @@ def _bytes_digest(value: bytes) -> str:
 
 
 def _attributed(letter: DeadLetter, key: bytes | None, value: bytes) -> bool:
-    """The record belongs to the dead letter: keyed by its submission, or (deliver) the same delivery."""
+    """The record belongs to the dead letter: keyed by its submission (or, received, by its
+    transport message id), or (deliver) the same delivery."""
     if letter.submission_id == UNKNOWN:
         return False  # filed under sub-unknown because the record could not be attributed
     if key == letter.submission_id.encode("ascii"):
@@ -206,10 +208,19 @@ def _attributed(letter: DeadLetter, key: bytes | None, value: bytes) -> bool:
         body = json.loads(value)
     except (ValueError, TypeError):
         return False
-    if not isinstance(body, dict) or not isinstance(body.get("delivery_id"), str):
+    if not isinstance(body, dict) or body.get("submission_id") != letter.submission_id:
         return False
-    place = dead_letter_id(letter.submission_id, letter.stage, body["delivery_id"])
-    return body.get("submission_id") == letter.submission_id and place == letter.dead_letter_id
+    message_id, delivery = body.get("transport_message_id"), body.get("delivery_id")
+    if isinstance(message_id, str) and key == received_key(letter.submission_id, message_id).encode(
+        "ascii"
+    ):
+        return True  # a submissions.received record keyed by its transport message id
+    place = (
+        dead_letter_id(letter.submission_id, letter.stage, delivery)
+        if isinstance(delivery, str)
+        else None
+    )
+    return place == letter.dead_letter_id
 
 
 def check_source(letter: DeadLetter, state: SourceState) -> SourceCheck:

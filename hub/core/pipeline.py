@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 from lxml import etree
 
 from hub.core import audit_vault, gate, portal_receipts, portalsig, xmlsafe
@@ -46,6 +47,7 @@ from hub.core.records import (
     is_id,
     receipt_id,
     received_key,
+    received_submission_id,
     seen_key,
     submission_id_of_digest,
     timestamp,
@@ -232,7 +234,14 @@ def _checked_original(received: Received) -> bytes:
     digest = hashlib.sha256(original).hexdigest()
     if (
         digest != received.payload_sha256
-        or submission_id_of_digest(digest) != received.submission_id
+        or received_submission_id(
+            digest,
+            received.transport,
+            received.transport_message_id,
+            received.transport_author,
+            received.transport_reader,
+        )
+        != received.submission_id
     ):
         raise Rejection(Reason.ENVELOPE, "payload_sha256")
     return original
@@ -1147,7 +1156,9 @@ def ingest(
     digest = hashlib.sha256(original).hexdigest()
     if len(original) > hub.limits.max_bytes:
         return reject_unread(digest, Reason.SIZE, now)
-    sid = submission_id_of_digest(digest)
+    sid = received_submission_id(
+        digest, transport, transport_message_id, transport_author, transport_reader
+    )
     # Received.of's record, encoded from its fields (records.encode_fields): the same bytes.
     value = encode_fields(
         Received,
@@ -1229,9 +1240,27 @@ def _delivery_fields(delivery: Delivery, channel: str | None) -> dict[str, Any]:
 
 
 def reject_record(
-    key: bytes | None, stage: str, rejection: Rejection, source: SourceRef, now: dt.datetime
+    key: bytes | None,
+    stage: str,
+    rejection: Rejection,
+    source: SourceRef,
+    now: dt.datetime,
+    value: bytes | None = None,
 ) -> StageResult:
-    """A record on an internal topic that is not a valid envelope (e.g. written by a foreign producer)."""
+    """A record on an internal topic that is not a valid envelope (e.g. written by a foreign
+    producer), or one a stage failed on: filed under its submission id, from the key or,
+    for keys that are not one (``mid-…`` on ``submissions.received``), from the value."""
     text = (key or b"").decode("ascii", "replace")
-    sid = text if is_id(text) and text.startswith("sub-") else UNKNOWN
+    sid = text if is_id(text) and text.startswith("sub-") else _submission_in(value)
     return _reject(sid, stage, rejection, None, source, now)
+
+
+def _submission_in(value: bytes | None) -> str:
+    """The well-formed ``submission_id`` of a JSON record value, else ``sub-unknown``."""
+    try:
+        found = orjson.loads(value or b"").get("submission_id")
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return UNKNOWN
+    return (
+        found if isinstance(found, str) and is_id(found) and found.startswith("sub-") else UNKNOWN
+    )

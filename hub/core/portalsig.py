@@ -1114,22 +1114,28 @@ def _digest(reference: _DetachedReference, digests: dict[tuple[Any, ...], bytes]
     return digest
 
 
-def _canonical(element: etree._Element, algorithm: str, prefixes: tuple[str, ...] | None) -> bytes:
+def _canonical(
+    element: etree._Element, algorithm: str, prefixes: tuple[str, ...] | None, where: str
+) -> bytes:
+    """The canonical form; a tree C14N cannot write (a relative namespace URI) is SIG_INVALID."""
     exclusive = algorithm.startswith(EXC_C14N)
-    return etree.tostring(
-        element,
-        method="c14n",
-        exclusive=exclusive,
-        with_comments=algorithm.endswith("#WithComments"),
-        inclusive_ns_prefixes=list(prefixes) if exclusive and prefixes else None,
-    )
+    try:
+        return etree.tostring(
+            element,
+            method="c14n",
+            exclusive=exclusive,
+            with_comments=algorithm.endswith("#WithComments"),
+            inclusive_ns_prefixes=list(prefixes) if exclusive and prefixes else None,
+        )
+    except etree.Error:
+        raise Rejection(Reason.SIG_INVALID, where) from None
 
 
 def _referenced(reference: _DetachedReference) -> bytes:
     if reference.part is not None:
         return reference.part
     assert reference.target is not None  # a "#" reference resolved  # noqa: S101
-    return _canonical(reference.target, reference.c14n, reference.prefixes)
+    return _canonical(reference.target, reference.c14n, reference.prefixes, reference.where)
 
 
 def _check_signature_value(shape: _DetachedShape, key: PublicKey) -> None:
@@ -1137,7 +1143,7 @@ def _check_signature_value(shape: _DetachedShape, key: PublicKey) -> None:
     signed_info = _one(signature, f"{_DS}SignedInfo", Reason.SIG_INVALID, SIGNED_INFO)
     value = _one(signature, f"{_DS}SignatureValue", Reason.SIG_INVALID, SIGNATURE_VALUE)
     raw = _strict_b64(value, SIGNATURE_VALUE)
-    data = _canonical(signed_info, shape.c14n, shape.prefixes)
+    data = _canonical(signed_info, shape.c14n, shape.prefixes, SIGNED_INFO)
     algorithm = _METHOD_HASHES[shape.method.rsplit("-", 1)[1]]()
     size = (key.key_size + 7) // 8
     if isinstance(key, ec.EllipticCurvePublicKey) and len(raw) != 2 * size:

@@ -40,6 +40,27 @@ def submission_id_of_digest(sha256_hex: str) -> str:
     return "sub-" + sha256_hex[:32]
 
 
+def received_submission_id(
+    sha256_hex: str,
+    transport: str,
+    transport_message_id: str | None = None,
+    transport_author: str | None = None,
+    transport_reader: str | None = None,
+) -> str:
+    """The submission id of a received record: its original's digest, for OSCI also the
+    client's metadata.
+
+    An OSCI package's portal and office follow from the metadata the OSCI client
+    wrote beside it, not from the bytes: the same package handed over again with
+    other metadata is another submission, which intake then refuses as a replay of
+    the payload (``DUPLICATE``), instead of the same submission routed elsewhere.
+    """
+    if transport != "osci":
+        return submission_id_of_digest(sha256_hex)
+    parts = (sha256_hex, transport_message_id or "", transport_author or "", transport_reader or "")
+    return "sub-" + _digest("osci", *parts)
+
+
 def delivery_id(submission: str, office_id: str, mapping_version: str) -> str:
     return "dlv-" + _digest(submission, office_id, mapping_version)
 
@@ -137,8 +158,11 @@ class Received:
         transport_reader: str | None = None,
     ) -> Received:
         digest = hashlib.sha256(original).hexdigest()
+        sid = received_submission_id(
+            digest, transport, transport_message_id, transport_author, transport_reader
+        )
         return cls(
-            submission_id=submission_id_of_digest(digest),
+            submission_id=sid,
             source=source,
             transport=transport,
             received_at=timestamp(now),

@@ -60,9 +60,11 @@ def submission_id_of_message(transport: str, message_id: str) -> str:
     """The hub's submission id of a transport message whose bytes it never had.
 
     ``sub-`` and 32 hex digits like every submission id, from SHA-256 over the
-    transport, a fixed label and the message id (lower case), not over bytes.
+    transport, a fixed label and the message id, not over bytes. FIT-Connect ids are
+    UUIDs, compared in lower case; XTA message ids are compared as written.
     """
-    text = f"{transport}\x1funread\x1f{message_id.lower()}"
+    message_id = message_id.lower() if transport == "fitconnect" else message_id
+    text = f"{transport}\x1funread\x1f{message_id}"
     return submission_id_of_digest(hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 

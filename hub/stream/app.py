@@ -134,19 +134,23 @@ def run_stage(
     source = SourceRef(message.topic, message.partition, message.offset)
     key = (message.key or b"").decode("ascii", "replace")
     # Only the hub's own ids go into logs: a foreign producer's key could be anything.
-    field = "submission_id" if key.startswith("sub-") else "delivery_id"
-    bound = {field: key} if is_id(key) else {"key": "unrecognised"}
+    field = {"sub-": "submission_id", "mid-": "message_key"}.get(key[:4], "delivery_id")
+    # A received record's key may be the digest of its transport message id (mid-…).
+    ours = is_id(key) or (key.startswith("mid-") and is_id(f"sub-{key[4:]}"))
+    bound = {field: key} if ours else {"key": "unrecognised"}
     started = time.perf_counter()
     with structlog.contextvars.bound_contextvars(stage=stage, **bound):
         try:
             result = compute(source)
         except Rejection as rejection:  # the record itself is not a valid envelope
-            result = pipeline.reject_record(message.key, stage, rejection, source, utcnow())
+            result = pipeline.reject_record(
+                message.key, stage, rejection, source, utcnow(), message.value
+            )
         except Exception as exc:  # noqa: BLE001 - a bug must dead-letter, not stall the partition
             # Only the type: messages of library errors can quote payload data.
             log.error("stage.internal_error", error=type(exc).__name__)  # noqa: TRY400 - no traceback: it may quote payload
             result = pipeline.reject_record(
-                message.key, stage, Rejection(Reason.INTERNAL), source, utcnow()
+                message.key, stage, Rejection(Reason.INTERNAL), source, utcnow(), message.value
             )
         metrics.STAGE_SECONDS.labels(stage).observe(time.perf_counter() - started)
         metrics.RECORDS.labels(stage, result.outcome).inc()

@@ -31,7 +31,7 @@ from connectors.filedrop.osci import OsciFiles, OsciHandover, OsciInbox
 from hub.core import pipeline
 from hub.core.errors import Reason, Rejection
 from hub.core.pipeline import Emit, HubContext, StageResult
-from hub.core.records import submission_id_of_digest
+from hub.core.records import Received, decode, submission_id_of_digest
 from hub.core.transport.osci_handover import METADATA_PATH, OsciMetadata, parse_metadata
 from hub.stream import metrics
 
@@ -114,7 +114,8 @@ def osci_batch(
             )
             aside.append((handover, digest, result.reason or ""))
         else:
-            taken.append((handover, submission_id_of_digest(digest)))
+            (record,) = [e for e in result.emits if e.topic == pipeline.RECEIVED]
+            taken.append((handover, decode(record.value, Received).submission_id))
     return emits, taken, aside
 
 
@@ -143,6 +144,8 @@ def osci_drop_task(
     async def poll_forever() -> None:
         while True:
             listing = inbox.scan()
+            if listing.error is not None:
+                log.error("filedrop.osci_unlistable", errno=listing.error)
             metrics.OSCI_INBOX_PACKAGES.set(len(listing.ready) + listing.waiting)
             for orphan in listing.orphans:
                 log.warning("filedrop.osci_orphan", moved=inbox.set_orphan_aside(orphan))

@@ -37,6 +37,7 @@ from hub.core.records import (
     b64,
     decode,
     encode,
+    received_key,
 )
 from hub.testing import PersonSpec, SubmissionSpec, make_submission
 from tests import clitools
@@ -242,6 +243,20 @@ class TestCheckSource:
         body["payload_b64"] = b64(base64.b64decode(body["payload_b64"]) + b" ")
         checked = dlq.check_source(xsd_case.letter, present(xsd_case, json.dumps(body).encode()))
         assert (dlq.MISMATCH, False) == (checked.digest, checked.retryable)
+
+    def test_a_received_record_keyed_by_its_message_id_is_its_letters(self, hub_context, now):
+        """Connectors that know a transport message id key the record mid-…: still tied to its
+        dead letter, and the same record under another message id's key is not."""
+        message_id = "urn:de:xta:messageid:sop:7d1c0e52-5a3b-4f0e-9d41-3c2b1a0f9e88"
+        received = Received.of(_invalid_submission(), "filedrop", "file", now, message_id)
+        letter = _letter(intake(received, RECEIVED_AT, hub_context, now))
+        key = received_key(received.submission_id, message_id).encode()
+        state = dlq.SourceState(dlq.PRESENT, 0, 100, key, encode(received))
+        checked = dlq.check_source(letter, state)
+        assert (checked.attributed, checked.retryable) == (True, True)
+        other = received_key(received.submission_id, message_id + "0").encode()
+        wrong = dlq.SourceState(dlq.PRESENT, 0, 100, other, encode(received))
+        assert not dlq.check_source(letter, wrong).attributed
 
     @pytest.mark.parametrize(
         "value", [b"not json", b"[]", b'{"type":"sozialhub.received","payload_b64":"***"}']

@@ -15,7 +15,15 @@ from connectors.filedrop import inbound
 from connectors.filedrop.inbound import Unreadable
 from connectors.filedrop.osci import OsciHandover, OsciInbox
 from hub.core.pipeline import AUDIT, DEAD_LETTER, RECEIVED
-from hub.core.records import AuditEvent, DeadLetter, Received, decode, submission_id, unb64
+from hub.core.records import (
+    AuditEvent,
+    DeadLetter,
+    Received,
+    decode,
+    received_submission_id,
+    submission_id,
+    unb64,
+)
 from hub.core.transport.osci_handover import MAX_METADATA_BYTES, OsciMetadata, render
 from hub.stream.osci_inbox import osci_batch, records_for
 from tests import osci_builders as b
@@ -231,7 +239,10 @@ class TestRecords:
         put(inbox, "a.xml.json", METADATA)
         result = records_for(inbox.read(inbox.scan().ready[0]), hub_context, now)
         (record,) = emitted(result, RECEIVED, Received)
-        expected = ("filedrop", "osci", AUTHOR, READER, MESSAGE_ID, package, submission_id(package))
+        sid = received_submission_id(
+            hashlib.sha256(package).hexdigest(), "osci", MESSAGE_ID, AUTHOR, READER
+        )
+        expected = ("filedrop", "osci", AUTHOR, READER, MESSAGE_ID, package, sid)
         assert expected == (
             record.source,
             record.transport,
@@ -299,9 +310,9 @@ class TestBatch:
         emits, taken, aside = osci_batch(inbox, [*ready, unreadable], hub_context, lambda: now)
         topics = sorted(e.topic for e in emits)
         assert [AUDIT, AUDIT, DEAD_LETTER, RECEIVED] == topics
-        assert [("a.xml", submission_id(b.inline_package()))] == [
-            (h.package.name, sid) for h, sid in taken
-        ]
+        digest = hashlib.sha256(b.inline_package()).hexdigest()
+        sid = received_submission_id(digest, "osci", MESSAGE_ID, AUTHOR, READER)
+        assert [("a.xml", sid)] == [(h.package.name, sid) for h, sid in taken]
         digest = hashlib.sha256(b"late package").hexdigest()
         assert [("b.xml", digest, "METADATA")] == [(h.package.name, d, r) for h, d, r in aside]
         assert ["c.xml"] == names(tmp_path / "archive" / "unreadable")
@@ -315,3 +326,14 @@ def test_settings_name_the_pair_timeout(settings):
         settings.osci_pair_seconds,
         load({"SOZIALHUB_OSCI_PAIR_SECONDS": "5"}).osci_pair_seconds,
     )
+
+
+def test_a_directory_the_hub_cannot_list_is_reported_not_fatal(inbox, monkeypatch):
+    """A permission error while listing is an empty listing with its errno, polled again."""
+
+    def refuse(_path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("connectors.filedrop.osci.os.scandir", refuse)
+    listing = inbox.scan()
+    assert (listing.ready, listing.waiting, listing.orphans, listing.error) == ([], 0, [], 13)

@@ -185,9 +185,32 @@ class TestIntake:
 
     def test_a_foreign_record_with_a_malformed_author_is_metadata(self, osci_hub):
         """Values in the record's transport fields must have the sidecar's shapes."""
-        record = dataclasses.replace(received(package()), transport_author="sop 0500 ")
+        record = received(package(), author="sop 0500 ")
         letter = only(intake(record, None, osci_hub, NOW), DEAD_LETTER, DeadLetter)
         assert ("METADATA", "transport/author") == (letter.reason, letter.path)
+
+
+class TestSameMetadataOrAnotherSubmission:
+    """The client's metadata decides the portal and office, so it is part of the submission id."""
+
+    def test_the_same_package_and_metadata_is_one_submission(self):
+        assert received(package()).submission_id == received(package()).submission_id
+
+    def test_the_same_package_under_another_message_id_is_a_duplicate(self, osci_hub):
+        first = intake(received(package()), None, osci_hub, NOW)
+        assert first.outcome == "accepted", first.reason
+        seen = {e.key: decode(e.value, Seen).submission_id for e in first.emits if e.topic == SEEN}
+        again = received(package(), message_id="b3RoZXI=")
+        assert again.submission_id != received(package()).submission_id
+        result = intake(again, None, osci_hub, NOW, seen=seen)
+        assert (result.outcome, result.reason) == ("rejected", "DUPLICATE")
+        assert only(result, DEAD_LETTER, DeadLetter).path == "transport/payload"
+
+    def test_a_record_whose_metadata_was_changed_is_refused(self, osci_hub):
+        """The id binds the metadata: a record edited after ingest does not open."""
+        record = dataclasses.replace(received(package()), transport_reader="sop:999999999999")
+        letter = only(intake(record, None, osci_hub, NOW), DEAD_LETTER, DeadLetter)
+        assert (letter.reason, letter.path) == ("ENVELOPE", "payload_sha256")
 
 
 class TestSignaturePolicy:

@@ -200,6 +200,17 @@ class TestAccepted:
 
 
 class TestRejected:
+    def test_a_tree_c14n_cannot_write_is_sig_invalid_not_a_crash(self, pki):
+        """A relative namespace URI (xmlsafe lets it through) makes lxml's C14N raise: a
+        Rejection with its place, never an exception escaping intake."""
+        data = b.xml(sign_in_container(inline_tree(), pki.signer))
+        start = data.index(b"<", data.index(b"ContentPackage") - 20)
+        end = data.index(b">", start)
+        data = data[:end] + b' xmlns:rel="relative/uri"' + data[end:]
+        rejection = rejected(data, pki.policy())
+        assert rejection.reason is Reason.SIG_INVALID
+        assert rejection.path.endswith(("SignedInfo", "]"))
+
     def test_missing_signature_under_required(self, pki):
         """E.31: required and no signature on the payload's path is SIG_MISSING."""
         assert_rejected(b.xml(inline_tree()), pki.policy(), Reason.SIG_MISSING, "Signature")

@@ -52,3 +52,29 @@ def test_taken_in_order_the_second_of_one_message_id_is_a_duplicate(hub_context,
     )
     result = intake(second, SOURCE, hub_context, now, seen=seen)
     assert (result.outcome, result.reason) == ("rejected", "DUPLICATE")
+
+
+def test_a_record_a_stage_fails_on_is_filed_under_its_submission_id(hub_context, now) -> None:
+    """With a mid-… key, the dead letter takes the submission id from the record's value."""
+    from hub.core.errors import Reason, Rejection
+    from hub.core.pipeline import DEAD_LETTER, reject_record
+    from hub.core.records import DeadLetter
+
+    key, record = received(ingest(make_submission(), "xta", "xta2", hub_context, now, MESSAGE_ID))
+    (emit,) = [
+        e
+        for e in ingest(make_submission(), "xta", "xta2", hub_context, now, MESSAGE_ID).emits
+        if e.topic == RECEIVED
+    ]
+    result = reject_record(
+        key.encode(), "intake", Rejection(Reason.INTERNAL), SOURCE, now, emit.value
+    )
+    (letter,) = [decode(e.value, DeadLetter) for e in result.emits if e.topic == DEAD_LETTER]
+    assert letter.submission_id == decode(emit.value, Received).submission_id
+    assert record.submission_id.startswith("sub-")
+    for foreign in (None, b"", b"[1]", b'{"submission_id": "mid-x"}', b"\xff"):
+        unknown = reject_record(
+            key.encode(), "intake", Rejection(Reason.INTERNAL), SOURCE, now, foreign
+        )
+        (letter,) = [decode(e.value, DeadLetter) for e in unknown.emits if e.topic == DEAD_LETTER]
+        assert letter.submission_id == "sub-unknown"

@@ -14,7 +14,9 @@ from hub.stream.app import run_stage
 def event(key: bytes) -> SimpleNamespace:
     return SimpleNamespace(
         value=b"{}",
-        message=SimpleNamespace(key=key, topic="t.submissions.received", partition=0, offset=7),
+        message=SimpleNamespace(
+            key=key, value=b"", topic="t.submissions.received", partition=0, offset=7
+        ),
     )
 
 

@@ -982,7 +982,7 @@ class TestReceipt:
         expected = (
             OFFICE,
             PORTAL,
-            xta.receipt_message_id(MESSAGE_ID, SUBMISSION_ID),
+            xta.receipt_message_id(MESSAGE_ID, SUBMISSION_ID, answer="rejected XSD"),
             "receipt.xml",
         )
         actual = (envelope.author, envelope.reader, envelope.message_id, envelope.payload_filename)
@@ -1024,10 +1024,17 @@ class TestReceipt:
 
     def test_another_submission_under_the_same_message_id_gets_its_own_receipt_id(self):
         """A replay rejected as DUPLICATE is answered with a receipt the server has not seen."""
-        first = xta.receipt_message_id(MESSAGE_ID, SUBMISSION_ID)
-        assert first == xta.receipt_message_id(MESSAGE_ID, SUBMISSION_ID)
-        assert first != xta.receipt_message_id(MESSAGE_ID, "sub-" + "0" * 32)
+        first = xta.receipt_message_id(MESSAGE_ID, SUBMISSION_ID, answer="rejected XSD")
+        assert first == xta.receipt_message_id(MESSAGE_ID, SUBMISSION_ID, answer="rejected XSD")
+        assert first != xta.receipt_message_id(MESSAGE_ID, "sub-" + "0" * 32, answer="rejected XSD")
         assert xta.unwrap(receipt()).message_id == first
+
+    def test_another_answer_for_the_same_submission_gets_its_own_receipt_id(self):
+        """Rejected, then accepted after a dlq retry: the second receipt is not taken for the first."""
+        rejected = xta.unwrap(receipt()).message_id
+        accepted = xta.unwrap(receipt(outcome="accepted", reason=None)).message_id
+        other_reason = xta.unwrap(receipt(reason="SIZE")).message_id
+        assert len({rejected, accepted, other_reason}) == 3
 
     @pytest.mark.parametrize(
         "changes",

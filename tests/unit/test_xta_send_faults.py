@@ -308,3 +308,19 @@ def test_an_interrupted_receipt_ends_the_process_without_commit(monkeypatch):
     with pytest.raises(Ended):
         asyncio.run(worker.agents["receipts"](Stream([receipt(1), receipt(2)])))
     assert ([("receipts.interrupted", "CancelledError")], []) == (ended, sender.audits)
+
+
+@pytest.mark.parametrize(
+    ("status", "retriable"),
+    [(400, False), (401, False), (403, False), (413, False), (408, True), (429, True), (503, True)],
+)
+def test_an_http_error_without_a_fault_is_refused_only_for_a_4xx(status, retriable):
+    """A gateway's 4xx cannot succeed when sent again; 408, 429 and 5xx can."""
+    from connectors.xta import poller
+
+    error = poller._failure("sendMessage", status, b"")
+    assert (error.retriable, type(error) is poller.XtaHttpRefusedError) == (
+        retriable,
+        not retriable,
+    )
+    assert str(status) in str(error)

@@ -26,7 +26,7 @@ content that does not decrypt, ``DECRYPT``; a malformed element, ``CONTAINER``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -76,7 +76,7 @@ _MGFS: dict[str, type[hashes.HashAlgorithm]] = {
 
 @dataclass(frozen=True, slots=True)
 class Decrypted:
-    plaintext: bytes
+    plaintext: bytes = field(repr=False)
     mime_type: str | None  # the EncryptedData's MimeType attribute, if any
 
 

@@ -445,7 +445,7 @@ class _Walk:
                 self.container(child, child_path, 1, (), encrypted=False)
             elif child.tag == _ENCRYPTED:
                 inner = self._decrypt(child, child_path, 1)
-                self._expect(inner, _CONTAINER, child_path)
+                self._expect(inner, _CONTAINER, child_path, Reason.DECRYPT)
                 self.container(inner, f"{child_path}/ContentContainer", 1, (), encrypted=True)
             elif child.tag == _SIGNATURE:
                 self._signature(child, child_path, None)
@@ -520,7 +520,7 @@ class _Walk:
             )
         else:
             inner = self._decrypt(child, f"{path}/EncryptedData", depth + 1)
-            self._expect(inner, _CONTAINER, f"{path}/EncryptedData")
+            self._expect(inner, _CONTAINER, f"{path}/EncryptedData", Reason.DECRYPT)
             inner_path = f"{path}/EncryptedData/ContentContainer"
             self.container(inner, inner_path, depth + 1, around, encrypted=True)
 
@@ -532,7 +532,7 @@ class _Walk:
         if inner.tag == _CONTENT:
             self.content(inner, f"{path}/Content", depth, around, encrypted=True)
         else:
-            self._expect(inner, _CONTAINER, path)
+            self._expect(inner, _CONTAINER, path, Reason.DECRYPT)
             self.container(inner, f"{path}/ContentContainer", depth + 1, around, encrypted=True)
 
     def _inline(
@@ -591,16 +591,20 @@ class _Walk:
         decrypted = decrypt(element, self.keys, where=path)
         try:
             inner = xmlsafe.parse(decrypted.plaintext, self.limits.xml)
-        except Rejection as rejection:
-            raise Rejection(rejection.reason, path) from None
+        except Rejection:
+            # One code for anything wrong with the plaintext: telling a parse error apart from
+            # bad padding would let whoever holds the ciphertext probe it (AES-CBC).
+            raise Rejection(Reason.DECRYPT, path) from None
         self._sweep_ids(inner, path)
         return inner
 
     # bounds and identifiers
 
-    def _expect(self, element: etree._Element, tag: str, path: str) -> None:
+    def _expect(
+        self, element: etree._Element, tag: str, path: str, reason: Reason = Reason.CONTAINER
+    ) -> None:
         if element.tag != tag:
-            raise Rejection(Reason.CONTAINER, path)
+            raise Rejection(reason, path)
 
     def _count(self, kind: str, limit: int, path: str) -> None:
         self.counts[kind] += 1

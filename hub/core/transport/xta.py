@@ -665,16 +665,19 @@ def _decrypted(
     Without keys: ``ENCRYPTED``. Unsupported algorithms, no key that fits, content that
     does not decrypt: ``DECRYPT`` (:mod:`hub.core.transport._xmlenc`). The plaintext is
     parsed with the same limits as the original and must be one ``xta:ContentContainer``
-    element (XML Encryption ``Type`` ``Element``), else ``CONTAINER``; the parser's codes
-    carry the EncryptedData's path.
+    element (XML Encryption ``Type`` ``Element``); a plaintext that does not parse or is
+    something else is ``DECRYPT`` too, at the EncryptedData's path, so that the answer
+    never tells bad padding from bad content.
     """
     decrypted = decrypt(encrypted, keys, where=ENCRYPTED_DATA)
     try:
         inner = xmlsafe.parse(decrypted.plaintext, limits)
-    except Rejection as rejection:
-        raise Rejection(rejection.reason, ENCRYPTED_DATA) from None
+    except Rejection:
+        # One code for anything wrong with the plaintext: telling a parse error apart from
+        # bad padding would let whoever holds the ciphertext probe it (AES-CBC).
+        raise Rejection(Reason.DECRYPT, ENCRYPTED_DATA) from None
     if inner.tag != _q(XTA, "ContentContainer"):
-        raise _fail(ENCRYPTED_DATA)
+        raise _fail(ENCRYPTED_DATA, Reason.DECRYPT)
     return inner
 
 
@@ -1145,17 +1148,24 @@ def soap_message(
 
 
 def receipt_message_id(
-    original_message_id: str, submission_id: str | None = None, prefix: str = "sozialhub"
+    original_message_id: str,
+    submission_id: str | None = None,
+    prefix: str = "sozialhub",
+    answer: str = "",
 ) -> str:
     """The receipt's XTA message id: deterministic, so a re-sent receipt has the same id.
 
-    Derived from the original's message id and the hub's submission id: another
-    submission under the same message id (a replay the hub rejects as ``DUPLICATE``)
-    gets its own receipt, which the XTA server does not take for the first one again.
+    Derived from the original's message id, the hub's submission id and the answer
+    (outcome and reason): another submission under the same message id (a replay the
+    hub rejects as ``DUPLICATE``), or another answer for the same one (accepted after
+    a ``dlq retry`` of a rejection), gets a receipt of its own, which the XTA server
+    does not mistake for the first one.
     """
     _require(original_message_id, MESSAGE_ID, "XTA message id")
     name = (
-        original_message_id if submission_id is None else f"{original_message_id} {submission_id}"
+        original_message_id
+        if submission_id is None
+        else f"{original_message_id} {submission_id}" + (f" {answer}" if answer else "")
     )
     identifier = uuid.uuid5(_RECEIPT_IDS, name)
     return _require(f"urn:de:xta:messageid:{prefix}:{identifier}", MESSAGE_ID, "message id prefix")
@@ -1219,11 +1229,13 @@ def receipt_message(
 
     ``hub`` (the hub's or the office's party identifier) is the receipt's author,
     ``portal`` (the original's author) its reader. The message id is derived from
-    the original's and the submission id (:func:`receipt_message_id`) and refers to it with
+    the original's, the submission id and the answer (:func:`receipt_message_id`) and refers to it with
     ``In-Reply-To``; ``now`` becomes ``DeliveryAttributes/Origin``. The same
     inputs always give the same bytes. Raises ``ValueError`` on invalid input.
     """
-    message_id = receipt_message_id(original_message_id, submission_id, prefix)
+    stated = _reason(outcome, reason)
+    answer = outcome if stated is None else f"{outcome} {stated.value}"
+    message_id = receipt_message_id(original_message_id, submission_id, prefix, answer)
     metadata = message_metadata(
         OutboundMetadata(
             message_id=message_id,
