@@ -500,22 +500,30 @@ class XtaPoller:
         if content_type == _MTOM and data:
             # The MIME entity the hub keeps: the header carries the boundary and the root part.
             data, content_type = prefix + data, _SOAP
-        if status == 200 and content_type == _SOAP and data:
+        soap = data if content_type == _SOAP else b""
+        if soap and b"Fault" in soap and (fault := _fault_in(soap)) is not None:
+            # A fault is a failure whatever the HTTP status (some servers answer faults with
+            # 200): never a message to hand over and close, never a receipt taken as sent.
+            raise XtaFaultError(operation, fault)
+        if status == 200 and soap:
             return data
         if empty_ok and status in _EMPTY_OK and (not data or content_type == _SOAP):
             return data
-        raise _failure(operation, status, data if content_type == _SOAP else b"")
+        raise _failure(operation, status, soap)
+
+
+def _fault_in(soap: bytes) -> xta.Fault | None:
+    """The SOAP fault a response body holds, if it is one (unreadable bodies hold none)."""
+    try:
+        return xta.parse_fault(soap)
+    except Rejection:
+        return None
 
 
 def _failure(operation: str, status: int, soap: bytes) -> XtaError:
     """What an unsuccessful answer means: the server's fault, a refusal, or a passing failure."""
-    if soap:
-        try:
-            fault = xta.parse_fault(soap)
-        except Rejection:
-            fault = None
-        if fault is not None:
-            return XtaFaultError(operation, fault)
+    if soap and (fault := _fault_in(soap)) is not None:
+        return XtaFaultError(operation, fault)
     if 400 <= status < 500 and status not in (408, 429):
         return XtaHttpRefusedError(operation, f"HTTP {status}")
     return XtaError(operation, f"HTTP {status}")

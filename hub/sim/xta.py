@@ -50,7 +50,7 @@ Operation = Literal["getStatusList", "getMessage", "close", "sendMessage"]
 # SOAP fault: "fault" (XTAWSTechnicalProblemException 9030, the server's own problem),
 # "duplicate" (ParameterIsNotValidException 9024: the message id is taken), "invalid"
 # (ParameterIsNotValidException 9022), "denied" (PermissionDeniedException 9011: account locked).
-FailMode = Literal["drop", "unavailable", "fault", "duplicate", "invalid", "denied"]
+FailMode = Literal["drop", "unavailable", "fault", "fault-200", "duplicate", "invalid", "denied"]
 # (SOAP fault code, XTA exception, Fehlernummer, reason text) per fault mode.
 _FAULTS: dict[str, tuple[Literal["Sender", "Receiver"], str, str, str]] = {
     "fault": ("Receiver", "XTAWSTechnicalProblemException", "9030", "simulated failure"),
@@ -524,6 +524,11 @@ def _failure(mode: FailMode, request: web.Request) -> web.Response:
         return web.Response(status=500)  # never sent: the connection is gone
     if mode == "unavailable":
         return web.Response(status=503, text="service unavailable")
+    if mode == "fault-200":  # a technical fault, as some servers send it: with HTTP 200
+        code, exception, error_code, text = _FAULTS["fault"]
+        response = _fault(code, exception, text, error_code)
+        response.set_status(200)
+        return response
     code, exception, error_code, text = _FAULTS[mode]
     return _fault(code, exception, text, error_code)
 

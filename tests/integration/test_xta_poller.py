@@ -572,6 +572,7 @@ class TestReceipt:
             ("invalid", XtaSendRefusedError, "ParameterIsNotValidException", False),
             ("denied", XtaSendRefusedError, "PermissionDeniedException", False),
             ("fault", XtaFaultError, "XTAWSTechnicalProblemException", True),
+            ("fault-200", XtaFaultError, "XTAWSTechnicalProblemException", True),
             ("unavailable", XtaError, None, True),
             ("drop", XtaError, None, True),
         ],
