@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import secrets
 import shutil
@@ -47,7 +48,15 @@ from hub.broker import cluster, free_port
 from hub.config import PROJECT_ROOT, Secret, Settings, variable
 from hub.core.outcomes import OutcomeTracker
 from hub.core.pipeline import AUDIT, RECEIPTS, RECEIVED, vendor_topic
-from hub.core.records import AuditEvent, PortalReceipt, Received, decode, submission_id, unb64
+from hub.core.records import (
+    AuditEvent,
+    PortalReceipt,
+    Received,
+    decode,
+    received_submission_id,
+    submission_id,
+    unb64,
+)
 from hub.core.transport import xta
 from hub.core.wohngeld import NAMESPACE as WOHNGELD_NAMESPACE
 from hub.kafka import follow
@@ -678,7 +687,14 @@ def _send(planned: list[Example], sims: PortalSimulators, inbox: Path) -> None:
                 author=SOZIALPLATTFORM, reader=HUB_MAILBOX, message_id=example.message_id
             )
             sim_osci.hand_over(inbox, f"{example.path.stem}.mime", package, sidecar)
-            example.submission_id = submission_id(package)
+            # The id covers the package and the sidecar's values (records.received_submission_id).
+            example.submission_id = received_submission_id(
+                hashlib.sha256(package).hexdigest(),
+                "osci",
+                example.message_id,
+                SOZIALPLATTFORM,
+                HUB_MAILBOX,
+            )
         elif example.transport == "fitconnect":
             example.message_id = sims.submit_fitconnect(
                 data,

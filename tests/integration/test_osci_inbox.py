@@ -26,7 +26,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hub.config import PROJECT_ROOT
 from hub.core.pipeline import ACCEPTED, RECEIPTS
-from hub.core.records import Accepted, PortalReceipt, decode, submission_id
+from hub.core.records import (
+    Accepted,
+    PortalReceipt,
+    decode,
+    received_submission_id,
+    submission_id,
+)
 from hub.core.transport.osci_handover import OsciMetadata, render
 from hub.kafka import follow
 from hub.keys import ephemeral_certificate
@@ -123,6 +129,12 @@ def accepted_record(settings, sid: str, timeout: float = 30.0) -> Accepted | Non
     return found[0] if found else None
 
 
+def osci_submission_id(package: bytes, message_id: str) -> str:
+    """The submission id of a package handed over with this test's metadata."""
+    digest = hashlib.sha256(package).hexdigest()
+    return received_submission_id(digest, "osci", message_id, PLATFORM, READER)
+
+
 def names(directory) -> list[str]:
     return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
@@ -133,8 +145,9 @@ def test_osci_handovers_end_delivered_encrypted_or_refused(settings, author):
     encrypted = encrypted_package(make_submission(SubmissionSpec()))
     lonely = b.inline_package()
     sids = {
-        name: submission_id(data)
-        for name, data in (("signed", signed), ("encrypted", encrypted), ("lonely", lonely))
+        "signed": osci_submission_id(signed, SIGNED_ID),
+        "encrypted": osci_submission_id(encrypted, ENCRYPTED_ID),
+        "lonely": submission_id(lonely),  # no sidecar: refused at the inbox, by its bytes
     }
     inbox = settings.inbox_dir / "osci"
     worker = WorkerProcess(settings, log_file=settings.data_dir / "worker.log").start()
@@ -236,7 +249,10 @@ def test_a_worker_with_the_reader_key_opens_encrypted_containers(settings, autho
     foreign = signed_encrypted_package(
         author, make_submission(SubmissionSpec()), b.reader_key().public_key()
     )
-    sids = {"ours": submission_id(ours), "foreign": submission_id(foreign)}
+    sids = {
+        "ours": osci_submission_id(ours, OURS_ID),
+        "foreign": osci_submission_id(foreign, FOREIGN_ID),
+    }
     inbox = keyed.inbox_dir / "osci"
     worker = WorkerProcess(
         keyed,
