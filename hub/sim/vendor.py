@@ -410,22 +410,14 @@ class VendorSimulator:
             return None
 
     async def _case(self, request: web.Request) -> web.Response:
-        key = request[_KEY_SLOT] or None
-        if (unauthorized := self._unauthorized(request)) is not None:
-            return unauthorized
-        failure = self._injected()
-        if failure is not None and failure.mode != "lose_answer":
-            return self._fail(request, failure)
-        checked = await self._checked(request, key)
-        if isinstance(checked, web.Response):
-            return checked
-        response = await self._book(request, *checked)
-        if failure is not None:  # lose_answer: booked (or replayed), but the client never hears
-            return self._drop(request)
-        return response
+        return await self._receive(request, handover=False)
 
     async def _handover(self, request: web.Request) -> web.Response:
         """A forwarded Rechtskreiswechsel message: booked once per message id and kind."""
+        return await self._receive(request, handover=True)
+
+    async def _receive(self, request: web.Request, *, handover: bool) -> web.Response:
+        """Authorisation, injected failures and checks, then the booking (a case or a handover)."""
         key = request[_KEY_SLOT] or None
         if (unauthorized := self._unauthorized(request)) is not None:
             return unauthorized
@@ -436,9 +428,9 @@ class VendorSimulator:
         if isinstance(checked, web.Response):
             return checked
         key, office, body = checked
-        if not _is_handover(body, key, office):
+        if handover and not _is_handover(body, key, office):
             return web.json_response({"title": "The handover message is not valid"}, status=422)
-        response = await self._book(request, key, office, body, handover=True)
+        response = await self._book(request, key, office, body, handover=handover)
         if failure is not None:  # lose_answer: booked (or replayed), but the client never hears
             return self._drop(request)
         return response
