@@ -75,6 +75,9 @@ _MTOM = "multipart/related"
 _ACCEPT = f"{_SOAP}, {_MTOM}"
 _MAX_CONTENT_TYPE = 1024  # an MTOM response's Content-Type header, kept in the original
 _EMPTY_OK = frozenset({200, 202, 204})  # close and sendMessage answer an empty body
+# The largest body of an unsuccessful answer that is read (for its SOAP fault); XTA faults are
+# a few kB. A larger one is dropped unread and the call fails with its HTTP status.
+_ERROR_BODY_BYTES = 64 * 1024
 
 
 class XtaError(Exception):
@@ -492,9 +495,14 @@ class XtaPoller:
                 prefix = b""
                 if content_type == _MTOM:
                     prefix = _mime_headers(operation, response.headers.get("Content-Type", ""))
-                limit = self.settings.max_message_bytes - len(prefix)
-                data = await _read_bounded(response, limit, operation)
                 status = response.status
+                if status in _EMPTY_OK:
+                    limit = self.settings.max_message_bytes - len(prefix)
+                    data = await _read_bounded(response, limit, operation)
+                else:
+                    # An answer that is not a success is at most a fault: a larger body (a proxy's
+                    # error page) is a failure of the call, never a message too large to fetch.
+                    data = await _read_error_body(response, operation, status)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise XtaError(operation, type(exc).__name__) from exc
         if content_type == _MTOM and data:
@@ -548,6 +556,15 @@ def _mime_headers(operation: str, content_type: str) -> bytes:
     ):
         raise XtaError(operation, "malformed Content-Type")
     return b"Content-Type: " + content_type.encode("ascii") + b"\r\nMIME-Version: 1.0\r\n\r\n"
+
+
+async def _read_error_body(response: aiohttp.ClientResponse, operation: str, status: int) -> bytes:
+    """The body of an unsuccessful answer, for its SOAP fault; above :data:`_ERROR_BODY_BYTES`, no body."""
+    try:
+        return await _read_bounded(response, _ERROR_BODY_BYTES, operation)
+    except XtaTooLargeError:
+        log.warning("xta.error_body_too_large", operation=operation, status=status)
+        return b""
 
 
 async def _read_bounded(response: aiohttp.ClientResponse, limit: int, operation: str) -> bytes:

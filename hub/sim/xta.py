@@ -49,8 +49,12 @@ Operation = Literal["getStatusList", "getMessage", "close", "sendMessage"]
 # How a call fails: "drop" the connection; "unavailable": HTTP 503 without a SOAP body; or a
 # SOAP fault: "fault" (XTAWSTechnicalProblemException 9030, the server's own problem),
 # "duplicate" (ParameterIsNotValidException 9024: the message id is taken), "invalid"
-# (ParameterIsNotValidException 9022), "denied" (PermissionDeniedException 9011: account locked).
-FailMode = Literal["drop", "unavailable", "fault", "fault-200", "duplicate", "invalid", "denied"]
+# (ParameterIsNotValidException 9022), "denied" (PermissionDeniedException 9011: account locked);
+# "error-page": HTTP 502 with a large HTML page, as a reverse proxy answers for a dead backend.
+FailMode = Literal[
+    "drop", "unavailable", "fault", "fault-200", "duplicate", "invalid", "denied", "error-page"
+]
+ERROR_PAGE_BYTES = 256 * 1024  # larger than any SOAP fault, and than the tests' message bound
 # (SOAP fault code, XTA exception, Fehlernummer, reason text) per fault mode.
 _FAULTS: dict[str, tuple[Literal["Sender", "Receiver"], str, str, str]] = {
     "fault": ("Receiver", "XTAWSTechnicalProblemException", "9030", "simulated failure"),
@@ -524,6 +528,13 @@ def _failure(mode: FailMode, request: web.Request) -> web.Response:
         return web.Response(status=500)  # never sent: the connection is gone
     if mode == "unavailable":
         return web.Response(status=503, text="service unavailable")
+    if mode == "error-page":
+        page = (
+            b"<html><body>"
+            + b"<p>502 Bad Gateway</p>" * (ERROR_PAGE_BYTES // 22)
+            + b"</body></html>"
+        )
+        return web.Response(status=502, body=page, content_type="text/html")
     if mode == "fault-200":  # a technical fault, as some servers send it: with HTTP 200
         code, exception, error_code, text = _FAULTS["fault"]
         response = _fault(code, exception, text, error_code)

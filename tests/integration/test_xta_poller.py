@@ -47,7 +47,7 @@ from hub.core.records import AuditEvent, DeadLetter, PortalReceipt, Received, de
 from hub.core.transport import xta
 from hub.core.xta_oversize import Oversize
 from hub.dlq import read_topic
-from hub.sim.xta import SOZIALPLATTFORM, XtaSimulator, mtom_message
+from hub.sim.xta import ERROR_PAGE_BYTES, SOZIALPLATTFORM, XtaSimulator, mtom_message
 from hub.supervise import WorkerProcess
 from hub.testing import SubmissionSpec, make_submission
 from tests.shared_dir import XTA_WSDL, shared_dir
@@ -864,6 +864,37 @@ class TestOversize:
             assert expected == actual
 
         run(pki, scenario, mtom=True)
+
+    def test_large_error_page_is_a_failed_call_not_an_oversize_message(self, pki):
+        """A getMessage answered with HTTP 502 and an error page above the message bound: the
+        call fails (retriable, body unread), the message is neither rejected nor closed, and
+        the next pass fetches and hands it over."""
+
+        async def scenario(sim: XtaSimulator) -> None:
+            message = sim.add_message(b"<a/>", author=SOZIALPLATTFORM, reader=OFFICE, msg_size=None)
+            sim.fail("getMessage", "error-page")
+            handover, reject = Recorder(sim), RejectRecorder(sim)
+            limited = settings(sim, client_context(pki), max_message_bytes=LIMIT)
+            async with XtaPoller(limited, handover, reject) as poller:
+                with pytest.raises(XtaError) as caught:
+                    await poller.poll_once()
+                failed = (type(caught.value), caught.value.retriable, str(caught.value))
+                after_failure = (list(reject.calls), list(sim.closed), list(handover.calls))
+                report = await poller.poll_once()
+            assert ERROR_PAGE_BYTES > LIMIT
+            expected = (
+                (XtaError, True, "getMessage: HTTP 502"),
+                ([], [], []),
+                ([message], [message], 1, 0),
+            )
+            actual = (
+                failed,
+                after_failure,
+                (handover.calls, sim.closed, report.handed_over, report.rejected),
+            )
+            assert expected == actual
+
+        run(pki, scenario)
 
     def test_keep_leaves_it_in_the_mailbox(self, pki):
         """oversize="keep": no rejection, no close; logged and skipped on every pass."""
