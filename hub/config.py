@@ -21,6 +21,17 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+# Room a submissions.received record needs besides the payload's base64: field names, ids,
+# times and the transport's identifiers (XTA and OSCI message ids, authors and readers are
+# bounded far below this).
+RECEIVED_RECORD_OVERHEAD = 16 * 1024
+
+
+def received_record_bound(max_submission_bytes: int) -> int:
+    """The largest ``submissions.received`` record of a submission of ``max_submission_bytes``."""
+    return 4 * ((max_submission_bytes + 2) // 3) + RECEIVED_RECORD_OVERHEAD
+
+
 class Secret:
     """A string that does not print."""
 
@@ -179,11 +190,30 @@ class Settings:
             raise ConfigError("signing_algorithm must be one of " + ", ".join(SIGNING_ALGORITHMS))
         if (self.signing_key_file is None) != (self.signing_cert_file is None):
             raise ConfigError("signing_key_file and signing_cert_file must be set together")
+        self._check_sizes()
         self._check_connectors()
         if self.log_format not in ("auto", "json", "console"):
             raise ConfigError("log_format must be auto, json or console")
         if not self.topic_prefix or any(c not in _TOPIC_CHARS for c in self.topic_prefix):
             raise ConfigError("topic_prefix may only contain letters, digits, '.', '_' and '-'")
+
+    def _check_sizes(self) -> None:
+        """A submission the hub takes must fit its ``submissions.received`` record.
+
+        Otherwise a message within ``max_submission_bytes`` (which the XTA poller
+        fetches and the FIT-Connect receiver takes) would become a ``SIZE`` dead
+        letter at ``ingest``, where no portal receipt is made: the sender would
+        never be answered.
+        """
+        if self.max_submission_bytes <= 0 or self.max_record_bytes <= 0:
+            raise ConfigError("max_submission_bytes and max_record_bytes must be positive")
+        if received_record_bound(self.max_submission_bytes) > self.max_record_bytes:
+            largest = (self.max_record_bytes - RECEIVED_RECORD_OVERHEAD) // 4 * 3
+            raise ConfigError(
+                "max_submission_bytes does not fit max_record_bytes: a submission's "
+                "submissions.received record (base64 plus metadata) must fit one record; "
+                f"with this max_record_bytes, max_submission_bytes may be at most {max(0, largest)}"
+            )
 
     def _check_connectors(self) -> None:
         if (self.signing_next_key_file is None) != (self.signing_next_cert_file is None):

@@ -95,6 +95,9 @@ class ReceiverConfig:
     max_list_bytes: int = 1024 * 1024
     max_submission_bytes: int = 8 * 1024 * 1024  # metadata + data JWE in one JSON resource
     max_attachment_bytes: int = 4 * 1024 * 1024  # one attachment JWE (2 MiB content, base64url)
+    # The whole bundle handed over: the hub's max_submission_bytes (a larger one is refused SIZE
+    # at path "bundle", answered with a reject SET, instead of a dead letter nobody answers).
+    max_bundle_bytes: int = 4 * 1024 * 1024
     page_size: int = 100
     max_pages: int = 50
     callback_max_age: dt.timedelta = fc.CALLBACK_MAX_AGE
@@ -110,6 +113,8 @@ class ReceiverConfig:
             raise ValueError("callback_secret must not be empty")
         if self.max_attempts < 1 or self.max_concurrency < 1 or self.poll_interval <= 0:
             raise ValueError("max_attempts, max_concurrency and poll_interval must be positive")
+        if min(self.max_submission_bytes, self.max_attachment_bytes, self.max_bundle_bytes) <= 0:
+            raise ValueError("the size bounds must be positive")
 
 
 class FitConnectApiError(Exception):
@@ -143,6 +148,11 @@ class FitConnectConflict(Exception):  # noqa: N818 - named like FitConnectApiErr
 
 class _Malformed(Exception):  # noqa: N818 - internal signal, never leaves this module
     """A 2xx answer whose body is not the documented shape (not retried)."""
+
+
+_BUNDLE = (
+    "bundle"  # the path of a bundle over max_bundle_bytes whose every part is within its bound
+)
 
 
 class _TooLarge(_Malformed):
@@ -476,7 +486,7 @@ class FitConnectReceiver:
         """Fetch a submission and its attachments; return the bundle for the hub."""
         if not _UUID.fullmatch(submission_id):
             raise ValueError("submission_id must be a UUID")
-        raw, complete = await self._get_part(
+        raw, complete, _ = await self._get_part(
             "get submission",
             f"/v1/submissions/{submission_id}",
             self.config.max_submission_bytes,
@@ -509,29 +519,55 @@ class FitConnectReceiver:
             or not all(isinstance(a, str) and _UUID.fullmatch(a) for a in attachment_ids)
         ):
             raise _Malformed
-        attachments: dict[str, str] = {}
-        for index, attachment_id in enumerate(attachment_ids):
-            raw, complete = await self._get_part(
-                "get attachment",
-                f"/v1/submissions/{submission_id}/attachments/{attachment_id}",
-                self.config.max_attachment_bytes,
-            )
-            if not complete:
-                known_case = case_id.lower() if _UUID.fullmatch(case_id) else None
-                raise _TooLarge(f"attachments/{index}", known_case)
-            attachments[attachment_id] = raw.decode("ascii", errors="replace").strip()
+        known_case = case_id.lower() if _UUID.fullmatch(case_id) else None
         service_type = resource.get("serviceType")
         encrypted_data = resource.get("encryptedData")
-        return fc.bundle(
-            submission_id=submission_id,
-            case_id=case_id,
-            destination_id=self.config.destination_id,
-            service_type=service_type if isinstance(service_type, dict) else None,
-            encrypted_metadata=resource["encryptedMetadata"],
-            # A submission without data is handed over as such; the hub rejects it (CONTAINER).
-            encrypted_data=encrypted_data if isinstance(encrypted_data, str) else "",
-            attachments=attachments,
-        )
+
+        def assembled(attachments: dict[str, str]) -> bytes:
+            return fc.bundle(
+                submission_id=submission_id,
+                case_id=case_id,
+                destination_id=self.config.destination_id,
+                service_type=service_type if isinstance(service_type, dict) else None,
+                encrypted_metadata=resource["encryptedMetadata"],
+                # A submission without data is handed over as such; the hub rejects it (CONTAINER).
+                encrypted_data=encrypted_data if isinstance(encrypted_data, str) else "",
+                attachments=attachments,
+            )
+
+        # The bundle bound: what is assembled so far must fit, and no attachment is read further
+        # than what is left of it (parts within their own bounds can still overflow the bundle).
+        budget = self.config.max_bundle_bytes - len(assembled({}))
+        if budget < 0:
+            raise _TooLarge(_BUNDLE, known_case)
+        attachments = await self._attachments(submission_id, attachment_ids, budget, known_case)
+        bundle = assembled(attachments)
+        if len(bundle) > self.config.max_bundle_bytes:  # every part fit, the bundle does not
+            raise _TooLarge(_BUNDLE, known_case)
+        return bundle
+
+    async def _attachments(
+        self, submission_id: str, attachment_ids: list[str], budget: int, case_id: str | None
+    ) -> dict[str, str]:
+        """The attachment JWEs by id, each within its bound and all within ``budget`` bytes."""
+        own_bound = self.config.max_attachment_bytes
+        attachments: dict[str, str] = {}
+        for index, attachment_id in enumerate(attachment_ids):
+            budget -= len(attachment_id) + 4  # "id":"..." and a comma, besides the token itself
+            bound = max(0, min(own_bound, budget))
+            raw, complete, announced = await self._get_part(
+                "get attachment",
+                f"/v1/submissions/{submission_id}/attachments/{attachment_id}",
+                bound,
+            )
+            if not complete:
+                # Over its own bound (as announced, or read up to it): the attachment's fault;
+                # stopped at what was left of the bundle: the bundle's.
+                own = bound == own_bound or (announced is not None and announced > own_bound)
+                raise _TooLarge(f"attachments/{index}" if own else _BUNDLE, case_id)
+            attachments[attachment_id] = raw.decode("ascii", errors="replace").strip()
+            budget -= len(attachments[attachment_id])
+        return attachments
 
     # ----------------------------------------------------------------- events
 
@@ -632,14 +668,15 @@ class FitConnectReceiver:
 
     async def _get_part(
         self, operation: str, path: str, limit: int, *, read_beyond_announcement: bool = False
-    ) -> tuple[bytes, bool]:
-        """GET one part of a submission: ``(body, True)``, or ``(prefix, False)`` when over ``limit``.
+    ) -> tuple[bytes, bool, int | None]:
+        """GET one part: ``(body, True, announced)``, or ``(prefix, False, announced)`` when over ``limit``.
 
-        A ``Content-Length`` above ``limit`` ends it before the body is read
-        (``prefix`` empty), unless ``read_beyond_announcement``: then, as for a
-        body that announces no size, at most ``limit`` bytes are read and
-        returned (and if the server breaks off such a body, the announcement
-        stands: what came is returned as incomplete).
+        ``announced`` is the ``Content-Length``, if any. One above ``limit`` ends
+        it before the body is read (``prefix`` empty), unless
+        ``read_beyond_announcement``: then, as for a body that announces no size,
+        at most ``limit`` bytes are read and returned (and if the server breaks
+        off such a body, the announcement stands: what came is returned as
+        incomplete).
         """
         async with self._http().get(self._url(path), headers=self._auth()) as response:
             if response.status != 200:
@@ -647,8 +684,9 @@ class FitConnectReceiver:
             announced = response.content_length
             too_large = announced is not None and announced > limit
             if too_large and not read_beyond_announcement:
-                return b"", False
-            return await read_prefix(response.content, limit, keep_on_break=too_large)
+                return b"", False, announced
+            body, complete = await read_prefix(response.content, limit, keep_on_break=too_large)
+            return body, complete, announced
 
     async def _get_json(
         self, operation: str, path: str, limit: int, params: Mapping[str, str] | None = None

@@ -486,6 +486,9 @@ def fitconnect_task(
             callback_secret=secret,
             poll_interval=settings.fitconnect_poll_seconds,
             ca_file=settings.fitconnect_ca_file,
+            # What intake accepts (the bundle is the original it reads): a larger bundle is
+            # refused and answered by the receiver, never handed over to a SIZE nobody answers.
+            max_bundle_bytes=settings.max_submission_bytes,
         )
     except ValueError:
         raise ConfigError("FIT-Connect receiver settings are not usable") from None

@@ -368,6 +368,58 @@ def test_parts_within_the_bounds_are_handed_over_as_before(keys):
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("spare", [-1, 0])
+def test_a_bundle_over_its_bound_is_refused_though_every_part_fits(keys, spare):
+    """The parts are within their own bounds, but the bundle is one byte over max_bundle_bytes:
+    refused as SIZE at path ``bundle`` (answered), not handed over; at the bound it is handed
+    over."""
+    refusals = Refusals()
+
+    async def scenario() -> None:
+        size = len(
+            sim.seal_submission(
+                DATA,
+                ATTACHMENTS,
+                keys.encryption_public,
+                destination_id=DESTINATION,
+                schema_uri=SCHEMA_URI,
+                service_identifier=LEIKA,
+            ).bundle()
+        )
+        async with Harness(keys, refuse=refusals, max_bundle_bytes=size + spare, **BOUNDS) as h:
+            submission = h.seal()
+            await h.sim.deliver(submission)
+            if spare < 0:
+                await asyncio.wait_for(refusals.arrived.wait(), WAIT)
+                await h.receiver.idle()
+                expected = [(submission.submission_id, submission.case_id, "SIZE", "bundle")]
+                assert (expected, []) == (refusals.calls, h.handed)
+            else:
+                await asyncio.wait_for(h.arrived.wait(), WAIT)
+                ((bundle, _),) = h.handed
+                assert (size, []) == (len(bundle), refusals.calls)
+
+    asyncio.run(scenario())
+
+
+def test_an_attachment_is_not_read_beyond_what_is_left_of_the_bundle(keys):
+    """An attachment announced larger than what is left of the bundle bound (but within its own
+    bound) is refused as ``bundle`` without reading it."""
+    refusals = Refusals()
+
+    async def scenario() -> None:
+        bounds = BOUNDS | {"max_attachment_bytes": 4 * 1024 * 1024}
+        async with Harness(keys, refuse=refusals, max_bundle_bytes=256 * 1024, **bounds) as h:
+            submission = h.seal()
+            h.sim.oversize(submission.submission_id, "attachments/0", 1024 * 1024, sent=0)
+            await h.sim.deliver(submission)
+            await asyncio.wait_for(refusals.arrived.wait(), WAIT)
+            expected = [(submission.submission_id, submission.case_id, "SIZE", "bundle")]
+            assert (expected, []) == (refusals.calls, h.handed)
+
+    asyncio.run(scenario())
+
+
 def test_a_failed_refusal_is_retried(keys):
     refusals = Refusals(failures=1)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.config import ConfigError, Secret, Settings, load
+from hub.config import ConfigError, Secret, Settings, load, received_record_bound
 
 CANARY = "pa55-Wörd-7f3a9c"  # a value that must never show up in output
 
@@ -270,3 +270,34 @@ class TestInvalidValues:
     def test_config_error_is_a_value_error(self):
         """Callers that catch ValueError also catch configuration errors."""
         assert issubclass(ConfigError, ValueError)
+
+
+class TestSizes:
+    """A submission within max_submission_bytes must fit its submissions.received record."""
+
+    def test_defaults_fit(self):
+        settings = Settings()
+        assert received_record_bound(settings.max_submission_bytes) <= settings.max_record_bytes
+
+    def test_the_largest_submission_the_message_names_fits_and_one_more_byte_does_not(self):
+        with pytest.raises(ConfigError) as caught:
+            Settings(max_submission_bytes=7_000_000)
+        largest = int(str(caught.value).rsplit(" ", 1)[1])
+        assert Settings(max_submission_bytes=largest).max_submission_bytes == largest
+        with pytest.raises(ConfigError):
+            Settings(max_submission_bytes=largest + 1)
+
+    def test_a_smaller_record_bound_needs_a_smaller_submission_bound(self):
+        with pytest.raises(ConfigError, match="max_submission_bytes does not fit"):
+            Settings(max_record_bytes=4 * 1024 * 1024)  # the 4 MiB default grows by a third
+        assert Settings(max_record_bytes=4 * 1024 * 1024, max_submission_bytes=3_000_000)
+
+    def test_from_the_environment_too(self):
+        env = {"SOZIALHUB_MAX_SUBMISSION_BYTES": "8000000"}
+        with pytest.raises(ConfigError, match="max_submission_bytes does not fit"):
+            load(env)
+
+    @pytest.mark.parametrize("field", ["max_submission_bytes", "max_record_bytes"])
+    def test_sizes_must_be_positive(self, field):
+        with pytest.raises(ConfigError, match="must be positive"):
+            Settings(**{field: 0})
