@@ -601,7 +601,17 @@ def receipts_agent(app: faust.App, sender: Sender, channels: dict[str, ReceiptCh
                 continue
             send = channels.get(receipt.channel)
             if send is None:
-                continue  # channel "none", or a transport this worker does not run
+                if receipt.channel != "none":
+                    # A portal channel this worker does not run: a worker configured differently
+                    # holds this partition (docs/operations.md#scaling). Loud, never silent.
+                    metrics.RECEIPTS_NOT_SENT.labels(receipt.channel).inc()
+                    log.error(
+                        "receipts.channel_not_run",
+                        channel=receipt.channel,
+                        submission_id=receipt.submission_id,
+                        receipt_id=receipt.receipt_id,
+                    )
+                continue  # channel "none": the record is the receipt (file drop, OSCI)
             try:
                 sent = await _send_receipt(send, receipt)
                 audit = pipeline.receipt_sent(receipt, utcnow(), sent=sent)

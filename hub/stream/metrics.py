@@ -77,6 +77,12 @@ HANDOVER_RETRIES = Counter(
     ["vendor"],
     registry=REGISTRY,
 )
+RECEIPTS_NOT_SENT = Counter(
+    "sozialhub_receipts_not_sent",
+    "Portal receipts this worker's receipts agent passed over: their channel is not configured here",
+    ["channel"],
+    registry=REGISTRY,
+)
 AUDIT_CHAINED = Counter(
     "sozialhub_audit_chained",
     "Audit events appended to audit.chain by this worker's chainer",

@@ -1166,18 +1166,35 @@ def test_a_taken_or_refused_receipt_does_not_block_a_later_one(pki, hub_settings
                 if e.stage == "receipt" and e.submission_id in by_submission
             }
 
-        worker = WorkerProcess(
-            worker_settings, log_file=hub_settings.data_dir / "worker.log", args=("--no-outbound",)
-        ).start()
+        # A FIT-Connect receipt, which this XTA-only worker cannot send: passed over, loudly.
+        foreign = PortalReceipt(
+            receipt_id="rcp-" + "0" * 32,
+            submission_id="sub-" + "f" * 32,
+            transport="fitconnect",
+            channel="fitconnect",
+            outcome="accepted",
+            at="2026-11-22T10:00:00.000Z",
+            case_id="7d6c3b4e-2f1a-4c5d-9e8f-0a1b2c3d4e5f",
+        )
+        producer = kafka.producer(hub_settings)
+        emit = Emit.of(hub_settings.topic(pipeline.RECEIPTS), foreign.submission_id, foreign)
+        producer.produce(emit.topic, key=emit.key.encode(), value=emit.value)
+        assert 0 == producer.flush(30)
+        log_file = hub_settings.data_dir / "worker.log"
+        worker = WorkerProcess(worker_settings, log_file=log_file, args=("--no-outbound",)).start()
         try:
             worker.wait_ready()
             until(lambda: len(decisions()) == 3)
+            until(lambda: foreign.submission_id in log_file.read_text(errors="replace"))
         finally:
             worker.stop()
         sends = background.call(lambda: sim.requests.count("sendMessage"))
         recorded = background.call(lambda: [xta.receipt_outcome(r)[0] for r in sim.receipts])
     assert {ids[0]: "sent", ids[1]: "refused", ids[2]: "sent"} == decisions()
     assert (3, [ids[2]]) == (sends, recorded)  # each receipt tried once; the server kept one
+    (line,) = [line for line in log_file.read_text().splitlines() if foreign.submission_id in line]
+    assert "receipts.channel_not_run" in line
+    assert '"channel": "fitconnect"' in line
 
 
 # --- the simulator speaks the official schema ------------------------------------------------
