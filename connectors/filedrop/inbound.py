@@ -19,14 +19,19 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".swp")
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class InboxFile:
     path: Path
     data: bytes | None  # None when the file is larger than the limit
-    sha256: str
+    sha256: str  # of the whole file; of the bytes read only when read with digest_all=False
+    identity: tuple[int, int] = (0, 0)  # (device, inode) of the file that was read
 
 
 class Unreadable(OSError):  # noqa: N818 - reads as the condition it reports
@@ -43,11 +48,13 @@ def _move(source: Path, target: Path) -> None:
         shutil.move(str(source), str(target))
 
 
-def read_file(path: Path, max_bytes: int) -> InboxFile | None:
+def read_file(path: Path, max_bytes: int, *, digest_all: bool = True) -> InboxFile | None:
     """Read a file without buffering more than ``max_bytes``; ``None`` if it vanished.
 
     The file is opened without following symlinks and must be a regular file, so a
-    link swapped in after listing cannot make the hub ship another file.
+    link swapped in after listing cannot make the hub ship another file. A file over
+    the limit is hashed to its end (the digest names it in the dead letter), unless
+    ``digest_all`` is false: then reading stops at the first byte over the limit.
     """
     digest = hashlib.sha256()
     chunks: list[bytes] = []
@@ -59,20 +66,39 @@ def read_file(path: Path, max_bytes: int) -> InboxFile | None:
     except OSError as exc:
         raise Unreadable(exc.errno, "cannot open inbox file") from None
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise Unreadable(errno.EINVAL, "not a regular file")
         try:
-            while chunk := handle.read(1 << 16):
+            while chunk := handle.read(1 << 16 if digest_all else max_bytes + 1 - size):
                 digest.update(chunk)
                 size += len(chunk)
                 if size <= max_bytes:
                     chunks.append(chunk)
-                else:
+                elif digest_all:
                     chunks.clear()  # keep hashing, stop buffering
+                else:
+                    break
         except OSError as exc:
             raise Unreadable(exc.errno, "cannot read inbox file") from None
     data = b"".join(chunks) if size <= max_bytes else None
-    return InboxFile(path, data, digest.hexdigest())
+    return InboxFile(path, data, digest.hexdigest(), (status.st_dev, status.st_ino))
+
+
+def same_file(path: Path, identity: tuple[int, int] | None) -> bool:
+    """Whether ``path`` is still the file read as ``identity`` (True without one, or if gone).
+
+    A client that renames a new file over one the hub has read but not yet moved
+    would otherwise see its file archived (or set aside) under the first one's
+    name, unread.
+    """
+    if identity is None:
+        return True
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return True
+    return (status.st_dev, status.st_ino) == identity
 
 
 def move_out(path: Path, target: Path | None) -> None:
@@ -90,9 +116,19 @@ def move_out(path: Path, target: Path | None) -> None:
         return
 
 
-def move_or_remember(path: Path, target: Path | None, stuck: set[str]) -> bool:
-    """:func:`move_out`; True, or on failure False with the name added to ``stuck``."""
+def move_or_remember(
+    path: Path, target: Path | None, stuck: set[str], identity: tuple[int, int] | None = None
+) -> bool:
+    """:func:`move_out`; True, or on failure False with the name added to ``stuck``.
+
+    With the ``identity`` of the file that was read, a file that has been replaced
+    since (another file under the same name) is left in the inbox to be taken as
+    what it is (True: nothing is stuck); the file that was read is gone already.
+    """
     try:
+        if not same_file(path, identity):
+            log.warning("filedrop.replaced_before_move", file=path.name)
+            return True
         move_out(path, target)
     except OSError:
         stuck.add(path.name)
@@ -109,6 +145,7 @@ class FileDropInbox:
         self.unreadable = aside / "unreadable"
         self.max_bytes = max_bytes
         self._stuck: set[str] = set()  # files this process could neither take nor set aside
+        self._read_as: dict[str, tuple[int, int]] = {}  # name -> identity of the file read
         inbox.mkdir(parents=True, exist_ok=True)
 
     def pending(self, limit: int = 500) -> list[Path]:
@@ -129,11 +166,17 @@ class FileDropInbox:
         The file is opened without following symlinks and must be a regular file, so a
         link swapped in after listing cannot make the hub ship another file.
         """
-        return read_file(path, self.max_bytes)
+        item = read_file(path, self.max_bytes)
+        if item is not None:
+            self._read_as[path.name] = item.identity
+        return item
 
     def _out_of_inbox(self, path: Path, target: Path | None) -> bool:
-        """Move (or, without a target, delete) ``path``; on failure remember it and say so."""
-        return move_or_remember(path, target, self._stuck)
+        """Move (or, without a target, delete) ``path``; on failure remember it and say so.
+
+        Only the file that was read moves: one renamed over it since stays (:func:`same_file`).
+        """
+        return move_or_remember(path, target, self._stuck, self._read_as.pop(path.name, None))
 
     def release(self, path: Path, submission_id: str) -> bool:
         """Kafka has the record: move the file out of the inbox (archive) or delete it."""

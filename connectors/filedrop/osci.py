@@ -109,6 +109,7 @@ class OsciInbox:
         self._clock = clock
         self._first_seen: dict[str, float] = {}  # name -> when this process first saw it alone
         self._stuck: set[str] = set()  # files this process could not move out of the inbox
+        self._read_as: dict[str, tuple[int, int]] = {}  # name -> identity of the file read
 
     def scan(self, limit: int = 500) -> OsciListing:
         """Pairs ready to be taken (name order, at most ``limit``), waiting packages, orphans."""
@@ -164,11 +165,14 @@ class OsciInbox:
         package = read_file(handover.package, self.max_bytes)
         if package is None:
             return None
+        self._read_as[handover.package.name] = package.identity
         if handover.metadata is None:
             return OsciFiles(package, None)
-        metadata = read_file(handover.metadata, MAX_METADATA_BYTES)
+        # Only "too large" matters of a sidecar over its limit: no need to read it to its end.
+        metadata = read_file(handover.metadata, MAX_METADATA_BYTES, digest_all=False)
         if metadata is None:
             return OsciFiles(package, None)
+        self._read_as[handover.metadata.name] = metadata.identity
         return OsciFiles(package, metadata.data, metadata_too_large=metadata.data is None)
 
     def release(self, handover: OsciHandover, submission_id: str) -> bool:
@@ -204,4 +208,5 @@ class OsciInbox:
         return handover.metadata is None or self._move(handover.metadata, sidecar)
 
     def _move(self, path: Path, target: Path | None) -> bool:
-        return move_or_remember(path, target, self._stuck)
+        # Only the file that was read moves: one renamed over it since stays, to be taken anew.
+        return move_or_remember(path, target, self._stuck, self._read_as.pop(path.name, None))

@@ -174,6 +174,33 @@ class TestRelease:
         expected = [f"{SID}.xml"]
         assert expected == names(inbox.archive)
 
+    def test_a_file_renamed_over_the_one_read_stays_to_be_taken_as_itself(self, inbox):
+        """A client writes a new file under the same name after the hub read the first and
+        before it moved it: the new file stays in the inbox (and reads as itself next);
+        it is never archived under the first one's submission id."""
+        path = inbox.inbox / "urn-de-xta-messageid-1.xml"
+        path.write_bytes(b"<first/>")
+        assert b"<first/>" == inbox.read(path).data
+        replacement = inbox.inbox / ".next.part"
+        replacement.write_bytes(b"<second/>")
+        replacement.replace(path)
+        assert inbox.release(path, SID)  # nothing stuck
+        archived = inbox.archive / f"{SID}.xml"
+        expected = ([path], b"<second/>", False)
+        assert expected == (inbox.pending(), inbox.read(path).data, archived.exists())
+        assert inbox.release(path, SID)  # the file read now moves
+        assert ([], b"<second/>") == (inbox.pending(), archived.read_bytes())
+
+    def test_a_replaced_oversize_file_is_not_set_aside(self, inbox):
+        path = inbox.inbox / "big.xml"
+        path.write_bytes(b"x" * 2048)
+        digest = inbox.read(path).sha256
+        replacement = inbox.inbox / ".big.part"
+        replacement.write_bytes(b"<small/>")
+        replacement.replace(path)
+        assert inbox.set_aside(path, digest)
+        assert ([path], False) == (inbox.pending(), (inbox.rejected / f"sha256-{digest}").exists())
+
 
 class TestSetAside:
     def test_moves_oversize_file_out_of_the_inbox(self, inbox):

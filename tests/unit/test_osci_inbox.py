@@ -142,6 +142,16 @@ class TestRead:
         files = inbox.read(inbox.scan().ready[0])
         assert (None, True) == (files.metadata, files.metadata_too_large)
 
+    @pytest.mark.timeout(20)
+    def test_an_oversized_sidecar_is_not_read_to_its_end(self, inbox):
+        """A sidecar of 64 GiB (sparse): reading stops after the limit; hashing it to its end
+        would take minutes."""
+        put(inbox, "a.xml", b"package")
+        with (inbox.directory / "a.xml.json").open("wb") as sidecar:
+            sidecar.truncate(64 * 1024**3)
+        files = inbox.read(inbox.scan().ready[0])
+        assert (None, True) == (files.metadata, files.metadata_too_large)
+
     def test_a_symlinked_sidecar_is_unreadable(self, inbox, tmp_path):
         """A sidecar swapped for a symlink (e.g. to a key file) is never followed."""
         secret = tmp_path / "hub.key"
@@ -207,6 +217,21 @@ class TestMoves:
         listing = inbox.scan()
         expected = ([], ["a.xml", "a.xml.json"], [], [])
         assert expected == (moved, names(inbox.directory), listing.ready, listing.orphans)
+
+    def test_a_pair_renamed_over_after_reading_stays_to_be_taken_as_itself(self, inbox, tmp_path):
+        """The client hands over a new pair under the same names after the hub read the first
+        and before it moved it: the new pair stays in the inbox, never archived under the
+        first one's submission id."""
+        put(inbox, "a.xml", b"package")
+        put(inbox, "a.xml.json", METADATA)
+        handover = inbox.scan().ready[0]
+        assert b"package" == inbox.read(handover).package.data
+        put(inbox, "a.xml", b"another package")
+        put(inbox, "a.xml.json", METADATA)
+        assert inbox.release(handover, submission_id(b"package"))  # nothing stuck
+        expected = (["a.xml", "a.xml.json"], [], b"another package")
+        again = inbox.read(inbox.scan().ready[0])
+        assert expected == (names(inbox.directory), names(tmp_path / "archive"), again.package.data)
 
     def test_quarantine_and_orphans_keep_their_names(self, inbox, tmp_path):
         put(inbox, "a.xml", b"package")
