@@ -150,9 +150,8 @@ class _Malformed(Exception):  # noqa: N818 - internal signal, never leaves this 
     """A 2xx answer whose body is not the documented shape (not retried)."""
 
 
-_BUNDLE = (
-    "bundle"  # the path of a bundle over max_bundle_bytes whose every part is within its bound
-)
+# The path of a bundle over max_bundle_bytes whose every part is within its own bound.
+_BUNDLE = "bundle"
 
 
 class _TooLarge(_Malformed):
