@@ -19,7 +19,8 @@ Flow for one submission:
    answered yet); after that it is handed over again (at least once; the hub
    deduplicates on the submission id).
    A part larger than its bound (``max_submission_bytes`` for the resource with
-   metadata and data, ``max_attachment_bytes`` per attachment), announced by
+   metadata and data, ``max_attachment_bytes`` per attachment), or a bundle
+   larger than ``max_bundle_bytes`` (path ``bundle``), announced by
    ``Content-Length`` or found while streaming, is not read further: the
    injected ``refuse(submission_id, case_id, rejection)`` coroutine (normally:
    produce a ``SIZE`` dead letter and the ``reject-submission`` SET to Kafka)
