@@ -78,6 +78,7 @@ from hub.stream import (
 )
 from hub.stream import rechtskreiswechsel as rkw
 from hub.stream import subscriptions as stream_subscriptions
+from hub.stream.follow import wait_loaded
 
 log = structlog.get_logger(__name__)
 
@@ -358,12 +359,10 @@ async def _answers_loaded(answers: fitconnect_answers.AnswerIndex) -> None:
     harmless (the same answer follows), but wasted. If the index does not load,
     the receiver starts all the same.
     """
-    deadline = time.monotonic() + SEEN_LOAD_SECONDS
-    while not answers.loaded.is_set():
-        if answers.failed or time.monotonic() > deadline:
-            log.warning("fitconnect_answers.not_loaded")
-            return
-        await asyncio.sleep(0.05)
+    try:
+        await wait_loaded(answers, SEEN_LOAD_SECONDS, "answer index")
+    except TimeoutError:
+        log.warning("fitconnect_answers.not_loaded")
 
 
 def refuse_to(
@@ -787,11 +786,7 @@ def create_app(
         return result
 
     async def index_loaded() -> None:
-        deadline = time.monotonic() + SEEN_LOAD_SECONDS
-        while not index.loaded.is_set():
-            if index.failed or time.monotonic() > deadline:
-                raise TimeoutError("replay index not loaded")
-            await asyncio.sleep(0.05)
+        await wait_loaded(index, SEEN_LOAD_SECONDS, "replay index")
 
     stage_agent(app, sender.channel(RECEIVED), "intake", intake, sender, before=index_loaded)
     dispatch_agent(app, settings, hub, sender, keks)

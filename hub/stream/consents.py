@@ -20,10 +20,8 @@ it local.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import threading
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,7 +34,7 @@ from hub.core.consent_registry import EVENTS, LEDGER, STAGE, record
 from hub.core.errors import Reason, Rejection
 from hub.core.pipeline import Emit
 from hub.core.pseudonym import PSEUDONYM
-from hub.stream.follow import follow_compacted
+from hub.stream.follow import follow_compacted, wait_loaded
 
 log = structlog.get_logger(__name__)
 
@@ -152,11 +150,7 @@ def register(app: Any, settings: Settings, sender: Any, stage_agent: Any) -> Con
         return StageResult(emits, "recorded")
 
     async def loaded() -> None:
-        deadline = time.monotonic() + LOAD_SECONDS
-        while not index.loaded.is_set():
-            if index.failed or time.monotonic() > deadline:
-                raise TimeoutError("consent index not loaded")
-            await asyncio.sleep(0.05)
+        await wait_loaded(index, LOAD_SECONDS, "consent index")
 
     stage_agent(app, sender.channel(EVENTS), STAGE, compute, sender, before=loaded)
     return index

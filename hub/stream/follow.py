@@ -10,10 +10,11 @@ end, and the records after that keep arriving until ``stop`` is set.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -22,6 +23,23 @@ from hub.config import Settings
 log = structlog.get_logger(__name__)
 
 Take = Callable[[bytes | None, bytes | None], None]
+
+
+class Loading(Protocol):
+    """An index filled by :func:`follow_compacted` in a background thread."""
+
+    loaded: threading.Event
+    failed: bool
+
+
+async def wait_loaded(index: Loading, seconds: float, what: str) -> None:
+    """Return once ``index`` has read its topic to the end; ``TimeoutError`` naming ``what``
+    if its follower failed or ``seconds`` passed first. Polls without blocking the loop."""
+    deadline = time.monotonic() + seconds
+    while not index.loaded.is_set():
+        if index.failed or time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not loaded")
+        await asyncio.sleep(0.05)
 
 
 def follow_compacted(

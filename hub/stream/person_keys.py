@@ -12,10 +12,8 @@ keys only; unwrapping is the core's, with the KEK.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping
 
 import structlog
@@ -32,6 +30,7 @@ from hub.core.audit_vault import (
 )
 from hub.core.errors import Rejection
 from hub.core.pipeline import Emit
+from hub.stream import follow
 from hub.stream.follow import follow_compacted
 
 log = structlog.get_logger(__name__)
@@ -154,8 +153,4 @@ def vault(settings: Settings, keks: KekRing) -> tuple[Vault, PersonKeyIndex]:
 
 async def wait_loaded(index: PersonKeyIndex, seconds: float = LOAD_SECONDS) -> None:
     """Return once the index has read ``audit.keys`` to its end; TimeoutError if it cannot."""
-    deadline = time.monotonic() + seconds
-    while not index.loaded.is_set():
-        if index.failed or time.monotonic() > deadline:
-            raise TimeoutError("person key index not loaded")
-        await asyncio.sleep(0.05)
+    await follow.wait_loaded(index, seconds, "person key index")
