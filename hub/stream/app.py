@@ -365,6 +365,14 @@ async def _answers_loaded(answers: fitconnect_answers.AnswerIndex) -> None:
         log.warning("fitconnect_answers.not_loaded")
 
 
+async def _send_refusal(sender: Sender, result: StageResult, **fields: str) -> None:
+    """Produce (and await the acknowledgement of) what a connector refused unread: its ``SIZE``
+    dead letter at stage ``ingest``, replay key and rejection receipt."""
+    metrics.DEAD_LETTERS.labels(unfetched.STAGE, result.reason or "").inc()
+    await sender.send_all(result.emits)
+    log.info("connector.refused", reason=result.reason, **fields)
+
+
 def refuse_to(
     hub: HubContext, sender: Sender, destination_id: str
 ) -> Callable[[str, str | None, Rejection], Awaitable[None]]:
@@ -381,9 +389,7 @@ def refuse_to(
             "fitconnect", b"", message_id=submission_id, reader=destination_id, case_id=case_id
         )
         result = unfetched.refused(envelope, rejection, hub, utcnow())
-        metrics.DEAD_LETTERS.labels(unfetched.STAGE, result.reason or "").inc()
-        await sender.send_all(result.emits)
-        log.info("connector.refused", source="fitconnect", reason=result.reason)
+        await _send_refusal(sender, result, source="fitconnect")
 
     return refuse
 
@@ -428,9 +434,7 @@ def reject_oversize_to(
 
     async def reject(oversize: xta_oversize.Oversize) -> None:
         result = xta_oversize.reject(oversize, hub, utcnow())
-        metrics.DEAD_LETTERS.labels(xta_oversize.STAGE, result.reason or "").inc()
-        await sender.send_all(result.emits)
-        log.info("connector.refused", source="xta", message_id=oversize.message_id)
+        await _send_refusal(sender, result, source="xta", message_id=oversize.message_id)
 
     return reject
 
