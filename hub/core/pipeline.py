@@ -180,8 +180,12 @@ def _reject(
     source: SourceRef | None,
     now: dt.datetime,
     target: str = "",
+    *,
+    transport_message_id: str | None = None,
+    declared_size: int | None = None,
     **where_fields: Any,
 ) -> StageResult:
+    # transport_message_id and declared_size name a message refused unread (hub.core.unfetched).
     # Ids are deterministic per submission and stage (plus the delivery at the deliver stage),
     # so a re-sent submission's rejection deduplicates. Records the hub cannot attribute
     # ("sub-unknown") are told apart by their source record instead.
@@ -198,6 +202,8 @@ def _reject(
         source=source,
         at=timestamp(now),
         explanation=rejection.explanation if isinstance(rejection, RouteRejection) else None,
+        transport_message_id=transport_message_id,
+        declared_size=declared_size,
     )
     audit = _audit(
         submission,

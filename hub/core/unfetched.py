@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import replace
 
 from hub.core.errors import Rejection
 from hub.core.pipeline import (
-    DEAD_LETTER,
     SEEN,
     Emit,
     HubContext,
@@ -43,9 +41,7 @@ from hub.core.pipeline import (
     reject,
 )
 from hub.core.records import (
-    DeadLetter,
     Seen,
-    decode,
     encode_fields,
     seen_key,
     submission_id_of_digest,
@@ -88,11 +84,17 @@ def refused(
     if not envelope.message_id:
         raise ValueError("a refused submission needs its transport message id")
     sid = submission_id_of_message(envelope.transport, envelope.message_id)
-    result = reject(sid, STAGE, rejection, None, None, now)
-    emits = [
-        _naming(emit, envelope.message_id, declared_size) if emit.topic == DEAD_LETTER else emit
-        for emit in result.emits
-    ]
+    result = reject(
+        sid,
+        STAGE,
+        rejection,
+        None,
+        None,
+        now,
+        transport_message_id=envelope.message_id,
+        declared_size=declared_size,
+    )
+    emits = list(result.emits)
     key = seen_key("msg", envelope.transport, envelope.message_id)  # intake's key for the message
     emits.append(
         Emit(
@@ -107,10 +109,3 @@ def refused(
         reason = rejection.reason.value
         emits.append(portal_receipt(sid, envelope, portal, "rejected", reason, hub, now))
     return StageResult(tuple(emits), "rejected", result.reason)
-
-
-def _naming(emit: Emit, message_id: str, declared_size: int | None) -> Emit:
-    """The dead letter, naming the transport message and the size its sender declared."""
-    letter = decode(emit.value, DeadLetter)
-    named = replace(letter, transport_message_id=message_id, declared_size=declared_size)
-    return Emit.of(DEAD_LETTER, emit.key, named)
