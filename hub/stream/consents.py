@@ -34,7 +34,7 @@ from hub.core.consent_registry import EVENTS, LEDGER, STAGE, record
 from hub.core.errors import Reason, Rejection
 from hub.core.pipeline import Emit
 from hub.core.pseudonym import PSEUDONYM
-from hub.stream.follow import follow_compacted, wait_loaded
+from hub.stream.follow import follow_compacted, in_background, wait_loaded
 
 log = structlog.get_logger(__name__)
 
@@ -121,12 +121,7 @@ class ConsentIndex:
 def start(settings: Settings) -> tuple[ConsentIndex, threading.Event]:
     """A loading index and the event that stops its follower thread."""
     index = ConsentIndex()
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=index.follow, args=(settings, stop), name="consent-index", daemon=True
-    )
-    thread.start()
-    return index, stop
+    return index, in_background(index, settings, "consent-index")
 
 
 LOAD_SECONDS = 60.0  # the consent agent waits this long for the index, then the worker exits

@@ -27,7 +27,7 @@ from hub.config import Settings
 from hub.core.errors import Rejection
 from hub.core.pipeline import RECEIPTS
 from hub.core.records import PortalReceipt, decode, unb64
-from hub.stream.follow import follow_compacted
+from hub.stream.follow import follow_compacted, in_background
 
 log = structlog.get_logger(__name__)
 
@@ -103,9 +103,4 @@ class AnswerIndex:
 def start(settings: Settings) -> tuple[AnswerIndex, threading.Event]:
     """A loading index and the event that stops its follower thread."""
     index = AnswerIndex()
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=index.follow, args=(settings, stop), name="fitconnect-answers", daemon=True
-    )
-    thread.start()
-    return index, stop
+    return index, in_background(index, settings, "fitconnect-answers")

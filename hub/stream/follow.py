@@ -1,8 +1,11 @@
 """Follow a compacted topic into an in-memory index: from the beginning, then for good.
 
 The replay index (:mod:`hub.stream.seen`), the consent index
-(:mod:`hub.stream.consents`) and the handover index
-(:mod:`hub.stream.rechtskreiswechsel`) each run this in a background thread.
+(:mod:`hub.stream.consents`), the handover index
+(:mod:`hub.stream.rechtskreiswechsel`), the subscription, person key and
+FIT-Connect answer indexes each run this in a background thread
+(:func:`in_background`); the agents that need one wait for it with
+:func:`wait_loaded`.
 The reader is assigned every partition from the beginning (no consumer group
 membership, no commits); ``loaded`` is set once every partition has reached its
 end, and the records after that keep arriving until ``stop`` is set.
@@ -30,6 +33,19 @@ class Loading(Protocol):
 
     loaded: threading.Event
     failed: bool
+
+
+class Follower(Protocol):
+    """An index that follows its topic until ``stop`` is set (its ``follow`` runs a thread)."""
+
+    def follow(self, settings: Settings, stop: threading.Event) -> None: ...
+
+
+def in_background(index: Follower, settings: Settings, name: str) -> threading.Event:
+    """Run ``index.follow`` in a daemon thread named ``name``; the event that stops it."""
+    stop = threading.Event()
+    threading.Thread(target=index.follow, args=(settings, stop), name=name, daemon=True).start()
+    return stop
 
 
 async def wait_loaded(index: Loading, seconds: float, what: str) -> None:

@@ -31,7 +31,7 @@ from hub.core.audit_vault import (
 from hub.core.errors import Rejection
 from hub.core.pipeline import Emit
 from hub.stream import follow
-from hub.stream.follow import follow_compacted
+from hub.stream.follow import follow_compacted, in_background
 
 log = structlog.get_logger(__name__)
 
@@ -137,12 +137,7 @@ class PersonKeyIndex(Mapping[str, tuple[PersonKey, ...]]):
 def start(settings: Settings) -> tuple[PersonKeyIndex, threading.Event]:
     """A loading index and the event that stops its follower thread."""
     index = PersonKeyIndex()
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=index.follow, args=(settings, stop), name="person-key-index", daemon=True
-    )
-    thread.start()
-    return index, stop
+    return index, in_background(index, settings, "person-key-index")
 
 
 def vault(settings: Settings, keks: KekRing) -> tuple[Vault, PersonKeyIndex]:

@@ -32,7 +32,7 @@ from hub.core.rkw_stages import (
     send,
     update,
 )
-from hub.stream.follow import follow_compacted
+from hub.stream.follow import follow_compacted, in_background
 from hub.stream.subscriptions import SubscriptionIndex
 
 log = structlog.get_logger(__name__)
@@ -109,10 +109,7 @@ def register(
     """The plan, send and updates agents and the reminder timer. ``consents``: the ConsentIndex;
     ``subscriptions``: the configured and run-time subscriptions, asked per event."""
     index = HandoverIndex()
-    stop = threading.Event()
-    threading.Thread(
-        target=index.follow, args=(settings, stop), name="handover-index", daemon=True
-    ).start()
+    in_background(index, settings, "handover-index")
 
     def utcnow() -> dt.datetime:
         return dt.datetime.now(dt.UTC)

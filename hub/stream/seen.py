@@ -20,7 +20,7 @@ from hub.config import Settings
 from hub.core.errors import Rejection
 from hub.core.pipeline import SEEN, Emit
 from hub.core.records import Seen, decode
-from hub.stream.follow import follow_compacted
+from hub.stream.follow import follow_compacted, in_background
 
 log = structlog.get_logger(__name__)
 
@@ -83,9 +83,4 @@ class SeenIndex(Mapping[str, str]):
 def start(settings: Settings) -> tuple[SeenIndex, threading.Event]:
     """A loading index and the event that stops its follower thread."""
     index = SeenIndex()
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=index.follow, args=(settings, stop), name="seen-index", daemon=True
-    )
-    thread.start()
-    return index, stop
+    return index, in_background(index, settings, "seen-index")

@@ -21,7 +21,7 @@ from hub.config import Settings
 from hub.core.errors import Rejection
 from hub.core.route import OfficeTable
 from hub.core.subscriptions import Subscriptions, record_entry
-from hub.stream.follow import follow_compacted
+from hub.stream.follow import follow_compacted, in_background
 from hub.subscriptions import entry_schema, fold_runtime
 
 log = structlog.get_logger(__name__)
@@ -93,8 +93,4 @@ def start(
 ) -> tuple[SubscriptionIndex, threading.Event]:
     """A loading index and the event that stops its follower thread."""
     index = SubscriptionIndex(base, table, entry_schema(settings.schema_dir))
-    stop = threading.Event()
-    threading.Thread(
-        target=index.follow, args=(settings, stop), name="subscriptions-index", daemon=True
-    ).start()
-    return index, stop
+    return index, in_background(index, settings, "subscriptions-index")
