@@ -31,7 +31,8 @@ allow() {
 }
 
 # The worker (`sozialhub run`): consume and produce every hub topic, commit offsets in its
-# groups (Faust group "<prefix>hub", tool groups "<prefix>tool-..."), read topic configs
+# groups (Faust group "<prefix>hub", receipt groups "<prefix>receipts-<channel>",
+# tool groups "<prefix>tool-..."), read topic configs
 # (`sozialhub topics plan`). No Create, Delete, Alter, AlterConfigs, no cluster rights.
 scram sozialhub-hub
 allow sozialhub-hub topic "$prefix" prefixed Read Write Describe DescribeConfigs

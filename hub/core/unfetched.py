@@ -18,7 +18,7 @@ rejection:
 - the portal receipt on ``submissions.receipts`` (for FIT-Connect the signed
   ``reject-submission`` SET, for XTA the rejection message, built by
   :func:`hub.core.pipeline.portal_receipt` like every other), which the
-  receipts agent sends.
+  channel's receipt sender (:mod:`hub.stream.receipts`) sends.
 
 Every id is derived from the transport and its message id
 (:func:`submission_id_of_message`), and the SET's ``jti`` from its content, so

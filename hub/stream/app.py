@@ -19,6 +19,8 @@ Agents:
 - ``file_drop`` task: inbox directory -> submissions.received (inbound connector)
 - ``osci_drop`` task: the inbox's ``osci`` sub-inbox (OSCI packages and their metadata)
   -> submissions.received (hub.stream.osci_inbox)
+- receipt senders, one thread per portal channel this worker runs (``xta2``, ``fitconnect``),
+  each in its own consumer group: submissions.receipts -> the portal (hub.stream.receipts)
 - ``consent``, ``rechtskreiswechsel``, ``handover-send``, ``handover``: the consent
   registry and the Rechtskreiswechsel (hub.stream.consents, hub.stream.rechtskreiswechsel)
 
@@ -74,11 +76,13 @@ from hub.stream import (
     metrics,
     osci_inbox,
     person_keys,
+    receipts,
     seen,
 )
 from hub.stream import rechtskreiswechsel as rkw
 from hub.stream import subscriptions as stream_subscriptions
 from hub.stream.follow import wait_loaded
+from hub.stream.receipts import ReceiptChannel, UnsendableReceiptError
 
 log = structlog.get_logger(__name__)
 
@@ -380,7 +384,7 @@ def refuse_to(
 
     The dead letter, replay key and ``reject-submission`` receipt
     (:func:`hub.core.unfetched.refused`) are produced and acknowledged when this
-    returns; the receipts agent sends the SET. A failed send ends the process
+    returns; the FIT-Connect receipt sender sends the SET. A failed send ends the process
     first (:meth:`Sender.send_all`), so the receiver re-does it after a restart.
     """
 
@@ -471,7 +475,7 @@ def fitconnect_task(
     """The FIT-Connect receiver: callback endpoint plus polling; bundles become received records.
 
     A bundle is handed over (produced and acknowledged) before the receiver counts it
-    as taken; the accept or reject event goes out later through the receipts agent.
+    as taken; the accept or reject event goes out later through the FIT-Connect receipt sender.
     A submission with a part over the receiver's bound is not fetched: its ``SIZE``
     dead letter and ``reject-submission`` receipt are produced and acknowledged
     instead (:func:`refuse_to`). A submission the hub has answered already is not
@@ -526,103 +530,6 @@ def fitconnect_task(
 
     app.task(fitconnect_inbound)
     return receiver
-
-
-RECEIPT_RETRY_MAX = 60.0
-# Sends one receipt over its channel; returns how the portal has it ("sent", or e.g. "present"
-# when it had it already), raises when it does not.
-ReceiptChannel = Callable[[PortalReceipt], Awaitable[str | None]]
-
-
-class UnsendableReceiptError(ValueError):
-    """A receipt record that cannot be sent at all (no body, no case id): never retried."""
-
-    retriable = False
-
-
-async def _send_receipt(send: ReceiptChannel, receipt: PortalReceipt) -> bool:
-    """Send until the portal has it (True), or until it refuses for good (False).
-
-    Transient failures (connection, timeout, 5xx or 429, an XTA technical fault) are
-    retried with backoff without limit: the portal must get its answer. A permanent
-    refusal (an error whose ``retriable`` is false: an XTA fault that refuses the
-    request, a 4xx from the FIT-Connect delivery service, a SET the case's event log
-    contradicts, a record that cannot be sent) is logged and audited as
-    ``receipt``/``refused``, so one refused receipt cannot block every later one. A
-    receipt the portal has already (an XTA message id the server holds from an
-    earlier send, a SET in the case's event log) counts as sent; the channel's
-    answer is logged as ``state``.
-    """
-    delay = 1.0
-    while True:
-        try:
-            state = await send(receipt)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the portal is down or refuses
-            permanent = getattr(exc, "retriable", True) is False
-            log.warning(
-                "receipt.send_failed",
-                channel=receipt.channel,
-                submission_id=receipt.submission_id,
-                error=type(exc).__name__,
-                permanent=permanent,
-                retry_in=None if permanent else delay,
-            )
-            if permanent:
-                return False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECEIPT_RETRY_MAX)
-        else:
-            log.info(
-                "receipt.sent",
-                channel=receipt.channel,
-                submission_id=receipt.submission_id,
-                state=state or "sent",
-            )
-            return True
-
-
-def receipts_agent(app: faust.App, sender: Sender, channels: dict[str, ReceiptChannel]) -> None:
-    """Send each portal receipt over its channel; retry with backoff until the portal has it.
-
-    Receipts have their own agent, so a portal that is down delays only its answers,
-    never intake. Each receipt's outcome (``receipt``/``sent`` or ``refused``) is
-    audited and acknowledged by Kafka before the agent takes the next record, so its
-    offset is committed only after the outcome is recorded. The stream acks a record
-    in a ``finally`` block when anything escapes the loop (a shutdown that cancels a
-    retry included), so the process ends without a commit instead; after a restart
-    the receipt is sent again (an XTA server then answers that it has it: ``sent``).
-    """
-
-    async def send_receipts(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                receipt = decode(event.value, PortalReceipt)
-            except Rejection:
-                log.warning("receipt.foreign_record")
-                continue
-            send = channels.get(receipt.channel)
-            if send is None:
-                if receipt.channel != "none":
-                    # A portal channel this worker does not run: a worker configured differently
-                    # holds this partition (docs/operations.md#scaling). Loud, never silent.
-                    metrics.RECEIPTS_NOT_SENT.labels(receipt.channel).inc()
-                    log.error(
-                        "receipts.channel_not_run",
-                        channel=receipt.channel,
-                        submission_id=receipt.submission_id,
-                        receipt_id=receipt.receipt_id,
-                    )
-                continue  # channel "none": the record is the receipt (file drop, OSCI)
-            try:
-                sent = await _send_receipt(send, receipt)
-                audit = pipeline.receipt_sent(receipt, utcnow(), sent=sent)
-                await sender.send_all([audit])
-            except BaseException as exc:  # noqa: BLE001 - the record must not be acked unrecorded
-                exit_without_commit("receipts.interrupted", exc)
-
-    app.agent(sender.channel(pipeline.RECEIPTS), name="receipts")(send_receipts)
 
 
 def check_certificates(signers: SignerSet, warn_days: float, now: dt.datetime) -> None:
@@ -824,7 +731,8 @@ def create_app(
 
 
 def inbound_connectors(app: faust.App, settings: Settings, hub: HubContext, sender: Sender) -> None:
-    """The configured portal connectors, and the agent that answers their portals."""
+    """The configured portal connectors, and a receipt sender per channel to answer their portals
+    (:mod:`hub.stream.receipts`: consumer group ``<prefix>receipts-<channel>``)."""
     channels: dict[str, ReceiptChannel] = {}
     if settings.xta_msgbox_url:
         poller = xta_task(app, settings, hub, sender)
@@ -847,7 +755,11 @@ def inbound_connectors(app: faust.App, settings: Settings, hub: HubContext, send
 
         channels["fitconnect"] = send_fitconnect
     if channels:
-        receipts_agent(app, sender, channels)
+
+        async def receipt_senders() -> None:
+            await receipts.run_senders(settings, channels, sender)
+
+        app.task(receipt_senders)
 
 
 def _receipt_body(receipt: PortalReceipt) -> bytes:

@@ -77,10 +77,10 @@ HANDOVER_RETRIES = Counter(
     ["vendor"],
     registry=REGISTRY,
 )
-RECEIPTS_NOT_SENT = Counter(
-    "sozialhub_receipts_not_sent",
-    "Portal receipts this worker's receipts agent passed over: their channel is not configured here",
-    ["channel"],
+RECEIPTS = Counter(
+    "sozialhub_receipts",
+    "Portal receipts this worker answered, by channel and outcome (sent, refused)",
+    ["channel", "outcome"],
     registry=REGISTRY,
 )
 AUDIT_CHAINED = Counter(

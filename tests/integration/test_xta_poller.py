@@ -48,6 +48,7 @@ from hub.core.transport import xta
 from hub.core.xta_oversize import Oversize
 from hub.dlq import read_topic
 from hub.sim.xta import ERROR_PAGE_BYTES, SOZIALPLATTFORM, XtaSimulator, mtom_message
+from hub.stream import receipts
 from hub.supervise import WorkerProcess
 from hub.testing import SubmissionSpec, make_submission
 from tests.shared_dir import XTA_WSDL, shared_dir
@@ -1123,10 +1124,12 @@ def until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
 
 @pytest.mark.timeout(300)
 def test_a_taken_or_refused_receipt_does_not_block_a_later_one(pki, hub_settings):
-    """Through a worker and the broker: the receipts agent meets a receipt whose message id the
-    XTA server holds already (sent just before a crash, so never audited) and one the server
+    """Through a worker and the broker: the XTA receipt sender meets a receipt whose message id
+    the XTA server holds already (sent just before a crash, so never audited) and one the server
     refuses for good (ParameterIsNotValidException 9022). Neither blocks the receipt after
-    them: each is tried once and audited, the first as sent, the second as refused."""
+    them: each is tried once and audited, the first as sent, the second as refused. A
+    FIT-Connect receipt on the same topic is left to the FIT-Connect group: this XTA-only
+    worker's group passes over it and commits past it."""
     sim = XtaSimulator(server_context(pki))
     with SimulatorThread(sim) as background:
 
@@ -1166,7 +1169,7 @@ def test_a_taken_or_refused_receipt_does_not_block_a_later_one(pki, hub_settings
                 if e.stage == "receipt" and e.submission_id in by_submission
             }
 
-        # A FIT-Connect receipt, which this XTA-only worker cannot send: passed over, loudly.
+        # A FIT-Connect receipt, which is not this XTA-only worker's to send.
         foreign = PortalReceipt(
             receipt_id="rcp-" + "0" * 32,
             submission_id="sub-" + "f" * 32,
@@ -1185,16 +1188,30 @@ def test_a_taken_or_refused_receipt_does_not_block_a_later_one(pki, hub_settings
         try:
             worker.wait_ready()
             until(lambda: len(decisions()) == 3)
-            until(lambda: foreign.submission_id in log_file.read_text(errors="replace"))
+            until(lambda: xta2_group_is_past_every_receipt(hub_settings))
         finally:
             worker.stop()
         sends = background.call(lambda: sim.requests.count("sendMessage"))
         recorded = background.call(lambda: [xta.receipt_outcome(r)[0] for r in sim.receipts])
     assert {ids[0]: "sent", ids[1]: "refused", ids[2]: "sent"} == decisions()
     assert (3, [ids[2]]) == (sends, recorded)  # each receipt tried once; the server kept one
-    (line,) = [line for line in log_file.read_text().splitlines() if foreign.submission_id in line]
-    assert "receipts.channel_not_run" in line
-    assert '"channel": "fitconnect"' in line
+    assert foreign.submission_id not in log_file.read_text(errors="replace")
+
+
+def xta2_group_is_past_every_receipt(settings: Settings) -> bool:
+    """Whether the ``receipts-xta2`` group committed past the last record of every partition."""
+    from confluent_kafka import TopicPartition
+
+    topic = settings.topic(pipeline.RECEIPTS)
+    ends: dict[int, int] = {}
+    for message in read_topic(settings, topic):
+        ends[message.partition()] = message.offset() + 1
+    reader = kafka.consumer(settings, receipts.group(settings, "xta2"))
+    try:
+        found = reader.committed([TopicPartition(topic, p) for p in ends], 30)
+    finally:
+        reader.close()
+    return {tp.partition: tp.offset for tp in found} == ends
 
 
 # --- the simulator speaks the official schema ------------------------------------------------

@@ -1,4 +1,5 @@
-"""The receipts agent's sending rule: retry transient failures, give up on a permanent refusal."""
+"""The receipt senders' sending rule: retry transient failures, give up on a permanent refusal;
+and which records a channel's sender answers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import pytest
 
 from hub.core.records import PortalReceipt
-from hub.stream import app
+from hub.stream import receipts
 
 RECEIPT = PortalReceipt(
     receipt_id="rcp-" + "0" * 32,
@@ -29,7 +30,7 @@ def no_sleep(monkeypatch):  # type: ignore[no-untyped-def]
     async def instant(_: float) -> None:
         return None
 
-    monkeypatch.setattr(app.asyncio, "sleep", instant)
+    monkeypatch.setattr(receipts.asyncio, "sleep", instant)
 
 
 def test_transient_failures_are_retried_until_the_portal_has_it() -> None:
@@ -40,7 +41,7 @@ def test_transient_failures_are_retried_until_the_portal_has_it() -> None:
         if len(calls) < 3:
             raise ConnectionError
 
-    assert asyncio.run(app._send_receipt(send, RECEIPT)) is True
+    assert asyncio.run(receipts.send_receipt(send, RECEIPT)) is True
     assert len(calls) == 3
 
 
@@ -51,7 +52,7 @@ def test_a_permanent_refusal_is_not_retried() -> None:
         calls.append(1)
         raise Refused
 
-    assert asyncio.run(app._send_receipt(send, RECEIPT)) is False
+    assert asyncio.run(receipts.send_receipt(send, RECEIPT)) is False
     assert len(calls) == 1
 
 
@@ -66,3 +67,41 @@ def test_the_audit_event_tells_sent_from_refused() -> None:
     refused = decode(receipt_sent(RECEIPT, now, sent=False).value, AuditEvent)
     assert (sent.stage, sent.decision, refused.decision) == ("receipt", "sent", "refused")
     assert sent.event_id != refused.event_id
+
+
+class Audits:
+    def __init__(self) -> None:
+        self.emits: list[bytes] = []
+
+    async def send_all(self, emits) -> None:  # type: ignore[no-untyped-def]
+        self.emits.extend(e.value for e in emits)
+
+
+def test_a_sender_answers_only_its_own_channel() -> None:
+    """Each channel's group reads every receipt record: its own are sent and audited, the
+    others (another portal channel, ``none``, a record that is no receipt) are passed over."""
+    import dataclasses
+
+    from hub.core.records import AuditEvent, decode, encode
+
+    sent: list[str] = []
+
+    async def send(receipt: PortalReceipt) -> str:
+        sent.append(receipt.submission_id)
+        return "sent"
+
+    xta = dataclasses.replace(RECEIPT, submission_id="sub-" + "2" * 32, channel="xta2")
+    none = dataclasses.replace(RECEIPT, submission_id="sub-" + "3" * 32, channel="none")
+    audits = Audits()
+    outcomes = [
+        asyncio.run(receipts.answer(value, "fitconnect", send, audits))
+        for value in (encode(RECEIPT), encode(xta), encode(none), b"{}", None)
+    ]
+    assert ["sent", None, None, None, None] == outcomes
+    assert [RECEIPT.submission_id] == sent
+    (event,) = [decode(v, AuditEvent) for v in audits.emits]
+    assert (event.submission_id, event.stage, event.decision) == (
+        RECEIPT.submission_id,
+        "receipt",
+        "sent",
+    )

@@ -1,4 +1,4 @@
-"""What a sendMessage fault means for a receipt, and how the receipts agent acts on it.
+"""What a sendMessage fault means for a receipt, and how the XTA receipt sender acts on it.
 
 XTA 2 v3 declares no exception of its own for a message id that is taken: the
 server answers ``ParameterIsNotValidException`` with Fehlernummer 9024
@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from connectors.xta import XtaError, XtaFaultError, XtaPoller, XtaSendRefusedErr
 from hub.core import pipeline
 from hub.core.records import AuditEvent, PortalReceipt, b64, decode, encode
 from hub.core.transport import xta
-from hub.stream import app
+from hub.stream import app, receipts
 
 ENVELOPE = (
     '<s12:Envelope xmlns:s12="http://www.w3.org/2003/05/soap-envelope" '
@@ -155,7 +154,7 @@ def test_send_receipt_without_a_fault():
         assert (caught.value, caught.value.retriable) == (error, True)
 
 
-# --- the receipts agent -----------------------------------------------------------------------------
+# --- the receipt sender -----------------------------------------------------------------------------
 
 
 def receipt(number: int) -> PortalReceipt:
@@ -170,20 +169,6 @@ def receipt(number: int) -> PortalReceipt:
         transport_message_id=f"urn:de:xta:messageid:sop:{number}",
         body_b64=b64(b"<receipt/>"),
     )
-
-
-@dataclass
-class Event:
-    value: bytes
-
-
-class Stream:
-    def __init__(self, receipts: list[PortalReceipt]) -> None:
-        self.values = [encode(r) for r in receipts]
-
-    async def events(self) -> AsyncIterator[Event]:
-        for value in self.values:
-            yield Event(value)
 
 
 class Sender:
@@ -202,17 +187,6 @@ class Sender:
             self.audits.append((event.submission_id, event.decision, len(self.calls)))
 
 
-class App:
-    def __init__(self) -> None:
-        self.agents: dict[str, Callable[[Any], Any]] = {}
-
-    def agent(self, channel: str, name: str) -> Callable[[Callable[[Any], Any]], None]:
-        def register(function: Callable[[Any], Any]) -> None:
-            self.agents[name] = function
-
-        return register
-
-
 @pytest.fixture
 def no_sleep(monkeypatch):  # type: ignore[no-untyped-def]
     slept: list[float] = []
@@ -220,7 +194,7 @@ def no_sleep(monkeypatch):  # type: ignore[no-untyped-def]
     async def instant(delay: float) -> None:
         slept.append(delay)
 
-    monkeypatch.setattr(app.asyncio, "sleep", instant)
+    monkeypatch.setattr(receipts.asyncio, "sleep", instant)
     return slept
 
 
@@ -260,9 +234,13 @@ def test_a_taken_id_or_a_refusal_does_not_block_later_receipts(no_sleep):
         calls.append(receipt.transport_message_id or "")
         return await poller.send_receipt(app._receipt_body(receipt))
 
-    worker, sender = App(), Sender(calls)
-    app.receipts_agent(worker, sender, {"xta2": send_xta})  # type: ignore[arg-type]
-    asyncio.run(worker.agents["receipts"](Stream([receipt(1), receipt(2), receipt(3)])))
+    sender = Sender(calls)
+
+    async def answer_all() -> None:
+        for number in (1, 2, 3):
+            await receipts.answer(encode(receipt(number)), "xta2", send_xta, sender)
+
+    asyncio.run(answer_all())
     assert [
         (f"sub-{1:032x}", "sent", 1),
         (f"sub-{2:032x}", "refused", 2),
@@ -282,32 +260,8 @@ def test_a_receipt_without_a_body_is_refused_not_retried(no_sleep):
 
     for body in (None, "", "not base64!"):
         attempts.clear()
-        sent = asyncio.run(app._send_receipt(send_xta, replace(receipt(1), body_b64=body)))
+        sent = asyncio.run(receipts.send_receipt(send_xta, replace(receipt(1), body_b64=body)))
         assert (sent, attempts, no_sleep) == (False, [1], [])
-
-
-def test_an_interrupted_receipt_ends_the_process_without_commit(monkeypatch):
-    """Cancelled while a receipt waits for its portal (a shutdown): the stream would ack the
-    record in a finally block, so the agent ends the process before its offset can be committed."""
-    ended: list[tuple[str, str]] = []
-
-    class Ended(Exception):  # noqa: N818 - stands for os._exit in the test
-        pass
-
-    def exit_without_commit(event: str, exc: BaseException) -> None:
-        ended.append((event, type(exc).__name__))
-        raise Ended
-
-    monkeypatch.setattr(app, "exit_without_commit", exit_without_commit)
-
-    async def send_xta(_: PortalReceipt) -> str:
-        raise asyncio.CancelledError
-
-    worker, sender = App(), Sender([])
-    app.receipts_agent(worker, sender, {"xta2": send_xta})  # type: ignore[arg-type]
-    with pytest.raises(Ended):
-        asyncio.run(worker.agents["receipts"](Stream([receipt(1), receipt(2)])))
-    assert ([("receipts.interrupted", "CancelledError")], []) == (ended, sender.audits)
 
 
 @pytest.mark.parametrize(

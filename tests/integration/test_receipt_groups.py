@@ -1,0 +1,290 @@
+"""Receipt senders against the broker: one consumer group per portal channel.
+
+Each sender runs as in the worker: a thread with its own consumer in
+``<prefix>receipts-<channel>``, the sends on an event loop in another thread, the
+audit events produced and acknowledged before the offset is committed. The
+portals are recording channel functions; everything Kafka is real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from confluent_kafka import TopicPartition
+
+from hub import dlq, kafka
+from hub.config import Settings
+from hub.core import pipeline
+from hub.core.records import AuditEvent, PortalReceipt, b64, decode, encode
+from hub.stream import receipts
+
+PARTITIONS = 3
+
+
+def until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def receipt(number: int, channel: str) -> PortalReceipt:
+    return PortalReceipt(
+        receipt_id=f"rcp-{number:032x}",
+        submission_id=f"sub-{number:032x}",
+        transport=channel if channel != "none" else "file",
+        channel=channel,
+        outcome="accepted",
+        at="2026-11-22T10:00:00.000Z",
+        portal="sozialplattform-nrw",
+        transport_message_id=f"urn:de:xta:messageid:sop:{number}",
+        body_b64=b64(b"<receipt/>"),
+        case_id="7d6c3b4e-2f1a-4c5d-9e8f-0a1b2c3d4e5f" if channel == "fitconnect" else None,
+    )
+
+
+def produce(settings: Settings, records: list[tuple[int, bytes]]) -> None:
+    """``(partition, value)`` pairs onto ``submissions.receipts``, acknowledged."""
+    producer = kafka.producer(settings)
+    topic = settings.topic(pipeline.RECEIPTS)
+    for partition, value in records:
+        producer.produce(topic, key=b"k", value=value, partition=partition)
+    assert 0 == producer.flush(30)
+
+
+class KafkaAudits:
+    """The worker's Sender for audit events: produced and acknowledged before returning."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.producer = kafka.producer(settings)
+
+    async def send_all(self, emits: Any) -> None:
+        for emit in emits:
+            topic = self.settings.topic(emit.topic)
+            self.producer.produce(topic, key=emit.key.encode(), value=emit.value)
+        left = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, 30)
+        assert left == 0
+
+
+class Portal:
+    """A channel function that records what it was sent; ``hold`` delays or blocks a send."""
+
+    def __init__(self, hold: Callable[[PortalReceipt], float | None] = lambda _: 0.0) -> None:
+        self.sent: list[str] = []
+        self.started: list[str] = []
+        self.hold = hold
+        self.lock = threading.Lock()
+
+    async def __call__(self, receipt: PortalReceipt) -> str:
+        with self.lock:
+            self.started.append(receipt.submission_id)
+        delay = self.hold(receipt)
+        if delay is None:
+            await asyncio.Event().wait()  # a portal that never answers
+        elif delay:
+            await asyncio.sleep(delay)
+        with self.lock:
+            self.sent.append(receipt.submission_id)
+        return "sent"
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """The worker's event loop, running in a thread of its own."""
+    running = asyncio.new_event_loop()
+    thread = threading.Thread(target=running.run_forever, daemon=True)
+    thread.start()
+    yield running
+    running.call_soon_threadsafe(running.stop)
+    thread.join(10)
+
+
+def committed(settings: Settings, channel: str) -> list[int]:
+    reader = kafka.consumer(settings, receipts.group(settings, channel))
+    try:
+        topic = settings.topic(pipeline.RECEIPTS)
+        found = reader.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], 30)
+        return [tp.offset for tp in sorted(found, key=lambda tp: tp.partition)]
+    finally:
+        reader.close()
+
+
+def audit_events(settings: Settings) -> list[AuditEvent]:
+    return [
+        decode(m.value(), AuditEvent)
+        for m in dlq.read_topic(settings, settings.topic(pipeline.AUDIT))
+    ]
+
+
+def ends(settings: Settings) -> list[int]:
+    """The offset after each partition's last record, read (the test broker's high watermark
+    is the last batch's base offset + 1)."""
+    counts = [0] * PARTITIONS
+    for message in dlq.read_topic(settings, settings.topic(pipeline.RECEIPTS)):
+        counts[message.partition()] = message.offset() + 1
+    return counts
+
+
+def all_committed(settings: Settings, channel: str) -> bool:
+    """Whether ``channel``'s group has committed past every record (of every partition that has one)."""
+    end = ends(settings)
+    return [offset if end[p] else 0 for p, offset in enumerate(committed(settings, channel))] == end
+
+
+def audited(settings: Settings) -> list[str]:
+    events = audit_events(settings)
+    return [e.submission_id for e in events if e.stage == "receipt" and e.decision == "sent"]
+
+
+class Senders:
+    """Receipt senders started in a test, all stopped at its end."""
+
+    def __init__(self, settings: Settings, loop: asyncio.AbstractEventLoop) -> None:
+        self.settings, self.loop = settings, loop
+        self.audits = KafkaAudits(settings)
+        self.running: list[tuple[receipts.ReceiptSender, threading.Thread, threading.Event]] = []
+
+    def start(self, channel: str, portal: Portal, **options: Any) -> receipts.ReceiptSender:
+        started = receipts.start(self.settings, channel, portal, self.audits, self.loop, **options)
+        self.running.append(started)
+        return started[0]
+
+    def stop_all(self) -> None:
+        for _, thread, stop in self.running:
+            stop.set()
+            thread.join(30)
+
+
+@pytest.fixture
+def senders(hub_settings: Settings, loop: asyncio.AbstractEventLoop) -> Iterator[Senders]:
+    started = Senders(hub_settings, loop)
+    yield started
+    started.stop_all()
+
+
+def test_each_channel_sends_its_own_receipts_once(hub_settings, senders):
+    """An XTA worker and a FIT-Connect worker: each channel's group reads every record and
+    sends exactly its own receipts, once each; records of channel ``none`` and a record that
+    is not a receipt are passed over. Every offset ends committed, in both groups."""
+    xta, fitconnect = Portal(), Portal()
+    records = [(n % PARTITIONS, receipt(n, "xta2")) for n in range(1, 7)]
+    records += [(n % PARTITIONS, receipt(n, "fitconnect")) for n in range(7, 13)]
+    records += [(n % PARTITIONS, receipt(n, "none")) for n in range(13, 15)]
+    produce(hub_settings, [(p, encode(r)) for p, r in records] + [(0, b"not a receipt")])
+    senders.start("xta2", xta)
+    senders.start("fitconnect", fitconnect)
+    until(lambda: len(xta.sent) == 6 and len(fitconnect.sent) == 6)
+    until(lambda: all_committed(hub_settings, "xta2"))
+    until(lambda: all_committed(hub_settings, "fitconnect"))
+    time.sleep(1.0)  # nothing more is sent
+    assert sorted(xta.sent) == sorted(r.submission_id for _, r in records if r.channel == "xta2")
+    assert sorted(fitconnect.sent) == sorted(
+        r.submission_id for _, r in records if r.channel == "fitconnect"
+    )
+    assert sorted(audited(hub_settings)) == sorted(xta.sent + fitconnect.sent)
+
+
+def test_workers_running_one_channel_share_its_group(hub_settings, senders):
+    """Two XTA workers split the partitions of the xta2 group: each receipt is sent once."""
+    first, second = Portal(), Portal()
+    one = senders.start("xta2", first)
+    until(one.ready.is_set)
+    two = senders.start("xta2", second)
+    until(lambda: two.ready.is_set() and len(one.assigned) + len(two.assigned) == PARTITIONS)
+    until(lambda: bool(one.assigned) and bool(two.assigned))
+    records = [(n % PARTITIONS, receipt(n, "xta2")) for n in range(1, 13)]
+    produce(hub_settings, [(p, encode(r)) for p, r in records])
+    until(lambda: len(first.sent) + len(second.sent) >= len(records))
+    time.sleep(1.0)
+    assert sorted(first.sent + second.sent) == sorted(r.submission_id for _, r in records)
+    assert first.sent
+    assert second.sent
+
+
+def test_a_portal_that_takes_long_does_not_cost_the_partitions(hub_settings, senders):
+    """A send that outlasts max.poll.interval.ms: the sender polls with its partitions paused
+    meanwhile, so the group keeps them; later receipts follow, each sent once."""
+    slow_id = receipt(1, "xta2").submission_id
+    portal = Portal(hold=lambda r: 9.0 if r.submission_id == slow_id else 0.0)
+    member = senders.start("xta2", portal, max_poll_interval_ms=6000)
+    until(member.ready.is_set)
+    records = [(0, receipt(1, "xta2"))] + [(n % PARTITIONS, receipt(n, "xta2")) for n in (2, 3)]
+    produce(hub_settings, [(p, encode(r)) for p, r in records])
+    until(lambda: len(portal.sent) == 3, timeout=60)
+    until(lambda: all_committed(hub_settings, "xta2"))
+    time.sleep(2.0)
+    # Never taken away (the group would revoke a member that stopped polling) nor given back.
+    assert (member.assignments, member.revocations) == (1, 0)
+    assert sorted(portal.sent) == sorted(r.submission_id for _, r in records)
+    assert sorted(portal.started) == sorted(portal.sent)  # no send was begun twice
+
+
+def test_a_sender_stopped_during_a_send_commits_nothing(hub_settings, senders):
+    """The worker stops while the portal has not answered: nothing is committed or audited,
+    and the next sender of the group sends the receipt again."""
+    hung = Portal(hold=lambda _: None)
+    member = senders.start("xta2", hung)
+    produce(hub_settings, [(0, encode(receipt(1, "xta2")))])
+    until(lambda: bool(hung.started))
+    _, thread, stop = senders.running[-1]
+    stop.set()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert ([-1001] * PARTITIONS, [], []) == (
+        committed(hub_settings, "xta2"),
+        hung.sent,
+        audited(hub_settings),
+    )
+    assert member.assignments == 1
+    again = Portal()
+    senders.start("xta2", again)
+    until(lambda: again.sent == [receipt(1, "xta2").submission_id])
+    until(lambda: committed(hub_settings, "xta2")[0] == 1)
+    assert audited(hub_settings) == again.sent
+
+
+def test_a_new_group_starts_where_the_receipts_agent_stopped(hub_settings, senders):
+    """Upgrading from the worker's single receipts agent (Faust group ``<prefix>hub``): the
+    channel groups start at its committed offsets, so receipts it sent are not sent again;
+    a partition it never committed is read from the beginning."""
+    records = [(0, receipt(n, "xta2")) for n in range(1, 5)] + [(1, receipt(5, "xta2"))]
+    produce(hub_settings, [(p, encode(r)) for p, r in records])
+    legacy = kafka.consumer(hub_settings, f"{hub_settings.topic_prefix}hub")
+    topic = hub_settings.topic(pipeline.RECEIPTS)
+    legacy.commit(offsets=[TopicPartition(topic, 0, 2)], asynchronous=False)
+    legacy.close()
+    portal = Portal()
+    senders.start("xta2", portal)
+    until(lambda: len(portal.sent) == 3)
+    time.sleep(1.0)
+    assert sorted(portal.sent) == sorted(
+        r.submission_id for r in (receipt(n, "xta2") for n in (3, 4, 5))
+    )
+
+
+def test_a_refused_receipt_is_audited_refused_and_committed(hub_settings, senders):
+    """A portal that refuses a receipt for good: audited ``refused``, committed, not retried."""
+
+    class Refused(Exception):  # noqa: N818
+        retriable = False
+
+    tried: list[str] = []
+
+    async def refusing(r: PortalReceipt) -> str:
+        tried.append(r.submission_id)
+        raise Refused
+
+    produce(hub_settings, [(0, encode(replace(receipt(1, "xta2"), body_b64=None)))])
+    senders.start("xta2", refusing)  # type: ignore[arg-type]
+    until(lambda: committed(hub_settings, "xta2")[0] == 1)
+    events = audit_events(hub_settings)
+    assert [(e.stage, e.decision) for e in events] == [("receipt", "refused")]
+    assert tried == [receipt(1, "xta2").submission_id]
