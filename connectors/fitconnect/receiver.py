@@ -58,7 +58,7 @@ from aiohttp import web
 
 from connectors.bodies import read_limited
 from hub.config import Secret
-from hub.core.errors import Reason, Rejection
+from hub.core.errors import Reason, Rejection, UnsendableReceipt
 from hub.core.transport import fitconnect as fc
 
 log = structlog.get_logger(__name__)
@@ -129,12 +129,6 @@ class FitConnectApiError(Exception):
     @property
     def retriable(self) -> bool:
         return self.status >= 500 or self.status in (408, 429)
-
-
-class UnsendableEvent(ValueError):  # noqa: N818 - reads as the condition it reports
-    """A receipt that can never be posted (no UUID case id, not an accept or reject SET)."""
-
-    retriable = False
 
 
 class FitConnectConflict(Exception):  # noqa: N818 - named like FitConnectApiError
@@ -456,7 +450,7 @@ class FitConnectReceiver:
         except FitConnectConflict:
             self._remember(submission_id)  # logged by send_event; an operator has to look
             return True
-        except (FitConnectApiError, UnsendableEvent) as exc:
+        except (FitConnectApiError, UnsendableReceipt) as exc:
             if exc.retriable:
                 return True  # the service is unavailable: the next poll tries again
             # Refused for good, or a stored answer that cannot be posted: fetched as if unanswered.
@@ -584,11 +578,11 @@ class FitConnectReceiver:
         posted, and the same ``jti`` lets the service recognise a repetition.
         """
         if not _UUID.fullmatch(case_id):
-            raise UnsendableEvent("case_id must be a UUID")
+            raise UnsendableReceipt("case_id must be a UUID")
         try:
             fc.answer_in_log(set_token, [])  # ValueError unless an accept or reject SET
         except ValueError:
-            raise UnsendableEvent("not an accept or reject event") from None
+            raise UnsendableReceipt("not an accept or reject event") from None
         for attempt in range(1, self.config.max_attempts + 1):
             try:
                 state = await self._logged(case_id, set_token)

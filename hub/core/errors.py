@@ -3,8 +3,9 @@
 ::
 
     HubError
-    └── Rejection            input is refused; goes to a dead-letter topic
-        (reason: Reason, path: str | None, retriable: bool = False)
+    ├── Rejection            input is refused; goes to a dead-letter topic
+    │   (reason: Reason, path: str | None, retriable: bool = False)
+    └── UnsendableReceipt    a portal receipt that can never be sent; audited refused
 
 A rejection carries a stable reason code and, where known, a location (an
 element path). It never carries the offending value: values may be health data,
@@ -112,3 +113,10 @@ class Rejection(HubError):  # noqa: N818 - a rejection is an outcome, not a fail
 
     def __repr__(self) -> str:
         return f"Rejection({self.reason.value!r}, path={self.path!r})"
+
+
+class UnsendableReceipt(HubError):  # noqa: N818 - reads as the condition it reports
+    """A portal receipt that can never be sent (no body, no case id, not an accept or reject
+    SET): refused at once, never retried. ``str()`` names what is missing, never content."""
+
+    retriable = False

@@ -53,7 +53,7 @@ from hub import audit_kek, keys, subscriptions
 from hub.config import ConfigError, Settings
 from hub.core import consent_registry, pipeline, rkw_stages, unfetched, xta_oversize
 from hub.core.audit_vault import KekRing
-from hub.core.errors import Reason, Rejection
+from hub.core.errors import Reason, Rejection, UnsendableReceipt
 from hub.core.pipeline import Emit, HubContext, StageResult
 from hub.core.records import (
     Accepted,
@@ -82,7 +82,7 @@ from hub.stream import (
 from hub.stream import rechtskreiswechsel as rkw
 from hub.stream import subscriptions as stream_subscriptions
 from hub.stream.follow import wait_loaded
-from hub.stream.receipts import ReceiptChannel, UnsendableReceiptError
+from hub.stream.receipts import ReceiptChannel
 
 log = structlog.get_logger(__name__)
 
@@ -746,11 +746,11 @@ def inbound_connectors(app: faust.App, settings: Settings, hub: HubContext, send
 
         async def send_fitconnect(receipt: PortalReceipt) -> str:
             if receipt.case_id is None:
-                raise UnsendableReceiptError("a FIT-Connect receipt needs its case id")
+                raise UnsendableReceipt("a FIT-Connect receipt needs its case id")
             try:
                 token = _receipt_body(receipt).decode("ascii")
             except UnicodeDecodeError:
-                raise UnsendableReceiptError("not a token") from None
+                raise UnsendableReceipt("not a token") from None
             return await receiver.send_event(receipt.case_id, token)
 
         channels["fitconnect"] = send_fitconnect
@@ -763,11 +763,11 @@ def inbound_connectors(app: faust.App, settings: Settings, hub: HubContext, send
 
 
 def _receipt_body(receipt: PortalReceipt) -> bytes:
-    """The message or token a receipt record carries; :class:`UnsendableReceiptError` without one."""
+    """The message or token a receipt record carries; :class:`UnsendableReceipt` without one."""
     try:
         body = unb64(receipt.body_b64 or "")
     except Rejection:
-        raise UnsendableReceiptError("the receipt body is not base64") from None
+        raise UnsendableReceipt("the receipt body is not base64") from None
     if not body:
-        raise UnsendableReceiptError("the receipt has no body")
+        raise UnsendableReceipt("the receipt has no body")
     return body

@@ -61,12 +61,6 @@ class AuditSender(Protocol):
     async def send_all(self, emits: Iterable[Emit]) -> None: ...
 
 
-class UnsendableReceiptError(ValueError):
-    """A receipt record that cannot be sent at all (no body, no case id): never retried."""
-
-    retriable = False
-
-
 def group(settings: Settings, channel: str) -> str:
     """The consumer group of ``channel``'s receipt senders."""
     return f"{settings.topic_prefix}receipts-{channel}"

@@ -21,9 +21,9 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from connectors.fitconnect import ReceiverConfig
-from connectors.fitconnect.receiver import FitConnectReceiver, UnsendableEvent
+from connectors.fitconnect.receiver import FitConnectReceiver
 from hub.config import PROJECT_ROOT, ConfigError, Secret
-from hub.core.errors import Reason, Rejection
+from hub.core.errors import Reason, Rejection, UnsendableReceipt
 from hub.core.transport import AttachmentPolicy
 from hub.core.transport import fitconnect as fc
 from hub.fitconnect import load_decryption_keys, load_set_signer, load_submission_schemas
@@ -838,8 +838,8 @@ class TestReceiverConfig:
             self.config(destination_id="destination")
 
 
-class TestUnsendableEvents:
-    """A receipt that can never be posted is refused at once: the receipts agent does not retry it."""
+class TestUnsendableReceipts:
+    """A receipt that can never be posted is refused at once: the receipt sender does not retry it."""
 
     def receiver(self) -> FitConnectReceiver:
         async def handover(*_args):  # never called here
@@ -852,7 +852,7 @@ class TestUnsendableEvents:
         [("not-a-case", "x.y.z"), ("6f1d2c3b-4a5e-4f60-8b7a-9c0d1e2f3a4b", "not.a.set")],
     )
     def test_a_bad_case_id_or_token_is_not_retriable(self, case_id, token):
-        with pytest.raises(UnsendableEvent) as caught:
+        with pytest.raises(UnsendableReceipt) as caught:
             asyncio.run(self.receiver().send_event(case_id, token))
         assert caught.value.retriable is False
-        assert isinstance(caught.value, ValueError)
+        assert str(caught.value) in ("case_id must be a UUID", "not an accept or reject event")
