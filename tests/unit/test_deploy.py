@@ -234,3 +234,72 @@ def test_audit_user_reads_the_chain_and_its_checkpoints_only() -> None:
         topic = PREFIX + spec.name
         if topic not in readable:
             assert not any(_grants(a, "topic", topic) for a in acls), f"sozialhub-audit -> {topic}"
+
+
+COMPONENTS = sorted(p.parent for p in (KUBERNETES / "components").glob("*/kustomization.yaml"))
+
+
+def _component_patches(component: Path) -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((component / "kustomization.yaml").read_text("utf-8"))
+    assert kustomization["kind"] == "Component"
+    for listed in kustomization.get("resources", []):
+        assert (component / listed).is_file()
+    return [
+        yaml.safe_load((component / p["path"]).read_text("utf-8")) for p in kustomization["patches"]
+    ]
+
+
+def test_components_exist() -> None:
+    """The optional connectors' components: XTA, FIT-Connect, the office's reader keys."""
+    assert [c.name for c in COMPONENTS] == ["fitconnect", "reader-keys", "xta"]
+
+
+@pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: c.name)
+def test_component_configures_its_connector_completely(component: Path) -> None:
+    """A component's patch merges into the hub container by name, sets only real settings,
+    and sets every setting its connector needs: the settings load without a ConfigError. Every
+    file it names is an item of a Secret volume mounted read-only at the file's directory."""
+    hub = _resources("Deployment")["sozialhub-hub"]
+    known = _setting_variables()
+    for patch in _component_patches(component):
+        assert (patch["kind"], patch["metadata"]["name"]) == ("Deployment", "sozialhub-hub")
+        pod = patch["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["name"] == hub["spec"]["template"]["spec"]["containers"][0]["name"]
+        env = {e["name"]: e for e in container["env"]}
+        assert set(env) - known == set()
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        files = [
+            path
+            for e in env.values()
+            for item in e.get("value", "").split(",")
+            if (path := item.rpartition("=")[2]).startswith("/etc/sozialhub/")
+        ]
+        assert files
+        for file in files:
+            directory, _, name = file.rpartition("/")
+            mount = mounts[directory]
+            assert mount["readOnly"] is True
+            secret = volumes[mount["name"]]["secret"]
+            assert name in {item["path"] for item in secret["items"]}
+        values = {
+            name: e.get("value")
+            or ("https://portal.example.org/api" if name.endswith("_URL") else "placeholder")
+            for name, e in env.items()
+        }
+        config.load(values)  # raises ConfigError if a connector lacks a setting
+
+
+def test_fitconnect_callback_is_served() -> None:
+    """The FIT-Connect component opens the callback port and a Service in front of it."""
+    (patch,) = _component_patches(KUBERNETES / "components" / "fitconnect")
+    (container,) = patch["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["fitconnect"] == int(env["SOZIALHUB_FITCONNECT_CALLBACK_PORT"])
+    service = yaml.safe_load(
+        (KUBERNETES / "components" / "fitconnect" / "service.yaml").read_text("utf-8")
+    )
+    assert service["spec"]["ports"][0]["targetPort"] == "fitconnect"
+    assert service["spec"]["selector"] == {"app.kubernetes.io/name": "sozialhub-hub"}
