@@ -10,6 +10,11 @@ commits, up to the high watermarks at the start). The decisions are in
   ``audit.log``, naming the pseudonym and the number of keys, nothing else.
   Erasure is logical at once (nobody can unwrap the key any more; workers drop
   it from their index) and physical once ``audit.keys`` is compacted.
+- :func:`write_rewrapped`: every live key wrapped with an older KEK is wrapped again with
+  the current one and written under its key id into its partition; a key erased
+  between the read and the write is erased again; one ``audit``/``rewrapped``
+  event names how many keys were re-wrapped. Afterwards the older KEKs can be
+  dropped from the KEK file.
 - :func:`open_recorded`: the ``submissions.accepted`` value a submission was
   sealed with, for audit replay, or None when its key is erased or nothing was
   recorded (:func:`recorded` says why).
@@ -21,8 +26,9 @@ import argparse
 import datetime as dt
 import hashlib
 import json
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,17 +42,23 @@ from hub.core.audit_vault import (
     ERASED,
     KEYS,
     PERSON_KEY_ID,
+    REWRAPPED,
     VAULT,
     KekRing,
     PersonKey,
     SealedInput,
+    TamperedError,
     VaultError,
+    WrongKeyError,
     decode_person_key,
     decode_sealed,
+    encode_record,
+    erased_meanwhile,
     erasure_target,
     keys_of,
     open_sealed,
 )
+from hub.core.audit_vault import rewrap as rewrap_key
 from hub.core.errors import Rejection
 from hub.core.pseudonym import identifier
 from hub.core.records import AuditEvent, SourceRef, b64decode_validated, decode, is_id
@@ -68,10 +80,11 @@ class EraseUsageError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LiveKey:
-    """A person key on ``audit.keys`` not tombstoned, and the partition its record is in."""
+    """A person key on ``audit.keys`` not tombstoned, and where its latest record is."""
 
     record: PersonKey
     partition: int
+    offset: int = -1
 
 
 def live_keys(settings: Settings) -> dict[str, LiveKey]:
@@ -93,7 +106,7 @@ def live_keys(settings: Settings) -> dict[str, LiveKey]:
         except Rejection:
             continue
         if record.key_id == key_id:
-            live[key_id] = LiveKey(record, message.partition())
+            live[key_id] = LiveKey(record, message.partition(), message.offset())
     return live
 
 
@@ -272,9 +285,13 @@ def erase(
     tombstoned before that stay erased.
     """
     topic = settings.topic(KEYS)
-    for keys in planned.values():
-        for found in keys:
-            dlq.produce(settings, topic, found.record.key_id.encode("ascii"), None, found.partition)
+    tombstones = [
+        (topic, found.record.key_id.encode("ascii"), None, found.partition)
+        for keys in planned.values()
+        for found in keys
+    ]
+    if tombstones:
+        dlq.produce_all(settings, tombstones)
     done: list[Erasure] = []
     for person, keys in planned.items():
         key_ids = tuple(found.record.key_id for found in keys)
@@ -350,8 +367,8 @@ def _out(line: str) -> None:
     sys.stdout.write(line + "\n")
 
 
-def _err(line: str) -> None:
-    sys.stderr.write(f"{NAME}: {line}\n")
+def _err(line: str, command: str = NAME) -> None:
+    sys.stderr.write(f"{command}: {line}\n")
 
 
 def run_erase(settings: Settings, args: argparse.Namespace, now: dt.datetime | None = None) -> int:
@@ -389,3 +406,174 @@ def _erase_command(settings: Settings, args: argparse.Namespace, now: dt.datetim
     done = erase(settings, planned, now)
     _out(json.dumps(_report(persons, done), sort_keys=True))
     return EXIT_OK
+
+
+# --- re-wrapping (KEK rotation) ------------------------------------------------------------------
+
+REWRAP_NAME = "sozialhub audit rewrap"
+
+
+@dataclass(frozen=True, slots=True)
+class RewrapPlan:
+    """What ``audit rewrap`` finds on ``audit.keys``: the keys to re-wrap and those it cannot."""
+
+    current: str  # the current KEK's id
+    stale: tuple[tuple[LiveKey, PersonKey], ...]  # (the key as found, re-wrapped)
+    already_current: int
+    unopenable: dict[str, int]  # KEK id not in the ring -> how many keys it wraps
+    tampered: tuple[str, ...]  # key ids that do not authenticate under their KEK
+
+
+def rewrap_plan(
+    settings: Settings, keks: KekRing, random: Callable[[int], bytes] = os.urandom
+) -> RewrapPlan:
+    """Every live person key not wrapped with the current KEK, re-wrapped (not yet written)."""
+    stale: list[tuple[LiveKey, PersonKey]] = []
+    unopenable: dict[str, int] = {}
+    tampered: list[str] = []
+    current = 0
+    for key_id, found in sorted(live_keys(settings).items()):
+        if found.record.kek_id == keks.current.kid:
+            current += 1
+            continue
+        try:
+            stale.append((found, rewrap_key(found.record, keks, random)))
+        except WrongKeyError:
+            unopenable[found.record.kek_id] = unopenable.get(found.record.kek_id, 0) + 1
+        except TamperedError:
+            tampered.append(key_id)
+    return RewrapPlan(keks.current.kid, tuple(stale), current, unopenable, tuple(tampered))
+
+
+def rewrapped_event(kek_id: str, key_ids: Iterable[str], now: dt.datetime) -> pipeline.Emit:
+    """The ``audit``/``rewrapped`` event: how many keys now wrap under ``kek_id``, nothing else.
+
+    Under ``sub-unknown``; its id is made of the KEK id and the key ids, so the same
+    run repeated (after a failure to write the event) is one event.
+    """
+    keys = sorted(key_ids)
+    digest = hashlib.sha256("\n".join(keys).encode("ascii")).hexdigest()[:32]
+    return pipeline.audit(
+        pipeline.UNKNOWN,
+        ERASE_STAGE,
+        REWRAPPED,
+        now,
+        target=f"{kek_id}:{digest}",
+        key_count=len(keys),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrapped:
+    """What ``audit rewrap`` wrote: the keys re-wrapped, those erased again, the audit event."""
+
+    key_ids: tuple[str, ...]
+    erased_again: tuple[str, ...]
+    event_id: str | None
+    audit: SourceRef | None
+
+
+def write_rewrapped(settings: Settings, planned: RewrapPlan, now: dt.datetime) -> Rewrapped:
+    """Write the re-wrapped keys (each acknowledged), erase again any key erased meanwhile,
+    then write one ``audit``/``rewrapped`` event. :class:`hub.dlq.DlqError` when the cluster
+    fails; keys written before that stay re-wrapped, and a second run does the rest."""
+    if not planned.stale:
+        return Rewrapped((), (), None, None)
+    topic = settings.topic(KEYS)
+    written = dlq.produce_all(
+        settings,
+        [
+            (topic, new.key_id.encode("ascii"), encode_record(new), found.partition)
+            for found, new in planned.stale
+        ],
+    )
+    at = {
+        found.record.key_id: (found, where)
+        for (found, _), where in zip(planned.stale, written, strict=True)
+    }
+    history: dict[str, list[tuple[int, bool]]] = {}
+    for message in dlq.read_topic(settings, topic):
+        key_id = (message.key() or b"").decode("ascii", "replace")
+        if key_id in at and message.partition() == at[key_id][0].partition:
+            history.setdefault(key_id, []).append((message.offset(), message.value() is None))
+    again = tuple(
+        key_id
+        for key_id, (found, where) in sorted(at.items())
+        if erased_meanwhile(history.get(key_id, ()), found.offset, where.offset)
+    )
+    if again:
+        dlq.produce_all(
+            settings,
+            [(topic, key_id.encode("ascii"), None, at[key_id][0].partition) for key_id in again],
+        )
+    key_ids = tuple(sorted(set(at) - set(again)))
+    emit = rewrapped_event(planned.current, key_ids, now)
+    try:
+        where = dlq.send_audit(settings, emit)
+    except dlq.DlqError as exc:
+        raise dlq.DlqError(
+            f"the keys are re-wrapped, but the audit event was not written: {exc}"
+        ) from None
+    return Rewrapped(key_ids, again, decode(emit.value, AuditEvent).event_id, where)
+
+
+def _rewrap_report(planned: RewrapPlan, done: Rewrapped | None) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "kek": planned.current,
+        "to_rewrap": len(planned.stale),
+        "already_current": planned.already_current,
+        "unopenable": dict(sorted(planned.unopenable.items())),
+        "tampered": list(planned.tampered),
+        "dry_run": done is None,
+    }
+    if done is not None:
+        report["rewrapped"] = len(done.key_ids)
+        report["erased_again"] = list(done.erased_again)
+        report["audit_event"] = done.event_id
+    return report
+
+
+def run_rewrap(settings: Settings, args: argparse.Namespace, now: dt.datetime | None = None) -> int:
+    """``sozialhub audit rewrap``: exit 0 (every key readable is under the current KEK), 1 (a key
+    does not authenticate, or the cluster failed), 2 (usage: no cluster, no KEK, missing topic)."""
+    try:
+        keks = _rewrap_keks(settings, args)
+    except ConfigError as exc:
+        _rewrap_err(str(exc))
+        return EXIT_USAGE
+    try:
+        planned = rewrap_plan(settings, keks)
+        done = (
+            None
+            if args.dry_run
+            else write_rewrapped(settings, planned, now or dt.datetime.now(dt.UTC))
+        )
+    except dlq.MissingTopicError as exc:
+        _rewrap_err(f"{exc} (check SOZIALHUB_TOPIC_PREFIX; `sozialhub topics apply`)")
+        return EXIT_USAGE
+    except dlq.DlqError as exc:
+        _rewrap_err(str(exc))
+        return EXIT_REJECTED
+    _out(json.dumps(_rewrap_report(planned, done), sort_keys=True))
+    for kek_id, count in sorted(planned.unopenable.items()):
+        _rewrap_err(f"{count} key(s) are wrapped with KEK {kek_id}, which is not in the KEK file")
+    if planned.tampered:
+        _rewrap_err(
+            f"{len(planned.tampered)} key(s) do not authenticate under their KEK; left as they are"
+        )
+        return EXIT_REJECTED
+    return EXIT_OK
+
+
+def _rewrap_keks(settings: Settings, args: argparse.Namespace) -> KekRing:
+    """The KEK ring to re-wrap with; :class:`ConfigError` naming what is missing."""
+    if settings.embedded:
+        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set; the vault lives on a cluster")
+    keks = audit_kek.from_settings(settings, development=args.development_kek)
+    if keks is None:
+        raise ConfigError("no KEK configured (SOZIALHUB_AUDIT_KEK_FILE)")
+    return keks
+
+
+def _rewrap_err(line: str) -> None:
+    _err(line, REWRAP_NAME)

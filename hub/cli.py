@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_retry.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     audit = commands.add_parser(
-        "audit", help="the tamper-evident audit log: verify, replay, report, erase"
+        "audit", help="the tamper-evident audit log: verify, replay, report, erase, rewrap"
     )
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
     audit_verify = audit_commands.add_parser(
@@ -198,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_verify.add_argument("--to-offset", type=int, help="up to this offset (exclusive)")
     audit_verify.add_argument("--json", action="store_true", help="the whole report as JSON")
     _audit_erase_parser(audit_commands)
+    _audit_rewrap_parser(audit_commands)
     _audit_report_parser(audit_commands)
     _audit_replay_parser(audit_commands)
 
@@ -418,6 +419,22 @@ def _audit_erase_parser(audit_commands: argparse._SubParsersAction[_Parser]) -> 
         help="without SOZIALHUB_PSEUDONYM_KEYS_FILE use the public development key (tests only)",
     )
     erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _audit_rewrap_parser(audit_commands: argparse._SubParsersAction[_Parser]) -> None:
+    rewrap = audit_commands.add_parser(
+        "rewrap",
+        help="KEK rotation (docs/audit-vault.md): wrap every person key on audit.keys that an "
+        "older KEK wraps with the current KEK, so the older one can be dropped; prints JSON",
+    )
+    rewrap.add_argument(
+        "--dry-run", action="store_true", help="only report what would be re-wrapped"
+    )
+    rewrap.add_argument(
+        "--development-kek",
+        action="store_true",
+        help="without SOZIALHUB_AUDIT_KEK_FILE use the public development KEK (tests only)",
+    )
 
 
 def _audit_replay_parser(audit_commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -924,6 +941,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             from hub import audit_vault_cli  # noqa: PLC0415
 
             return audit_vault_cli.run_erase(settings, args)
+        if args.command == "audit" and args.audit_command == "rewrap":
+            from hub import audit_vault_cli  # noqa: PLC0415
+
+            return audit_vault_cli.run_rewrap(settings, args)
         if args.command == "audit" and args.audit_command == "report":
             from hub import audit_report_cli  # noqa: PLC0415
 

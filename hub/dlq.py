@@ -10,7 +10,7 @@ check, the retry's audit event) are in :mod:`hub.core.dlq`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from hub import kafka
@@ -229,25 +229,54 @@ def produce(
     partitioner, which the workers' producer (aiokafka) also uses, so a
     submission's audit events stay in one partition.
     """
-    sender = kafka.producer(settings, partitioner="murmur2_random")
-    landed: list[Any] = []
+    (where,) = produce_all(settings, [(topic, key, value, partition)])
+    return where
+
+
+def produce_all(
+    settings: Settings, records: Sequence[tuple[str, bytes | None, bytes | None, int | None]]
+) -> list[SourceRef]:
+    """Send ``(topic, key, value, partition)`` records with one producer, in order, and wait
+    until every one is acknowledged; where each landed, in the same order.
+
+    :class:`DlqError` when any send fails or is not acknowledged in time: records
+    acknowledged before stay written. One request in flight keeps the order within a
+    partition (a tombstone after the record it removes).
+    """
+    sender = kafka.producer(
+        settings, partitioner="murmur2_random", **{"max.in.flight.requests.per.connection": 1}
+    )
+    landed: dict[int, SourceRef] = {}
     failed: list[str] = []
 
-    def acknowledged(error: Any, message: Any) -> None:
-        if error is not None:
-            failed.append(error.name())
-        else:
-            landed.append(message)
+    def acknowledged(number: int) -> Callable[[Any, Any], None]:
+        def done(error: Any, message: Any) -> None:
+            if error is not None:
+                failed.append(error.name())
+            else:
+                landed[number] = SourceRef(message.topic(), message.partition(), message.offset())
 
-    where = {} if partition is None else {"partition": partition}
-    sender.produce(topic, key=key, value=value, on_delivery=acknowledged, **where)
+        return done
+
+    for number, (topic, key, value, partition) in enumerate(records):
+        where = {} if partition is None else {"partition": partition}
+        while True:
+            try:
+                sender.produce(
+                    topic, key=key, value=value, on_delivery=acknowledged(number), **where
+                )
+                break
+            except BufferError:  # the local queue is full: let acknowledgements drain it
+                sender.poll(0.5)
+        sender.poll(0)
     sender.flush(ACK_TIMEOUT)
     if failed:
-        raise DlqError(f"sending to {topic} failed: {failed[0]}")
-    if not landed:
-        raise DlqError(f"sending to {topic} was not acknowledged within {ACK_TIMEOUT:.0f} s")
-    message = landed[0]
-    return SourceRef(message.topic(), message.partition(), message.offset())
+        raise DlqError(f"sending to {records[0][0]} failed: {failed[0]}")
+    if len(landed) != len(records):
+        raise DlqError(
+            f"sending to {records[0][0]} was not acknowledged within {ACK_TIMEOUT:.0f} s"
+        )
+    return [landed[number] for number in range(len(records))]
 
 
 def reproduce(settings: Settings, ref: SourceRef, state: SourceState) -> SourceRef:

@@ -53,6 +53,7 @@ SEALED = "sealed"
 SKIPPED = "skipped"
 ERASE_STAGE = "audit"  # the audit event of `sozialhub audit erase`
 ERASED = "erased"
+REWRAPPED = "rewrapped"  # the audit event of `sozialhub audit rewrap`
 SEALED_CONTRACT = "sozialhub.accepted/1"  # what a sealed input holds: the accepted record value
 
 KEY_BYTES = 32  # AES-256: data keys and the KEK
@@ -286,17 +287,22 @@ def new_person_key(
     if PSEUDONYM.fullmatch(person) is None:
         raise ValueError("a person key belongs to a pseudonym")
     key_id = "pk-" + _random(random, KEY_ID_BYTES).hex()
-    key = _random(random, KEY_BYTES)
+    key = DataKey(key_id, person, _random(random, KEY_BYTES))
+    return _wrapped(key, kek, random, timestamp(now)), key
+
+
+def _wrapped(key: DataKey, kek: Kek, random: Random, created_at: str) -> PersonKey:
+    """The ``audit.keys`` record of ``key`` wrapped with ``kek`` (12 random bytes: the nonce)."""
     nonce = _random(random, NONCE_BYTES)
-    wrapped = nonce + AESGCM(kek.key).encrypt(nonce, key, _wrap_aad(key_id, person, kek.kid))
-    record = PersonKey(
-        key_id=key_id,
-        person=person,
+    aad = _wrap_aad(key.key_id, key.person, kek.kid)
+    wrapped = nonce + AESGCM(kek.key).encrypt(nonce, key.key, aad)
+    return PersonKey(
+        key_id=key.key_id,
+        person=key.person,
         kek_id=kek.kid,
         wrapped_b64=b64(wrapped),
-        created_at=timestamp(now),
+        created_at=created_at,
     )
-    return record, DataKey(key_id, person, key)
 
 
 def unwrap(record: PersonKey, keks: KekRing) -> DataKey:
@@ -324,6 +330,27 @@ def unwrap(record: PersonKey, keks: KekRing) -> DataKey:
             f"person key {record.key_id} does not authenticate under KEK {record.kek_id}"
         ) from None
     return DataKey(record.key_id, record.person, key)
+
+
+def rewrap(record: PersonKey, keks: KekRing, random: Random) -> PersonKey:
+    """``record`` wrapped with the ring's current KEK (KEK rotation: docs/audit-vault.md).
+
+    The same data key, key id, person and ``created_at`` under a fresh nonce, so every
+    input sealed under the key opens as before, and the KEK it was wrapped with can be
+    dropped from the ring. :class:`WrongKeyError` or :class:`TamperedError` as
+    :func:`unwrap`; a record under the current KEK is wrapped again all the same.
+    """
+    return _wrapped(unwrap(record, keks), keks.current, random, record.created_at)
+
+
+def erased_meanwhile(history: Iterable[tuple[int, bool]], read_at: int, written_at: int) -> bool:
+    """Whether a key was erased between a read of its record and a write of it again.
+
+    ``history`` holds ``(offset, tombstone)`` of the key's records in its partition;
+    the record was read at offset ``read_at`` and written again at ``written_at``. A
+    tombstone in between was overwritten: the key is live again and must be erased again.
+    """
+    return any(tombstone and read_at < offset < written_at for offset, tombstone in history)
 
 
 # --- sealing --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from hub import audit_kek, cli
-from hub.audit_vault_cli import erased_event
+from hub.audit_vault_cli import erased_event, rewrapped_event
 from hub.config import PROJECT_ROOT, ConfigError, load
 from hub.core import audit_vault as av
 from hub.core.errors import Reason, Rejection
@@ -238,6 +238,66 @@ class TestWrapping:
             av.Kek("Kek 1", KEK_BYTES)
         with pytest.raises(ValueError, match="share"):
             av.KekRing(kek(), [av.Kek("kek2", KEK_BYTES)])
+
+
+class TestRewrapping:
+    def test_rewrap_moves_a_key_to_the_current_kek(self):
+        """The same data key, id, person and creation time under the current KEK: the key's
+        sealed inputs open with a ring that no longer holds the old KEK."""
+        record, key = person_key()
+        sealed = av.seal(VALUE, SID, key, NOW)
+        new = av.Kek("kek2", bytes(range(1, 33)))
+        moved = av.rewrap(record, av.KekRing(new, [kek()]), CountingRandom(b"r"))
+        assert ("kek2", record.key_id, record.person, record.created_at) == (
+            moved.kek_id,
+            moved.key_id,
+            moved.person,
+            moved.created_at,
+        )
+        only_new = av.KekRing(new)
+        assert key == av.unwrap(moved, only_new)
+        assert VALUE == av.open_sealed(sealed, {moved.key_id: moved}, only_new)
+        with pytest.raises(av.WrongKeyError):
+            av.unwrap(record, only_new)
+
+    def test_rewrap_refuses_what_unwrap_refuses(self):
+        """A key under a KEK the ring lacks, or one that does not authenticate, is not re-wrapped."""
+        record, _ = person_key()
+        new = av.Kek("kek2", bytes(range(1, 33)))
+        with pytest.raises(av.WrongKeyError):
+            av.rewrap(record, av.KekRing(new), CountingRandom())
+        moved = dataclasses.replace(record, person=OTHER_PERSON)
+        with pytest.raises(av.TamperedError):
+            av.rewrap(moved, av.KekRing(new, [kek()]), CountingRandom())
+
+    @pytest.mark.parametrize(
+        ("history", "erased"),
+        [
+            ([(3, False), (9, False)], False),  # read at 3, written at 9: nothing in between
+            ([(3, False), (5, True), (9, False)], True),  # erased at 5: the write revived it
+            ([(3, False), (9, False), (11, True)], False),  # erased after the write: erased
+            ([(1, True), (3, False), (9, False)], False),  # an earlier erasure, then a new record
+        ],
+    )
+    def test_an_erasure_between_read_and_write_is_found(self, history, erased):
+        assert erased is av.erased_meanwhile(history, 3, 9)
+
+    def test_the_event_counts_keys_and_follows_the_schema(self):
+        """audit/rewrapped: the key count under sub-unknown, nothing else; one id per run."""
+        keys = ("pk-" + "1" * 32, "pk-" + "2" * 32)
+        event = decode(rewrapped_event("kek2", keys, NOW).value, AuditEvent)
+        schema = TestAuditEventSchema.SCHEMA
+        jsonschema.validate(json.loads(encode(event)), schema)
+        set_fields = {f.name for f in dataclasses.fields(event) if getattr(event, f.name)}
+        assert {"event_id", "submission_id", "stage", "decision", "at", "key_count"} == set_fields
+        assert ("sub-unknown", av.REWRAPPED, 2) == (
+            event.submission_id,
+            event.decision,
+            event.key_count,
+        )
+        again = decode(rewrapped_event("kek2", keys[::-1], LATER).value, AuditEvent)
+        other = decode(rewrapped_event("kek3", keys, NOW).value, AuditEvent)
+        assert event.event_id == again.event_id != other.event_id
 
 
 class TestNoKeyMaterialShown:
