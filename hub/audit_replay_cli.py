@@ -254,7 +254,8 @@ def _keks(settings: Settings, *, development: bool) -> KekRing:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    """``sozialhub audit replay``: exit 0 (all same), 1 (any difference), 2 (usage, cluster)."""
+    """``sozialhub audit replay``: exit 0 (all same), 1 (any difference), 2 (usage, no cluster,
+    missing topic), 75 (the cluster failed)."""
     if settings.embedded:
         _err("KAFKA_BOOTSTRAP_SERVERS is not set; the audit chain lives on a cluster")
         return EXIT_USAGE
@@ -274,7 +275,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except dlq.DlqError as exc:
         _err(str(exc))
-        return EXIT_USAGE
+        return dlq.EXIT_CLUSTER_FAILED
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
     else:

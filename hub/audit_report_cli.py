@@ -91,7 +91,7 @@ def _err(line: str) -> None:
 def report_command(
     settings: Settings, args: argparse.Namespace, now: dt.datetime | None = None
 ) -> int:
-    """Exit 0 (the report was printed), 1 (the cluster failed), 2 (usage, no cluster, no topic)."""
+    """Exit 0 (the report was printed), 2 (usage, no cluster, no topic), 75 (the cluster failed)."""
     if settings.embedded:
         _err("KAFKA_BOOTSTRAP_SERVERS is not set; the audit log lives on a cluster")
         return EXIT_USAGE
@@ -114,7 +114,7 @@ def report_command(
         return EXIT_USAGE
     except dlq.DlqError as exc:
         _err(str(exc))
-        return EXIT_REJECTED
+        return dlq.EXIT_CLUSTER_FAILED
     if args.html is not None:
         page = audit_report.render_html(found, names(settings))
         try:

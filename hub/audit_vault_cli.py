@@ -372,8 +372,8 @@ def _err(line: str, command: str = NAME) -> None:
 
 
 def run_erase(settings: Settings, args: argparse.Namespace, now: dt.datetime | None = None) -> int:
-    """``sozialhub audit erase``: exit 0 (erased, or nothing to erase), 1 (not confirmed, the
-    cluster failed), 2 (usage, no cluster, missing topic)."""
+    """``sozialhub audit erase``: exit 0 (erased, or nothing to erase), 1 (not confirmed), 2
+    (usage, no cluster, missing topic), 75 (the cluster failed)."""
     if settings.embedded:
         _err("KAFKA_BOOTSTRAP_SERVERS is not set; the vault lives on a cluster")
         return EXIT_USAGE
@@ -387,7 +387,7 @@ def run_erase(settings: Settings, args: argparse.Namespace, now: dt.datetime | N
         return EXIT_USAGE
     except dlq.DlqError as exc:
         _err(str(exc))
-        return EXIT_REJECTED
+        return dlq.EXIT_CLUSTER_FAILED
 
 
 def _erase_command(settings: Settings, args: argparse.Namespace, now: dt.datetime) -> int:
@@ -535,7 +535,7 @@ def _rewrap_report(planned: RewrapPlan, done: Rewrapped | None) -> dict[str, Any
 
 def run_rewrap(settings: Settings, args: argparse.Namespace, now: dt.datetime | None = None) -> int:
     """``sozialhub audit rewrap``: exit 0 (every key readable is under the current KEK), 1 (a key
-    does not authenticate, or the cluster failed), 2 (usage: no cluster, no KEK, missing topic)."""
+    does not authenticate), 2 (usage: no cluster, no KEK, missing topic), 75 (the cluster failed)."""
     try:
         keks = _rewrap_keks(settings, args)
     except ConfigError as exc:
@@ -553,7 +553,7 @@ def run_rewrap(settings: Settings, args: argparse.Namespace, now: dt.datetime | 
         return EXIT_USAGE
     except dlq.DlqError as exc:
         _rewrap_err(str(exc))
-        return EXIT_REJECTED
+        return dlq.EXIT_CLUSTER_FAILED
     _out(json.dumps(_rewrap_report(planned, done), sort_keys=True))
     for kek_id, count in sorted(planned.unopenable.items()):
         _rewrap_err(f"{count} key(s) are wrapped with KEK {kek_id}, which is not in the KEK file")

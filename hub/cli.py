@@ -711,7 +711,7 @@ def _dlq(settings: Settings, args: argparse.Namespace) -> int:  # noqa: PLR0911 
         return EXIT_USAGE
     except dlq.DlqError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
-        return EXIT_REJECTED
+        return dlq.EXIT_CLUSTER_FAILED
 
 
 def _dlq_retry(
@@ -744,7 +744,7 @@ def _dlq_retry(
         logged = dlq.send_audit(settings, emit)
     except dlq.DlqError as exc:
         print(f"sozialhub dlq retry: the audit event was not written: {exc}", file=sys.stderr)
-        return EXIT_REJECTED
+        return dlq.EXIT_CLUSTER_FAILED
     print(
         f"audit: {dead.STAGE}/{dead.RETRIED} for {letter.dead_letter_id} "
         f"on {logged.topic} partition {logged.partition} offset {logged.offset}"
@@ -882,7 +882,7 @@ def _rechtskreiswechsel_submit(settings: Settings, path: Path) -> int:
         )
     except dlq.DlqError as exc:
         print(f"sozialhub rechtskreiswechsel submit: {exc}", file=sys.stderr)
-        return EXIT_REJECTED
+        return dlq.EXIT_CLUSTER_FAILED
     line = {"file": str(path), "verdict": "submitted", "event_id": event.event_id}
     where_fields = {"topic": where.topic, "partition": where.partition, "offset": where.offset}
     print(json.dumps({**line, **where_fields}))

@@ -201,7 +201,7 @@ def _err(line: str) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace, now: dt.datetime | None = None) -> int:
-    """The three commands; exit 0, 1 (no such record; the cluster failed), 2 (usage)."""
+    """The three commands; exit 0, 1 (no such record), 2 (usage), 75 (the cluster failed)."""
     name = f"sozialhub consent {args.consent_command}"
     if settings.embedded:
         _err(f"{name}: KAFKA_BOOTSTRAP_SERVERS is not set; the consent registry lives on a cluster")
@@ -219,7 +219,7 @@ def run(settings: Settings, args: argparse.Namespace, now: dt.datetime | None = 
         return EXIT_USAGE
     except dlq.DlqError as exc:
         _err(f"{name}: {exc}")
-        return EXIT_REJECTED
+        return dlq.EXIT_CLUSTER_FAILED
 
 
 def _command(

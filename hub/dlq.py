@@ -33,6 +33,11 @@ IDLE_TIMEOUT = 30.0  # no record and no end-of-partition for this long: give up
 ACK_TIMEOUT = 30.0
 
 
+# The exit status of a command whose cluster did not answer or failed: try again later
+# (EX_TEMPFAIL, as the worker's). A missing topic is a configuration error (2) instead.
+EXIT_CLUSTER_FAILED = 75
+
+
 class DlqError(RuntimeError):
     """The cluster did not answer as needed. The message names topics, never record content."""
 

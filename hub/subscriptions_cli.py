@@ -85,7 +85,7 @@ def subscribe(settings: Settings, path: Path) -> int:
         )
     except dlq.DlqError as exc:
         _err("subscribe", str(exc))
-        return EXIT_USAGE
+        return dlq.EXIT_CLUSTER_FAILED
     _out(
         {
             "file": path.name,
@@ -108,7 +108,7 @@ def unsubscribe(settings: Settings, subscription_id: str) -> int:
         return EXIT_USAGE
     except dlq.DlqError as exc:
         _err("unsubscribe", str(exc))
-        return EXIT_USAGE
+        return dlq.EXIT_CLUSTER_FAILED
     if any(s.subscription_id == subscription_id for s in base.entries):
         _out(
             {
@@ -125,7 +125,7 @@ def unsubscribe(settings: Settings, subscription_id: str) -> int:
         dlq.produce(settings, settings.topic(TOPIC), subscription_id.encode("ascii"), None)
     except dlq.DlqError as exc:
         _err("unsubscribe", str(exc))
-        return EXIT_USAGE
+        return dlq.EXIT_CLUSTER_FAILED
     _out({"subscription": subscription_id, "verdict": "unsubscribed"})
     return EXIT_OK
 
