@@ -1,4 +1,5 @@
-"""Small confluent-kafka helpers for the command line (demo, bench, tools). Not used by agents."""
+"""Small confluent-kafka helpers: the command line (demo, bench, tools) and the worker's own
+consumer threads (the audit chainer, the receipt senders). Faust agents do not use them."""
 
 from __future__ import annotations
 

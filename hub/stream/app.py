@@ -755,11 +755,23 @@ def inbound_connectors(app: faust.App, settings: Settings, hub: HubContext, send
 
         channels["fitconnect"] = send_fitconnect
     if channels:
+        senders = receipts.ReceiptSenders(settings, channels, sender)
 
         async def receipt_senders() -> None:
-            await receipts.run_senders(settings, channels, sender)
+            await senders.run()
+
+        async def stop_receipt_senders(
+            _app: Any,
+            /,
+            *_: Any,
+            signal: Any,
+            **__: Any,  # noqa: ARG001 - the signal passes it
+        ) -> None:
+            # Before the producer stops: an outcome being audited is written, not cut off.
+            await senders.stop()
 
         app.task(receipt_senders)
+        app.on_before_shutdown.connect(stop_receipt_senders)
 
 
 def _receipt_body(receipt: PortalReceipt) -> bytes:

@@ -49,6 +49,7 @@ EXIT_FAILED = 75  # like a failed send: nothing unrecorded was committed
 BATCH = 100
 WAIT_SLICE = 0.5  # seconds between two polls while a receipt is being sent
 LEGACY_GROUP = "hub"  # the Faust group whose receipts agent sent receipts before
+STOP_TIMEOUT = 35.0  # seconds a stopping worker waits for its senders (an audit in flight: 30)
 
 # Sends one receipt over its channel; returns how the portal has it ("sent", or e.g. "present"
 # when it had it already), raises when it does not.
@@ -113,30 +114,39 @@ async def send_receipt(send: ReceiptChannel, receipt: PortalReceipt) -> bool:
             return True
 
 
-async def answer(
-    value: bytes | None,
-    channel: str,
-    send: ReceiptChannel,
-    sender: AuditSender,
-    now: Callable[[], dt.datetime] = _now,
-) -> str | None:
-    """Send one ``submissions.receipts`` record if it is ``channel``'s; audit its outcome.
+def receipt_of(value: bytes | None, channel: str) -> PortalReceipt | None:
+    """The receipt a ``submissions.receipts`` record holds if it is ``channel``'s, else None.
 
-    Returns ``"sent"`` or ``"refused"`` once the outcome is acknowledged by Kafka, or
-    None for a record of another channel (``none`` included: the record is the
-    receipt) and for a record that is not a receipt, which are passed over.
+    A record of another channel (``none`` included: the record is the receipt) and a
+    record that is not a receipt (logged) are passed over.
     """
     try:
         receipt = decode(value or b"", PortalReceipt)
     except Rejection:
         log.warning("receipt.foreign_record", channel=channel)
         return None
-    if receipt.channel != channel:
-        return None
+    return receipt if receipt.channel == channel else None
+
+
+async def answer(
+    receipt: PortalReceipt,
+    send: ReceiptChannel,
+    sender: AuditSender,
+    now: Callable[[], dt.datetime] = _now,
+    auditing: threading.Event | None = None,
+) -> str:
+    """Send one receipt (:func:`send_receipt`) and audit its outcome.
+
+    Returns ``"sent"`` or ``"refused"`` once the audit event is acknowledged by Kafka.
+    ``auditing`` is set once the portal has answered and the audit event is being
+    written: from then on the receipt is finished, not interrupted, by a stop.
+    """
     sent = await send_receipt(send, receipt)
+    if auditing is not None:
+        auditing.set()
     await sender.send_all([pipeline.receipt_sent(receipt, now(), sent=sent)])
     outcome = "sent" if sent else "refused"
-    metrics.RECEIPTS.labels(channel, outcome).inc()
+    metrics.RECEIPTS.labels(receipt.channel, outcome).inc()
     return outcome
 
 
@@ -147,14 +157,20 @@ def _fail(event: str, exc: BaseException) -> None:
 
 
 class Interrupted(Exception):  # noqa: N818 - an outcome: the receipt was not finished
-    """The sender was stopped (or the loop went away) while a receipt was being sent."""
+    """The sender was stopped (or the loop went away) while a portal had not yet answered."""
 
 
 class ReceiptSender:
     """One channel's member of its receipts group; runs in its own thread (:func:`start`).
 
-    Never raises: a broken consumer or an unexpected error ends the process without
-    committing (exit 75), a stop leaves the receipt in hand uncommitted.
+    Records are answered in offset order per partition. Offsets are committed only for
+    records answered in the current assignment: a rebalance (a member joins or leaves)
+    ends the batch in hand without committing it, and the partitions come back at
+    their committed offsets, so nothing is skipped and no commit goes backwards; a
+    record answered before the rebalance is passed over when it comes again. Never
+    raises: a broken consumer or an unexpected error ends the process without
+    committing (exit 75); a stop while a portal has not answered leaves the receipt
+    uncommitted, a stop while its outcome is being audited lets the audit finish.
     """
 
     def __init__(
@@ -173,11 +189,12 @@ class ReceiptSender:
         self.sender = sender
         self.loop = loop
         self.max_poll_interval_ms = max_poll_interval_ms
-        self.assigned: set[int] = set()
+        self.topic = settings.topic(pipeline.RECEIPTS)
         self.done: dict[int, int] = {}  # partition -> the last offset answered or passed over
-        self.busy = False
-        self.held: list[Any] = []  # records polled while a receipt was being sent
+        self.busy = False  # a receipt is being answered: partitions stay paused
+        self.generation = 0  # counts rebalances: a batch is only good for its own
         self.ready = threading.Event()  # set at the first assignment
+        self.owned: frozenset[int] = frozenset()  # the partitions assigned now (to observe)
         self.assignments = 0
         self.revocations = 0
 
@@ -197,49 +214,54 @@ class ReceiptSender:
             group(self.settings, self.channel),
             **{"max.poll.interval.ms": self.max_poll_interval_ms},
         )
-        consumer.subscribe(
-            [self.settings.topic(pipeline.RECEIPTS)],
-            on_assign=self._assigned,
-            on_revoke=self._revoked,
-        )
+        consumer.subscribe([self.topic], on_assign=self._assigned, on_revoke=self._revoked)
         try:
             while not stop.is_set():
-                messages, self.held = self.held, []
-                messages += consumer.consume(BATCH, 0 if messages else WAIT_SLICE)
-                passed: dict[int, int] = {}
-                for message in messages:
-                    if message.error():
-                        log.warning("receipts.consumer_error", error=message.error().name())
-                        continue
-                    partition, offset = message.partition(), message.offset()
-                    if partition not in self.assigned:
-                        continue  # revoked while this batch was answered: its new owner reads it
-                    if offset <= self.done.get(partition, -1):
-                        passed[partition] = offset  # answered before the partition came back
-                        continue
-                    outcome = self._answer(consumer, message.value(), stop)
-                    self.done[partition] = offset
-                    if outcome is None:
-                        passed[partition] = offset
-                    else:
-                        passed.pop(partition, None)
-                        self._commit(consumer, {partition: offset})
-                if passed:
-                    self._commit(consumer, passed)
+                self._batch(consumer, consumer.consume(BATCH, WAIT_SLICE), stop)
         finally:
             with contextlib.suppress(Exception):
                 consumer.close()
 
-    def _answer(self, consumer: Any, value: bytes | None, stop: threading.Event) -> str | None:
-        """Answer one record on the loop; keep the group membership alive meanwhile."""
+    def _batch(self, consumer: Any, messages: list[Any], stop: threading.Event) -> None:
+        """Answer one consumed batch in order; commit what was answered in this assignment."""
+        generation = self.generation
+        handled: dict[int, int] = {}  # partition -> last offset answered, not yet committed
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise RuntimeError(f"consumer error {error.name()}")
+                log.warning("receipts.consumer_error", error=error.name())
+                continue
+            if self.generation != generation:
+                return  # a rebalance: the rest comes again from the committed offsets
+            partition, offset = message.partition(), message.offset()
+            receipt = receipt_of(message.value(), self.channel)
+            if receipt is None:
+                handled[partition] = offset  # another channel's, or not a receipt
+            elif offset > self.done.get(partition, -1):
+                self._answer(consumer, receipt, stop)
+                self.done[partition] = offset
+                if self.generation != generation:
+                    return  # answered, but the partition may be another member's by now
+                handled.pop(partition, None)
+                self._commit(consumer, {partition: offset})
+            else:
+                handled[partition] = offset  # answered before its partition came back
+        if handled and self.generation == generation:
+            self._commit(consumer, handled)
+
+    def _answer(self, consumer: Any, receipt: PortalReceipt, stop: threading.Event) -> str:
+        """Answer one receipt on the loop; keep the group membership alive meanwhile."""
+        auditing = threading.Event()
         future = asyncio.run_coroutine_threadsafe(
-            answer(value, self.channel, self.send, self.sender), self.loop
+            answer(receipt, self.send, self.sender, auditing=auditing), self.loop
         )
         self.busy = True
         consumer.pause(consumer.assignment())
         try:
             while True:
-                if stop.is_set():
+                if stop.is_set() and not auditing.is_set():
                     future.cancel()
                     raise Interrupted
                 try:
@@ -254,12 +276,19 @@ class ReceiptSender:
             consumer.resume(consumer.assignment())
 
     def _keep_membership(self, consumer: Any) -> None:
-        """Poll with every partition paused: nothing is fetched, the group sees a live member."""
+        """Poll with every partition paused: nothing is fetched, the group sees a live member.
+
+        Rebalance callbacks run in this poll; a partition assigned now is paused there.
+        """
+        from confluent_kafka import TopicPartition  # noqa: PLC0415
+
         stray = consumer.poll(0)
-        if stray is not None and not stray.error():
-            # From a partition assigned during the wait before it was paused: answered next.
-            self.held.append(stray)
-            consumer.pause(consumer.assignment())
+        if stray is None or stray.error() is not None:
+            return
+        # Not expected (every partition is paused): put it back to be read again.
+        where = TopicPartition(stray.topic(), stray.partition(), stray.offset())
+        consumer.seek(where)
+        consumer.pause([where])
 
     def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
         committed = consumer.committed(partitions, timeout=30)
@@ -269,9 +298,13 @@ class ReceiptSender:
             if tp.partition in legacy:
                 tp.offset = legacy[tp.partition]
         consumer.assign(partitions)
+        # A pause is kept across a rebalance: set each partition's state explicitly.
         if self.busy:
             consumer.pause(partitions)
-        self.assigned.update(tp.partition for tp in partitions)
+        else:
+            consumer.resume(partitions)
+        self.generation += 1
+        self.owned = self.owned | {tp.partition for tp in partitions}
         self.assignments += 1
         self.ready.set()
         log.info(
@@ -281,9 +314,11 @@ class ReceiptSender:
             started_from_legacy=sorted(legacy),
         )
 
-    def _revoked(self, _consumer: Any, partitions: list[Any]) -> None:
-        for tp in partitions:
-            self.assigned.discard(tp.partition)
+    def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
+        with contextlib.suppress(Exception):  # they may come back: not paused by then
+            consumer.resume(partitions)
+        self.generation += 1
+        self.owned = self.owned - {tp.partition for tp in partitions}
         self.revocations += 1
         log.info(
             "receipts.revoked",
@@ -303,21 +338,16 @@ class ReceiptSender:
         return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
 
     def _commit(self, consumer: Any, last: dict[int, int]) -> None:
-        """Commit past ``last`` (partition -> offset) for the partitions still assigned here."""
+        """Commit past ``last`` (partition -> offset), answered in the current assignment."""
         from confluent_kafka import KafkaException, TopicPartition  # noqa: PLC0415
 
-        topic = self.settings.topic(pipeline.RECEIPTS)
         offsets = [
-            TopicPartition(topic, partition, offset + 1)
-            for partition, offset in last.items()
-            if partition in self.assigned
+            TopicPartition(self.topic, partition, offset + 1) for partition, offset in last.items()
         ]
-        if not offsets:
-            return
         try:
             consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            # The group moved the partition on during the send: its new owner sends it again,
+            # The group moved on meanwhile: the partition's owner answers the record again,
             # and the portal answers that it has it.
             log.warning("receipts.commit_failed", channel=self.channel, error=exc.args[0].name())
 
@@ -350,28 +380,46 @@ def start(
     return member, thread, stop
 
 
-async def run_senders(
-    settings: Settings, channels: dict[str, ReceiptChannel], sender: AuditSender
-) -> None:
-    """Run a receipt sender per channel until cancelled (the worker stops), then stop them.
+class ReceiptSenders:
+    """The worker's receipt senders, one per channel: :meth:`run` as a task, :meth:`stop`
+    before the worker's producer stops (Faust's ``on_before_shutdown``), so an outcome
+    being audited is written, not cut off."""
 
-    A sender that ends on its own (interrupted while the worker runs on) ends the process
-    without committing: the worker must not run on without answering a portal.
-    """
-    loop = asyncio.get_running_loop()
-    one_ended = asyncio.Event()
+    def __init__(
+        self, settings: Settings, channels: dict[str, ReceiptChannel], sender: AuditSender
+    ) -> None:
+        self.settings = settings
+        self.channels = channels
+        self.sender = sender
+        self.running: list[tuple[ReceiptSender, threading.Thread, threading.Event]] = []
+        self.stopping = False
 
-    def ended() -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the worker stops anyway
-            loop.call_soon_threadsafe(one_ended.set)
+    async def run(self) -> None:
+        """Start a sender per channel; a sender that ends while the worker runs on ends the
+        process without committing: the worker must not run on without answering a portal."""
+        loop = asyncio.get_running_loop()
+        one_ended = asyncio.Event()
 
-    running = [
-        start(settings, channel, send, sender, loop, ended=ended)
-        for channel, send in channels.items()
-    ]
-    try:
-        await one_ended.wait()
-        _fail("receipts.stopped", RuntimeError("a receipt sender ended"))
-    finally:
-        for _, _, stop in running:
+        def ended() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the worker stops
+                loop.call_soon_threadsafe(one_ended.set)
+
+        self.running = [
+            start(self.settings, channel, send, self.sender, loop, ended=ended)
+            for channel, send in self.channels.items()
+        ]
+        try:
+            await one_ended.wait()
+            if not self.stopping:
+                _fail("receipts.stopped", RuntimeError("a receipt sender ended"))
+        finally:
+            for _, _, stop in self.running:
+                stop.set()
+
+    async def stop(self, within: float = STOP_TIMEOUT) -> None:
+        """Stop every sender and wait until each has ended (its consumer left the group)."""
+        self.stopping = True
+        for _, _, stop in self.running:
             stop.set()
+        for _, thread, _ in self.running:
+            await asyncio.to_thread(thread.join, within)

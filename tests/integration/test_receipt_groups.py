@@ -198,8 +198,8 @@ def test_workers_running_one_channel_share_its_group(hub_settings, senders):
     one = senders.start("xta2", first)
     until(one.ready.is_set)
     two = senders.start("xta2", second)
-    until(lambda: two.ready.is_set() and len(one.assigned) + len(two.assigned) == PARTITIONS)
-    until(lambda: bool(one.assigned) and bool(two.assigned))
+    until(lambda: two.ready.is_set() and len(one.owned) + len(two.owned) == PARTITIONS)
+    until(lambda: bool(one.owned) and bool(two.owned))
     records = [(n % PARTITIONS, receipt(n, "xta2")) for n in range(1, 13)]
     produce(hub_settings, [(p, encode(r)) for p, r in records])
     until(lambda: len(first.sent) + len(second.sent) >= len(records))
@@ -288,3 +288,83 @@ def test_a_refused_receipt_is_audited_refused_and_committed(hub_settings, sender
     events = audit_events(hub_settings)
     assert [(e.stage, e.decision) for e in events] == [("receipt", "refused")]
     assert tried == [receipt(1, "xta2").submission_id]
+
+
+def test_a_member_joining_and_leaving_during_a_send_loses_nothing(hub_settings, senders):
+    """A rolling restart while the portal is slow: a second XTA worker joins while the first
+    waits for its portal (a rebalance mid-send, its partitions paused), takes partitions, hangs
+    on its own portal and stops without committing (another rebalance). The first worker ends
+    up sending every receipt, those the second one began included, and commits past all of
+    them: nothing is skipped, and no partition stays paused after it came back."""
+    first_id = receipt(1, "xta2").submission_id
+    portal = Portal(hold=lambda r: 12.0 if r.submission_id == first_id else 0.0)
+    member = senders.start("xta2", portal)
+    until(member.ready.is_set)
+    produce(hub_settings, [(0, encode(receipt(1, "xta2")))])
+    until(lambda: bool(portal.started))
+    hung = Portal(hold=lambda _: None)
+    other = senders.start("xta2", hung)
+    until(lambda: bool(other.owned) and member.revocations >= 1)
+    assert first_id not in portal.sent  # the rebalance came while the first send waited
+    produce(hub_settings, [(n % PARTITIONS, encode(receipt(n, "xta2"))) for n in range(2, 8)])
+    until(lambda: first_id in portal.sent, timeout=30)
+    time.sleep(2.0)
+    _, thread, stop = senders.running[-1]
+    stop.set()  # the second worker stops: whatever it began is not committed
+    thread.join(30)
+    until(lambda: member.assignments >= 3)  # the partitions came back
+    produce(hub_settings, [(n % PARTITIONS, encode(receipt(n, "xta2"))) for n in range(8, 11)])
+    wanted = {receipt(n, "xta2").submission_id for n in range(1, 11)}
+    until(lambda: wanted <= set(portal.sent), timeout=90)
+    until(lambda: all_committed(hub_settings, "xta2"), timeout=30)
+    assert hung.sent == []
+
+
+def test_a_stop_while_the_outcome_is_audited_lets_the_audit_finish(hub_settings, loop):
+    """The worker stops after the portal answered, while the audit event is being written:
+    the audit is not cut off (which would end the worker with exit 75), it is written, the
+    offset committed, and the sender ends."""
+    audits = KafkaAudits(hub_settings)
+    writing = threading.Event()
+
+    class SlowAudits:
+        async def send_all(self, emits: Any) -> None:
+            writing.set()
+            await asyncio.sleep(2.0)
+            await audits.send_all(emits)
+
+    portal = Portal()
+    member, thread, stop = receipts.start(hub_settings, "xta2", portal, SlowAudits(), loop)
+    until(member.ready.is_set)
+    produce(hub_settings, [(0, encode(receipt(1, "xta2")))])
+    until(writing.is_set)
+    stop.set()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert [receipt(1, "xta2").submission_id] == portal.sent == audited(hub_settings)
+    assert committed(hub_settings, "xta2")[0] == 1
+
+
+def test_partitions_paused_for_a_send_fetch_again_when_they_come_back(hub_settings, senders):
+    """A second worker joins while the first waits for its portal (the first's partitions are
+    paused), takes some partitions, and leaves again. A pause outlives a rebalance in the
+    client, so the partitions coming back to the first worker must be resumed explicitly:
+    every later receipt is sent and committed."""
+    first_id = receipt(1, "xta2").submission_id
+    portal = Portal(hold=lambda r: 2.0 if r.submission_id == first_id else 0.0)
+    member = senders.start("xta2", portal)
+    until(member.ready.is_set)
+    produce(hub_settings, [(0, encode(receipt(1, "xta2")))])
+    until(lambda: bool(portal.started))
+    time.sleep(0.2)
+    other = senders.start("xta2", Portal())
+    until(lambda: bool(other.owned))
+    time.sleep(3.0)
+    _, thread, stop = senders.running[-1]
+    stop.set()
+    thread.join(30)
+    until(lambda: member.owned == frozenset(range(PARTITIONS)), timeout=30)
+    produce(hub_settings, [(n % PARTITIONS, encode(receipt(n, "xta2"))) for n in range(2, 8)])
+    wanted = {receipt(n, "xta2").submission_id for n in range(2, 8)}
+    until(lambda: wanted <= set(portal.sent), timeout=60)
+    until(lambda: all_committed(hub_settings, "xta2"), timeout=30)

@@ -93,11 +93,12 @@ def test_a_sender_answers_only_its_own_channel() -> None:
     xta = dataclasses.replace(RECEIPT, submission_id="sub-" + "2" * 32, channel="xta2")
     none = dataclasses.replace(RECEIPT, submission_id="sub-" + "3" * 32, channel="none")
     audits = Audits()
-    outcomes = [
-        asyncio.run(receipts.answer(value, "fitconnect", send, audits))
+    found = [
+        receipts.receipt_of(value, "fitconnect")
         for value in (encode(RECEIPT), encode(xta), encode(none), b"{}", None)
     ]
-    assert ["sent", None, None, None, None] == outcomes
+    assert [RECEIPT, None, None, None, None] == found
+    assert "sent" == asyncio.run(receipts.answer(RECEIPT, send, audits))
     assert [RECEIPT.submission_id] == sent
     (event,) = [decode(v, AuditEvent) for v in audits.emits]
     assert (event.submission_id, event.stage, event.decision) == (

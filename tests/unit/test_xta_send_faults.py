@@ -21,7 +21,7 @@ import pytest
 
 from connectors.xta import XtaError, XtaFaultError, XtaPoller, XtaSendRefusedError, XtaSettings
 from hub.core import pipeline
-from hub.core.records import AuditEvent, PortalReceipt, b64, decode, encode
+from hub.core.records import AuditEvent, PortalReceipt, b64, decode
 from hub.core.transport import xta
 from hub.stream import app, receipts
 
@@ -238,7 +238,7 @@ def test_a_taken_id_or_a_refusal_does_not_block_later_receipts(no_sleep):
 
     async def answer_all() -> None:
         for number in (1, 2, 3):
-            await receipts.answer(encode(receipt(number)), "xta2", send_xta, sender)
+            await receipts.answer(receipt(number), send_xta, sender)
 
     asyncio.run(answer_all())
     assert [
