@@ -764,8 +764,8 @@ def inbound_connectors(app: faust.App, settings: Settings, hub: HubContext, send
             _app: Any,
             /,
             *_: Any,
-            signal: Any,
-            **__: Any,  # noqa: ARG001 - the signal passes it
+            signal: Any,  # noqa: ARG001 - the signal passes it
+            **__: Any,
         ) -> None:
             # Before the producer stops: an outcome being audited is written, not cut off.
             await senders.stop()

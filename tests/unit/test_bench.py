@@ -27,7 +27,7 @@ from tests import clitools
 
 SECONDS = 0.3
 NOW = dt.datetime(2026, 11, 2, 10, 0, tzinfo=dt.UTC)
-NAMES = ("intake", "parse_validate", "sign")
+NAMES = ("intake", "parse_validate", "sign", "bare_parse_validate")
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +101,16 @@ class TestMeasure:
         """The ratio is computed from the figures of the same run."""
         expected = result["intake_per_s"] / result["raw_stage_per_s"]
         assert result["ratio"] == pytest.approx(expected)
+
+    def test_strict_ratio_takes_the_bare_parse(self, result):
+        """The strict raw stage takes lxml's parse alone; the hardened parse costs more than
+        it (the byte gate and the bounding walk), so the strict ratio is the lower one."""
+        bare, sign = result["bare_parse_validate_per_s"], result["sign_per_s"]
+        strict = 1 / (1 / bare + 1 / sign)
+        assert result["strict_raw_stage_per_s"] == pytest.approx(strict)
+        assert result["strict_ratio"] == pytest.approx(result["intake_per_s"] / strict)
+        assert bare > result["parse_validate_per_s"]
+        assert result["strict_ratio"] < result["ratio"]
 
     def test_target_verdicts_follow_the_figures(self, result):
         """The "met" flags say whether the measured figure reaches the documented target, nothing else."""
@@ -192,6 +202,9 @@ class TestCommand:
                 "raw stage",
                 "ratio intake/raw",
                 "intake target",
+                "bare parse + val.",
+                "strict raw stage",
+                "ratio, strict",
             ],
         )
         assert expected == (status, labels)
