@@ -24,9 +24,9 @@ from hub.core import audit_chain as chain
 from hub.core.errors import Rejection
 from hub.core.records import AuditEvent, decode
 from hub.dlq import (
-    EXIT_CLUSTER_FAILED,
     DlqError,
     MissingTopicError,
+    command_error,
     open_reader,
     read_partition,
     topic_partitions,
@@ -192,12 +192,10 @@ def run_verify(settings: Settings, args: Any) -> int:
     where = Range(args.partition, args.from_offset, args.to_offset)
     try:
         report = verify(settings, certificates, where)
-    except MissingTopicError as exc:
-        sys.stderr.write(f"sozialhub audit verify: {exc}\n")
-        return EXIT_USAGE
     except DlqError as exc:
-        sys.stderr.write(f"sozialhub audit verify: {exc}\n")
-        return EXIT_CLUSTER_FAILED
+        message, status = command_error(exc)
+        sys.stderr.write(f"sozialhub audit verify: {message}\n")
+        return status
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:

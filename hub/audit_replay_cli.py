@@ -270,12 +270,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     except (ReplayUsageError, ConfigError) as exc:
         _err(str(exc))
         return EXIT_USAGE
-    except dlq.MissingTopicError as exc:
-        _err(f"{exc} (check SOZIALHUB_TOPIC_PREFIX; `sozialhub topics apply`)")
-        return EXIT_USAGE
     except dlq.DlqError as exc:
-        _err(str(exc))
-        return dlq.EXIT_CLUSTER_FAILED
+        message, status = dlq.command_error(exc)
+        _err(message)
+        return status
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
     else:

@@ -109,12 +109,10 @@ def report_command(
     except ReportUsageError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    except dlq.MissingTopicError as exc:
-        _err(f"{exc} (check SOZIALHUB_TOPIC_PREFIX; `sozialhub topics apply`)")
-        return EXIT_USAGE
     except dlq.DlqError as exc:
-        _err(str(exc))
-        return dlq.EXIT_CLUSTER_FAILED
+        message, status = dlq.command_error(exc)
+        _err(message)
+        return status
     if args.html is not None:
         page = audit_report.render_html(found, names(settings))
         try:

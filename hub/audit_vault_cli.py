@@ -296,15 +296,18 @@ def erase(
     for person, keys in planned.items():
         key_ids = tuple(found.record.key_id for found in keys)
         emit = erased_event(person, key_ids, now)
-        try:
-            where = dlq.send_audit(settings, emit)
-        except dlq.DlqError as exc:
-            raise dlq.DlqError(
-                f"the keys of {person} are erased, but its audit event was not written: {exc}"
-            ) from None
+        where = _audited(settings, emit, f"the keys of {person} are erased")
         event_id = decode(emit.value, AuditEvent).event_id
         done.append(Erasure(person, key_ids, event_id, where))
     return done
+
+
+def _audited(settings: Settings, emit: pipeline.Emit, done: str) -> SourceRef:
+    """Write the audit event of what is ``done`` already; the error says that it is done."""
+    try:
+        return dlq.send_audit(settings, emit)
+    except dlq.DlqError as exc:
+        raise dlq.DlqError(f"{done}, but the audit event was not written: {exc}") from None
 
 
 def _persons(settings: Settings, args: argparse.Namespace) -> tuple[str, ...]:
@@ -382,12 +385,10 @@ def run_erase(settings: Settings, args: argparse.Namespace, now: dt.datetime | N
     except EraseUsageError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    except dlq.MissingTopicError as exc:
-        _err(f"{exc} (check SOZIALHUB_TOPIC_PREFIX; `sozialhub topics apply`)")
-        return EXIT_USAGE
     except dlq.DlqError as exc:
-        _err(str(exc))
-        return dlq.EXIT_CLUSTER_FAILED
+        message, status = dlq.command_error(exc)
+        _err(message)
+        return status
 
 
 def _erase_command(settings: Settings, args: argparse.Namespace, now: dt.datetime) -> int:
@@ -508,12 +509,7 @@ def write_rewrapped(settings: Settings, planned: RewrapPlan, now: dt.datetime) -
         )
     key_ids = tuple(sorted(set(at) - set(again)))
     emit = rewrapped_event(planned.current, key_ids, now)
-    try:
-        where = dlq.send_audit(settings, emit)
-    except dlq.DlqError as exc:
-        raise dlq.DlqError(
-            f"the keys are re-wrapped, but the audit event was not written: {exc}"
-        ) from None
+    where = _audited(settings, emit, "the keys are re-wrapped")
     return Rewrapped(key_ids, again, decode(emit.value, AuditEvent).event_id, where)
 
 
@@ -548,12 +544,10 @@ def run_rewrap(settings: Settings, args: argparse.Namespace, now: dt.datetime | 
             if args.dry_run
             else write_rewrapped(settings, planned, now or dt.datetime.now(dt.UTC))
         )
-    except dlq.MissingTopicError as exc:
-        _rewrap_err(f"{exc} (check SOZIALHUB_TOPIC_PREFIX; `sozialhub topics apply`)")
-        return EXIT_USAGE
     except dlq.DlqError as exc:
-        _rewrap_err(str(exc))
-        return dlq.EXIT_CLUSTER_FAILED
+        message, status = dlq.command_error(exc)
+        _rewrap_err(message)
+        return status
     _out(json.dumps(_rewrap_report(planned, done), sort_keys=True))
     for kek_id, count in sorted(planned.unopenable.items()):
         _rewrap_err(f"{count} key(s) are wrapped with KEK {kek_id}, which is not in the KEK file")

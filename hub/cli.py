@@ -703,15 +703,10 @@ def _dlq(settings: Settings, args: argparse.Namespace) -> int:  # noqa: PLR0911 
             print(json.dumps(body) if args.json else "\n".join(dead.report_lines(body)))
             return EXIT_OK
         return _dlq_retry(settings, item, state, checked, confirmed=args.yes)
-    except dlq.MissingTopicError as exc:
-        print(
-            f"{name}: {exc} (check SOZIALHUB_TOPIC_PREFIX; `sozialhub topics apply`)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
     except dlq.DlqError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
-        return dlq.EXIT_CLUSTER_FAILED
+        message, status = dlq.command_error(exc)
+        print(f"{name}: {message}", file=sys.stderr)
+        return status
 
 
 def _dlq_retry(

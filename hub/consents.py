@@ -214,12 +214,10 @@ def run(settings: Settings, args: argparse.Namespace, now: dt.datetime | None = 
         where = f" at {rejection.path}" if rejection.path else ""
         _err(f"{name}: {rejection.reason.value}{where}")
         return EXIT_USAGE
-    except dlq.MissingTopicError as exc:
-        _err(f"{name}: {exc} (check SOZIALHUB_TOPIC_PREFIX; `sozialhub topics apply`)")
-        return EXIT_USAGE
     except dlq.DlqError as exc:
-        _err(f"{name}: {exc}")
-        return dlq.EXIT_CLUSTER_FAILED
+        message, status = dlq.command_error(exc)
+        _err(f"{name}: {message}")
+        return status
 
 
 def _command(

@@ -46,6 +46,17 @@ class MissingTopicError(DlqError):
     """A topic the command reads does not exist (wrong prefix, or ``topics apply`` not run)."""
 
 
+def command_error(exc: DlqError) -> tuple[str, int]:
+    """What a command says about a cluster error, and its exit status: one rule for all.
+
+    A missing topic is a configuration error (2); anything else the cluster did
+    (no answer, a failed send) is :data:`EXIT_CLUSTER_FAILED`: try again.
+    """
+    if isinstance(exc, MissingTopicError):
+        return f"{exc} (check SOZIALHUB_TOPIC_PREFIX; `sozialhub topics apply`)", 2
+    return str(exc), EXIT_CLUSTER_FAILED
+
+
 def open_reader(settings: Settings) -> Any:
     # A throw-away group id that is never joined (assign, not subscribe) and never committed.
     extra: dict[str, Any] = {"enable.partition.eof": True}

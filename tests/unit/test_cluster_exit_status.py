@@ -71,3 +71,11 @@ def test_a_cluster_that_does_not_answer_is_exit_75(argv, setup, tmp_path, monkey
     err = capsys.readouterr().err
     assert (dlq.EXIT_CLUSTER_FAILED, "Traceback" in err) == (status, False)
     assert f"sozialhub {argv[0]}" in err
+
+
+def test_a_missing_topic_is_a_configuration_error_and_anything_else_is_75():
+    """The one rule (hub.dlq.command_error): a missing topic says how to fix it, exit 2."""
+    message, status = dlq.command_error(dlq.MissingTopicError("no topic t.audit.chain"))
+    assert (2, True) == (status, "SOZIALHUB_TOPIC_PREFIX" in message)
+    message, status = dlq.command_error(dlq.DlqError("the cluster did not answer within 1 s"))
+    assert (75, "the cluster did not answer within 1 s") == (status, message)
