@@ -37,7 +37,8 @@ def consumer(settings: Settings, group: str | None = None, **extra: Any) -> Any:
             "group.id": group or f"{settings.topic_prefix}tool-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
+            # As the worker's Faust consumer (hub.stream.app): raised with rebalance_timeout.
+            "session.timeout.ms": int(max(6.0, settings.rebalance_timeout) * 1000),
             "heartbeat.interval.ms": 1000,
             "max.poll.interval.ms": 60000,
             **extra,
