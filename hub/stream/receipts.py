@@ -30,6 +30,7 @@ import contextlib
 import datetime as dt
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
@@ -49,7 +50,7 @@ EXIT_FAILED = 75  # like a failed send: nothing unrecorded was committed
 BATCH = 100
 WAIT_SLICE = 0.5  # seconds between two polls while a receipt is being sent
 LEGACY_GROUP = "hub"  # the Faust group whose receipts agent sent receipts before
-STOP_TIMEOUT = 35.0  # seconds a stopping worker waits for its senders (an audit in flight: 30)
+STOP_TIMEOUT = 10.0  # seconds a stopping worker waits for all its senders (its deadline: 15)
 
 # Sends one receipt over its channel; returns how the portal has it ("sent", or e.g. "present"
 # when it had it already), raises when it does not.
@@ -144,7 +145,9 @@ async def answer(
     sent = await send_receipt(send, receipt)
     if auditing is not None:
         auditing.set()
-    await sender.send_all([pipeline.receipt_sent(receipt, now(), sent=sent)])
+    # Shielded: a stop that cancels this task now (it decided before the portal answered)
+    # must not cut the audit event off half-sent; it is written, the offset stays uncommitted.
+    await asyncio.shield(sender.send_all([pipeline.receipt_sent(receipt, now(), sent=sent)]))
     outcome = "sent" if sent else "refused"
     metrics.RECEIPTS.labels(receipt.channel, outcome).inc()
     return outcome
@@ -194,7 +197,7 @@ class ReceiptSender:
         self.busy = False  # a receipt is being answered: partitions stay paused
         self.generation = 0  # counts rebalances: a batch is only good for its own
         self.ready = threading.Event()  # set at the first assignment
-        self.owned: frozenset[int] = frozenset()  # the partitions assigned now (to observe)
+        self.owned: frozenset[int] = frozenset()  # the partitions assigned now
         self.assignments = 0
         self.revocations = 0
 
@@ -233,9 +236,9 @@ class ReceiptSender:
                     raise RuntimeError(f"consumer error {error.name()}")
                 log.warning("receipts.consumer_error", error=error.name())
                 continue
-            if self.generation != generation:
-                return  # a rebalance: the rest comes again from the committed offsets
             partition, offset = message.partition(), message.offset()
+            if stop.is_set() or self.generation != generation or partition not in self.owned:
+                return  # a stop, or a rebalance: the rest comes again from the committed offsets
             receipt = receipt_of(message.value(), self.channel)
             if receipt is None:
                 handled[partition] = offset  # another channel's, or not a receipt
@@ -254,9 +257,12 @@ class ReceiptSender:
     def _answer(self, consumer: Any, receipt: PortalReceipt, stop: threading.Event) -> str:
         """Answer one receipt on the loop; keep the group membership alive meanwhile."""
         auditing = threading.Event()
-        future = asyncio.run_coroutine_threadsafe(
-            answer(receipt, self.send, self.sender, auditing=auditing), self.loop
-        )
+        try:
+            future = asyncio.run_coroutine_threadsafe(
+                answer(receipt, self.send, self.sender, auditing=auditing), self.loop
+            )
+        except RuntimeError:
+            raise Interrupted from None  # the loop is closed: the worker stops
         self.busy = True
         consumer.pause(consumer.assignment())
         try:
@@ -417,9 +423,11 @@ class ReceiptSenders:
                 stop.set()
 
     async def stop(self, within: float = STOP_TIMEOUT) -> None:
-        """Stop every sender and wait until each has ended (its consumer left the group)."""
+        """Stop every sender and wait, ``within`` seconds in all, until each has ended (its
+        consumer left the group); the worker's own shutdown deadline comes after that."""
         self.stopping = True
         for _, _, stop in self.running:
             stop.set()
+        deadline = time.monotonic() + within
         for _, thread, _ in self.running:
-            await asyncio.to_thread(thread.join, within)
+            await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
