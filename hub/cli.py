@@ -159,6 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     asyncapi.add_argument("--output", type=Path, default=None, metavar="FILE")
 
+    receipts = commands.add_parser("receipts", help="portal receipts on the configured cluster")
+    receipt_commands = receipts.add_subparsers(
+        dest="receipts_command", required=True, parser_class=_Parser
+    )
+    resend = receipt_commands.add_parser(
+        "resend",
+        help="put a submission's newest XTA or FIT-Connect receipt on submissions.receipts again "
+        "(after a portal refused it for good and the cause is fixed); audited; prints JSON",
+    )
+    resend.add_argument("submission_id", metavar="SUBMISSION_ID")
+    resend.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
     dead = commands.add_parser(
         "dlq", help="dead letters on the configured cluster: list, show, retry"
     )
@@ -928,6 +940,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
             return _topics(settings, args)
         if args.command == "dlq":
             return _dlq(settings, args)
+        if args.command == "receipts":
+            from hub import receipts_cli  # noqa: PLC0415
+
+            return receipts_cli.run_resend(settings, args)
         if args.command == "audit" and args.audit_command == "verify":
             from hub import audit as audit_log  # noqa: PLC0415
 

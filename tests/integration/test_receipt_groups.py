@@ -9,6 +9,7 @@ portals are recording channel functions; everything Kafka is real.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -368,3 +369,52 @@ def test_partitions_paused_for_a_send_fetch_again_when_they_come_back(hub_settin
     wanted = {receipt(n, "xta2").submission_id for n in range(2, 8)}
     until(lambda: wanted <= set(portal.sent), timeout=60)
     until(lambda: all_committed(hub_settings, "xta2"), timeout=30)
+
+
+def test_a_refused_receipt_is_resent_after_the_fix(hub_settings, senders, monkeypatch, capsys):
+    """The portal refuses a receipt for good (a misconfigured mailbox): audited refused and
+    committed past. Once fixed, `sozialhub receipts resend` puts the same record on the topic
+    again, in its partition, audited `resent`, and the sender sends it: audited `sent`."""
+    from hub import cli
+
+    from .helpers import cli_environment
+
+    class Denied(Exception):  # noqa: N818
+        retriable = False
+
+    fixed = threading.Event()
+    tried: list[str] = []
+
+    async def portal(r: PortalReceipt) -> str:
+        tried.append(r.submission_id)
+        if not fixed.is_set():
+            raise Denied
+        return "sent"
+
+    original = encode(receipt(1, "xta2"))
+    producer = kafka.producer(hub_settings)  # keyed by submission id, as intake writes it
+    key = receipt(1, "xta2").submission_id.encode()
+    producer.produce(hub_settings.topic(pipeline.RECEIPTS), key=key, value=original, partition=1)
+    assert producer.flush(30) == 0
+    senders.start("xta2", portal)  # type: ignore[arg-type]
+    until(lambda: [e.decision for e in audit_events(hub_settings)] == ["refused"])
+    until(lambda: all_committed(hub_settings, "xta2"))
+    fixed.set()
+    with cli_environment(hub_settings, monkeypatch):
+        status = cli.main(["receipts", "resend", receipt(1, "xta2").submission_id, "--yes"])
+    # The report is the JSON line; the other lines are the senders' own logs (structlog).
+    out = capsys.readouterr().out.splitlines()
+    report = json.loads(next(line for line in out if line.startswith("{")))
+    assert (0, ["refused"], 1) == (status, report["audited_before"], report["resent"]["partition"])
+    # The test's audit producer partitions by another hash than the command: compare unordered.
+    until(
+        lambda: (
+            sorted(e.decision for e in audit_events(hub_settings)) == ["refused", "resent", "sent"]
+        )
+    )
+    assert tried == [receipt(1, "xta2").submission_id] * 2
+    records = [
+        (m.partition(), m.value())
+        for m in dlq.read_topic(hub_settings, hub_settings.topic(pipeline.RECEIPTS))
+    ]
+    assert records == [(1, original), (1, original)]

@@ -59,6 +59,7 @@ def trust_file(directory: Path) -> Path:
         (["audit", "verify"], "trust"),
         (["audit", "replay", "--from", "2026-11-01", "--to", "2026-11-02"], "kek"),
         (["consent", "show", "--development-key", "--person-id", IDNR], None),
+        (["receipts", "resend", "sub-" + "0" * 32, "--yes"], None),
     ],
     ids=lambda v: " ".join(v[:2]) if isinstance(v, list) else str(v),
 )
