@@ -291,6 +291,19 @@ def test_a_refused_receipt_is_audited_refused_and_committed(hub_settings, sender
     assert tried == [receipt(1, "xta2").submission_id]
 
 
+def sending_slowly(
+    settings: Settings, senders: Senders, seconds: float
+) -> tuple[receipts.ReceiptSender, Portal]:
+    """An XTA sender whose portal takes ``seconds`` for receipt 1, once it has begun sending it."""
+    first_id = receipt(1, "xta2").submission_id
+    portal = Portal(hold=lambda r: seconds if r.submission_id == first_id else 0.0)
+    member = senders.start("xta2", portal)
+    until(member.ready.is_set)
+    produce(settings, [(0, encode(receipt(1, "xta2")))])
+    until(lambda: bool(portal.started))
+    return member, portal
+
+
 def test_a_member_joining_and_leaving_during_a_send_loses_nothing(hub_settings, senders):
     """A rolling restart while the portal is slow: a second XTA worker joins while the first
     waits for its portal (a rebalance mid-send, its partitions paused), takes partitions, hangs
@@ -298,11 +311,7 @@ def test_a_member_joining_and_leaving_during_a_send_loses_nothing(hub_settings, 
     up sending every receipt, those the second one began included, and commits past all of
     them: nothing is skipped, and no partition stays paused after it came back."""
     first_id = receipt(1, "xta2").submission_id
-    portal = Portal(hold=lambda r: 12.0 if r.submission_id == first_id else 0.0)
-    member = senders.start("xta2", portal)
-    until(member.ready.is_set)
-    produce(hub_settings, [(0, encode(receipt(1, "xta2")))])
-    until(lambda: bool(portal.started))
+    member, portal = sending_slowly(hub_settings, senders, 12.0)
     hung = Portal(hold=lambda _: None)
     other = senders.start("xta2", hung)
     until(lambda: bool(other.owned) and member.revocations >= 1)
@@ -351,12 +360,7 @@ def test_partitions_paused_for_a_send_fetch_again_when_they_come_back(hub_settin
     paused), takes some partitions, and leaves again. A pause outlives a rebalance in the
     client, so the partitions coming back to the first worker must be resumed explicitly:
     every later receipt is sent and committed."""
-    first_id = receipt(1, "xta2").submission_id
-    portal = Portal(hold=lambda r: 2.0 if r.submission_id == first_id else 0.0)
-    member = senders.start("xta2", portal)
-    until(member.ready.is_set)
-    produce(hub_settings, [(0, encode(receipt(1, "xta2")))])
-    until(lambda: bool(portal.started))
+    member, portal = sending_slowly(hub_settings, senders, 2.0)
     time.sleep(0.2)
     other = senders.start("xta2", Portal())
     until(lambda: bool(other.owned))
