@@ -30,16 +30,14 @@ Every stage also writes its audit events to ``audit.log``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import faust
 import structlog
@@ -81,6 +79,7 @@ from hub.stream import (
 )
 from hub.stream import rechtskreiswechsel as rkw
 from hub.stream import subscriptions as stream_subscriptions
+from hub.stream.exits import exit_without_commit
 from hub.stream.follow import wait_loaded
 from hub.stream.receipts import ReceiptChannel
 
@@ -89,7 +88,6 @@ log = structlog.get_logger(__name__)
 RECEIVED = pipeline.RECEIVED
 BATCH_SIZE = 100
 BATCH_WITHIN = 0.05
-EXIT_SEND_FAILED = 75  # EX_TEMPFAIL: a supervisor should restart the worker
 SEEN_LOAD_SECONDS = 60.0  # intake waits this long for the replay index, then exits
 SIGNING_STOP_MARGIN = 60.0  # seconds before the last signing certificate expires: exit
 
@@ -199,13 +197,6 @@ def _faust_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_host=settings.web_host,
     )
-
-
-def exit_without_commit(event: str, exc: BaseException) -> NoReturn:
-    """End the process at once: no offset of the current batch can be committed."""
-    with contextlib.suppress(Exception):  # logging itself may fail (full disk, broken pipe)
-        log.critical(event, error=type(exc).__name__, action="exit without commit")
-    os._exit(EXIT_SEND_FAILED)
 
 
 class Sender:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,13 +35,13 @@ from hub.core import audit_chain as chain
 from hub.core.receipt import ReceiptSigner
 from hub.core.records import SourceRef
 from hub.stream import metrics
+from hub.stream.exits import exit_without_commit
 
 log = structlog.get_logger(__name__)
 
 LOG = "audit.log"
 CHAIN = "audit.chain"
 CHECKPOINTS = "audit.checkpoints"
-EXIT_CHAIN_FAILED = 75  # like a failed send: nothing of the batch was committed
 ACK_TIMEOUT = 30.0
 LOOKBACK = 50  # how many records from the end of a checkpoint partition to search
 
@@ -59,12 +58,6 @@ class ChainOptions:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _fail(event: str, exc: BaseException | None = None) -> None:
-    with contextlib.suppress(Exception):
-        log.critical(event, error=None if exc is None else type(exc).__name__)
-    os._exit(EXIT_CHAIN_FAILED)
 
 
 class Chainer:
@@ -126,7 +119,7 @@ class Chainer:
         try:
             self._run(stop)
         except BaseException as exc:  # noqa: BLE001 - nothing may escape a half-written batch
-            _fail("audit_chain.failed", exc)
+            exit_without_commit("audit_chain.failed", exc)
 
     def _run(self, stop: threading.Event) -> None:
         from hub import kafka  # noqa: PLC0415

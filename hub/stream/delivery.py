@@ -49,6 +49,7 @@ from hub.core.pipeline import Emit, HubContext, StageResult
 from hub.core.records import Delivery, SourceRef, decode, is_id, unb64
 from hub.core.route import Vendor
 from hub.stream import metrics
+from hub.stream.exits import exit_without_commit
 
 if TYPE_CHECKING:
     import faust
@@ -107,8 +108,6 @@ def file_channel(outbox: FileDropOutbox, vendor_id: str, hub: HubContext) -> Sta
         except OSError as exc:
             # Outbox not writable or full: transient for the operator, never a dead letter.
             # Exit without committing; after a restart the delivery is tried again.
-            from hub.stream.app import exit_without_commit  # noqa: PLC0415 - import cycle
-
             exit_without_commit("filedrop.write_failed", exc)
         metrics.END_TO_END_SECONDS.observe((utcnow() - received).total_seconds())
         emit = pipeline.delivered(delivery, utcnow(), duplicate=not fresh, channel="file")

@@ -44,6 +44,7 @@ from hub.core.records import SourceRef
 from hub.core.rkw_stages import MESSAGE_ID, handover_topic
 from hub.stream import metrics
 from hub.stream.delivery import HttpAgent, http_agent, wait_for_endpoint
+from hub.stream.exits import exit_without_commit
 
 if TYPE_CHECKING:
     import faust
@@ -85,8 +86,6 @@ def file_forwarder(outbox: FileDropOutbox, vendor_id: str, hub: HubContext) -> S
         except OSError as exc:
             # Outbox not writable or full: transient for the operator, never a dead letter.
             # Exit without committing; after a restart the message is forwarded again.
-            from hub.stream.app import exit_without_commit  # noqa: PLC0415 - import cycle
-
             exit_without_commit("filedrop.write_failed", exc)
         emit = forwarding.forwarded(message, utcnow(), channel="file", duplicate=not fresh)
         return StageResult((emit,), "forwarded" if fresh else "duplicate")

@@ -28,7 +28,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
-import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -42,11 +41,11 @@ from hub.core.errors import Rejection
 from hub.core.pipeline import Emit
 from hub.core.records import PortalReceipt, decode
 from hub.stream import metrics
+from hub.stream.exits import exit_without_commit
 
 log = structlog.get_logger(__name__)
 
 RETRY_MAX = 60.0  # seconds between two attempts at most
-EXIT_FAILED = 75  # like a failed send: nothing unrecorded was committed
 BATCH = 100
 WAIT_SLICE = 0.5  # seconds between two polls while a receipt is being sent
 LEGACY_GROUP = "hub"  # the Faust group whose receipts agent sent receipts before
@@ -153,12 +152,6 @@ async def answer(
     return outcome
 
 
-def _fail(event: str, exc: BaseException) -> None:
-    with contextlib.suppress(Exception):  # logging itself may fail (full disk, broken pipe)
-        log.critical(event, error=type(exc).__name__, action="exit without commit")
-    os._exit(EXIT_FAILED)
-
-
 class Interrupted(Exception):  # noqa: N818 - an outcome: the receipt was not finished
     """The sender was stopped (or the loop went away) while a portal had not yet answered."""
 
@@ -207,7 +200,7 @@ class ReceiptSender:
         except Interrupted:
             log.warning("receipts.interrupted", channel=self.channel, action="not committed")
         except BaseException as exc:  # noqa: BLE001 - nothing may be committed unrecorded
-            _fail("receipts.failed", exc)
+            exit_without_commit("receipts.failed", exc)
 
     def _run(self, stop: threading.Event) -> None:
         from hub import kafka  # noqa: PLC0415
@@ -417,7 +410,7 @@ class ReceiptSenders:
         try:
             await one_ended.wait()
             if not self.stopping:
-                _fail("receipts.stopped", RuntimeError("a receipt sender ended"))
+                exit_without_commit("receipts.stopped", RuntimeError("a receipt sender ended"))
         finally:
             for _, _, stop in self.running:
                 stop.set()
