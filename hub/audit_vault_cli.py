@@ -296,18 +296,10 @@ def erase(
     for person, keys in planned.items():
         key_ids = tuple(found.record.key_id for found in keys)
         emit = erased_event(person, key_ids, now)
-        where = _audited(settings, emit, f"the keys of {person} are erased")
+        where = dlq.send_audit(settings, emit, done=f"the keys of {person} are erased")
         event_id = decode(emit.value, AuditEvent).event_id
         done.append(Erasure(person, key_ids, event_id, where))
     return done
-
-
-def _audited(settings: Settings, emit: pipeline.Emit, done: str) -> SourceRef:
-    """Write the audit event of what is ``done`` already; the error says that it is done."""
-    try:
-        return dlq.send_audit(settings, emit)
-    except dlq.DlqError as exc:
-        raise dlq.DlqError(f"{done}, but the audit event was not written: {exc}") from None
 
 
 def _persons(settings: Settings, args: argparse.Namespace) -> tuple[str, ...]:
@@ -509,7 +501,7 @@ def write_rewrapped(settings: Settings, planned: RewrapPlan, now: dt.datetime) -
         )
     key_ids = tuple(sorted(set(at) - set(again)))
     emit = rewrapped_event(planned.current, key_ids, now)
-    where = _audited(settings, emit, "the keys are re-wrapped")
+    where = dlq.send_audit(settings, emit, done="the keys are re-wrapped")
     return Rewrapped(key_ids, again, decode(emit.value, AuditEvent).event_id, where)
 
 

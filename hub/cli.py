@@ -747,11 +747,7 @@ def _dlq_retry(
         f"(same key and value, {len(state.value or b'')} bytes, digest {checked.digest})"
     )
     emit = dead.retried(letter, produced, dt.datetime.now(dt.UTC))
-    try:
-        logged = dlq.send_audit(settings, emit)
-    except dlq.DlqError as exc:
-        print(f"sozialhub dlq retry: the audit event was not written: {exc}", file=sys.stderr)
-        return dlq.EXIT_CLUSTER_FAILED
+    logged = dlq.send_audit(settings, emit, done=f"re-produced {where}")
     print(
         f"audit: {dead.STAGE}/{dead.RETRIED} for {letter.dead_letter_id} "
         f"on {logged.topic} partition {logged.partition} offset {logged.offset}"

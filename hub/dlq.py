@@ -300,5 +300,12 @@ def reproduce(settings: Settings, ref: SourceRef, state: SourceState) -> SourceR
     return produce(settings, ref.topic, state.key, state.value, ref.partition)
 
 
-def send_audit(settings: Settings, emit: Emit) -> SourceRef:
-    return produce(settings, settings.topic(emit.topic), emit.key.encode("ascii"), emit.value)
+def send_audit(settings: Settings, emit: Emit, *, done: str | None = None) -> SourceRef:
+    """Write an audit event; where it landed. ``done`` names what the command already did, so
+    the :class:`DlqError` of a failed write says that it is done, only not audited."""
+    try:
+        return produce(settings, settings.topic(emit.topic), emit.key.encode("ascii"), emit.value)
+    except DlqError as exc:
+        if done is None:
+            raise
+        raise DlqError(f"{done}, but the audit event was not written: {exc}") from None
