@@ -16,30 +16,17 @@ import argparse
 import datetime as dt
 import json
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 from hub import dlq
 from hub.config import Settings
 from hub.core import pipeline
 from hub.core.errors import Rejection
+from hub.core.receipt_resend import RESEND_STAGE, Found, resendable, resent_event
 from hub.core.records import AuditEvent, PortalReceipt, SourceRef, decode, is_id
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 NAME = "sozialhub receipts resend"
-STAGE = "receipt"
-RESENT = "resent"
-SENDABLE = ("xta2", "fitconnect")  # channel "none": the record is the receipt
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    """A receipt record of the submission and where it is."""
-
-    receipt: PortalReceipt
-    key: bytes
-    value: bytes
-    where: SourceRef
 
 
 def receipts_of(settings: Settings, submission_id: str) -> list[Found]:
@@ -60,26 +47,9 @@ def receipts_of(settings: Settings, submission_id: str) -> list[Found]:
     return found
 
 
-def resendable(found: list[Found]) -> Found | None:
-    """The newest receipt of a portal channel the hub sends on, if any."""
-    sendable = [f for f in found if f.receipt.channel in SENDABLE]
-    return sendable[-1] if sendable else None
-
-
-def resent_event(item: Found, produced: SourceRef, now: dt.datetime) -> pipeline.Emit:
-    """``receipt``/``resent``: which receipt went on the topic again, and where (ids only)."""
-    return pipeline.audit(
-        item.receipt.submission_id,
-        STAGE,
-        RESENT,
-        now,
-        target=f"{item.receipt.receipt_id}@{produced.partition}:{produced.offset}",
-    )
-
-
 def _decisions(settings: Settings, submission_id: str) -> list[str]:
     events = dlq.audit_events(settings, submission_id)
-    return [e.decision for e in events if e.stage == STAGE]
+    return [e.decision for e in events if e.stage == RESEND_STAGE]
 
 
 def _confirmed(item: Found, decisions: list[str]) -> bool:

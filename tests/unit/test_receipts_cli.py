@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub import cli, receipts_cli
+from hub import cli
+from hub.core import receipt_resend
 from hub.core.records import PortalReceipt, SourceRef
 from tests import clitools
 
@@ -41,7 +42,7 @@ def test_without_a_terminal_it_needs_yes(capsys, monkeypatch):
     assert (2, True) == (status, "--yes" in err)
 
 
-def found(number: int, channel: str) -> receipts_cli.Found:
+def found(number: int, channel: str) -> receipt_resend.Found:
     receipt = PortalReceipt(
         receipt_id=f"rcp-{number:032x}",
         submission_id=SID,
@@ -50,11 +51,11 @@ def found(number: int, channel: str) -> receipts_cli.Found:
         outcome="rejected",
         at="2026-11-22T10:00:00.000Z",
     )
-    return receipts_cli.Found(receipt, SID.encode(), b"{}", SourceRef("t", 0, number))
+    return receipt_resend.Found(receipt, SID.encode(), b"{}", SourceRef("t", 0, number))
 
 
 def test_the_newest_receipt_of_a_portal_channel_is_resent():
     """Channel `none` is the record itself: never resent; of the others the newest is."""
-    assert receipts_cli.resendable([found(1, "none")]) is None
+    assert receipt_resend.resendable([found(1, "none")]) is None
     newest = found(3, "fitconnect")
-    assert receipts_cli.resendable([found(1, "xta2"), newest, found(4, "none")]) == newest
+    assert receipt_resend.resendable([found(1, "xta2"), newest, found(4, "none")]) == newest
