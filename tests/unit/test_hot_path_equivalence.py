@@ -18,7 +18,9 @@ below as the reference:
 - ``xsozial.extract``: the same submission, or the same rejection and path, as the
   extractor written with ``find`` and ``iterfind``, on the examples and on every
   element of generated submissions removed, doubled, shadowed or re-written;
-- ``xmlsafe._bound``: the same verdict, and the same first reason, as before;
+- ``xmlsafe._bound``: the same verdict, and the same first reason, as before (since
+  declarations are counted first over the whole document, a document over that limit
+  and another gets the declarations' reason);
 - ``ReceiptSigner.sign``: the document ``signxml.XMLSigner`` makes, and the bytes
   the tree-built receipt had.
 """
@@ -145,14 +147,13 @@ def audit_reference(submission, stage, decision, now, *, target=None, **fields):
 
 
 def bound_reference(root, limits) -> None:
+    # Declarations are counted over the whole document first: a document over that limit
+    # and another one gets the declarations' reason, wherever they are.
+    declared = sum(1 for event, _ in etree.iterwalk(root, events=("start-ns",)))
+    if declared > limits.max_namespaces:
+        raise Rejection(Reason.NAME_LIMIT)
     count = 0
-    declared = 0
-    for event, node in etree.iterwalk(root, events=("start-ns", "start", "comment", "pi")):
-        if event == "start-ns":
-            declared += 1
-            if declared > limits.max_namespaces:
-                raise Rejection(Reason.NAME_LIMIT)
-            continue
+    for _event, node in etree.iterwalk(root, events=("start", "comment", "pi")):
         count += 1
         if count > limits.max_elements:
             raise Rejection(Reason.ELEMENT_COUNT)
@@ -1172,6 +1173,15 @@ CRAFTED = [
     b'<r x="1" y="2" z="3"><averyveryverylongname/><a/><b/><c/><d/><e/></r>',  # attributes first
     b'<r><a/><b/><c/><d/><e/><f x="1" y="2" z="3"/></r>',  # count first
     b'<r xmlns:a="urn:a" xmlns:b="urn:b"><x xmlns:c="urn:c" a="1" b="2" c="3"/></r>',  # ns first
+    b'<r x="1" y="2" z="3"><a xmlns:a="urn:a" xmlns:b="urn:b" xmlns:c="urn:c"/></r>',  # ns first
+    # "xmlns" written more often than the limit, but not declared: counted, not over
+    b"<r><a>xmlns xmlns xmlns</a></r>",
+    b'<r a="xmlns:b" b="xmlns"><c>xmlns</c></r>',
+    b'<r xmlns:a="urn:a"><b>xmlns xmlns</b></r>',
+    # attribute names: each within the limit though together over it, and one over
+    b'<r abcdefg="1" hijklmn="2"/>',
+    b'<r abcdefghijklm="1" b="2"/>',
+    b'<r b="1" abcdefghijklm="2"/>',
 ]
 
 
@@ -1189,7 +1199,7 @@ class TestBound:
         """With tight limits, each crafted tree gets the reason the old loop gave first."""
         root = xmlsafe.parse(body)  # within the default limits; SMALL is under test
         expected = _verdict(bound_reference, root, SMALL)
-        assert expected == _verdict(xmlsafe._bound, root, SMALL)
+        assert expected == _verdict(lambda r, lim: xmlsafe._bound(r, body, lim), root, SMALL)
 
     def test_same_verdicts_on_the_corpus_and_examples(self):
         """Every hostile-corpus file and example that parses gets the old verdict, at two limits."""
@@ -1203,7 +1213,9 @@ class TestBound:
                 continue
             for limits in (xmlsafe.DEFAULT_LIMITS, SMALL):
                 expected = _verdict(bound_reference, root, limits)
-                assert expected == _verdict(xmlsafe._bound, root, limits)
+                assert expected == _verdict(
+                    lambda r, lim: xmlsafe._bound(r, body, lim), root, limits
+                )
                 compared += 1
         assert compared > 40
 
