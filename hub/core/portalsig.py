@@ -1117,8 +1117,17 @@ def _digest(reference: _DetachedReference, digests: dict[tuple[Any, ...], bytes]
 def _canonical(
     element: etree._Element, algorithm: str, prefixes: tuple[str, ...] | None, where: str
 ) -> bytes:
-    """The canonical form; a tree C14N cannot write (a relative namespace URI) is SIG_INVALID."""
+    """The canonical form of ``element`` and its descendants as a document subset.
+
+    A tree C14N cannot write (a relative namespace URI) is SIG_INVALID. Inclusive
+    C14N gives the subset's apex the ``xml:`` attributes of its ancestors
+    (:func:`_inherited_xml_attributes`), which libxml2 leaves out of an element's
+    canonical form: they are set on the element for the moment of writing it.
+    """
     exclusive = algorithm.startswith(EXC_C14N)
+    inherited = {} if exclusive else _inherited_xml_attributes(element, algorithm, where)
+    for name, value in inherited.items():
+        element.set(name, value)
     try:
         return etree.tostring(
             element,
@@ -1129,6 +1138,45 @@ def _canonical(
         )
     except etree.Error:
         raise Rejection(Reason.SIG_INVALID, where) from None
+    finally:
+        for name in inherited:
+            del element.attrib[name]
+
+
+_XML_ATTRIBUTE = "{http://www.w3.org/XML/1998/namespace}"
+# Canonical XML 1.1's "simple inheritable attributes": the only ones it copies to an apex.
+_SIMPLE_INHERITABLE = frozenset({f"{_XML_ATTRIBUTE}lang", f"{_XML_ATTRIBUTE}space"})
+_XML_BASE = f"{_XML_ATTRIBUTE}base"
+C14N_11 = "http://www.w3.org/2006/12/xml-c14n11"
+
+
+def _inherited_xml_attributes(
+    element: etree._Element, algorithm: str, where: str
+) -> dict[str, str]:
+    """The ``xml:`` attributes inclusive C14N adds to a subset's apex from its ancestors.
+
+    Canonical XML 1.0 (section 2.4) adds every ``xml:`` attribute the element does not
+    carry itself, from the nearest ancestor that does. Canonical XML 1.1 (section 2.4)
+    adds only ``xml:lang`` and ``xml:space`` that way (never ``xml:id``), and computes
+    ``xml:base`` by joining the ancestors' values; that join is not implemented, so a
+    1.1 subset below an ``xml:base`` is refused (SIG_INVALID) rather than verified
+    against a form its signer did not make.
+    """
+    inherited: dict[str, str] = {}
+    below_a_base = False
+    for ancestor in element.iterancestors():
+        attributes: list[tuple[str, str]] = ancestor.items()  # type: ignore[assignment] # lxml-stubs
+        for name, value in attributes:
+            if not name.startswith(_XML_ATTRIBUTE):
+                continue
+            below_a_base = below_a_base or name == _XML_BASE
+            if name not in inherited and element.get(name) is None:
+                inherited[name] = value
+    if algorithm.startswith(C14N_11):
+        if below_a_base:  # the apex's own xml:base, if any, would be joined with it too
+            raise Rejection(Reason.SIG_INVALID, where)
+        return {name: value for name, value in inherited.items() if name in _SIMPLE_INHERITABLE}
+    return inherited
 
 
 def _referenced(reference: _DetachedReference) -> bytes:

@@ -112,11 +112,7 @@ def _bound(root: etree._Element, body: bytes, limits: Limits) -> None:
     limit cannot declare too many, and only other bodies are walked for them.
     """
     if body.count(b"xmlns") > limits.max_namespaces:
-        declared = 0
-        for _ in etree.iterwalk(root, events=("start-ns",)):
-            declared += 1
-            if declared > limits.max_namespaces:
-                raise Rejection(Reason.NAME_LIMIT)
+        _bound_declarations(root, limits.max_namespaces)
     # Once per element of every submission: limits are read once, and an element's attribute
     # names are fetched as one list (most elements have none).
     count = 0
@@ -134,10 +130,17 @@ def _bound(root: etree._Element, body: bytes, limits: Limits) -> None:
             continue
         if len(tag) > max_name:
             raise Rejection(Reason.NAME_LIMIT)
-        names = node.keys()
+        names: list[str] = node.keys()  # type: ignore[assignment] # lxml-stubs: names are str
         # All names together within the limit: each is (one join, not a length per name).
         if names and (len(names) > max_attributes or len("".join(names)) > max_name):
             if len(names) > max_attributes:
                 raise Rejection(Reason.ATTR_LIMIT)
             if max(map(len, names)) > max_name:
                 raise Rejection(Reason.NAME_LIMIT)
+
+
+def _bound_declarations(root: etree._Element, max_namespaces: int) -> None:
+    """At most ``max_namespaces`` namespace declarations in the whole tree (each element's own)."""
+    for declared, _ in enumerate(etree.iterwalk(root, events=("start-ns",)), start=1):
+        if declared > max_namespaces:
+            raise Rejection(Reason.NAME_LIMIT)

@@ -9,6 +9,7 @@ name its exact reason and a location made of fixed names, never a value.
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
 import hashlib
@@ -455,3 +456,125 @@ def test_now_must_be_aware(pki):
         portalsig.verify_osci(
             unpacked, unpacked.envelope.payload, root, pki.policy(), NOW.replace(tzinfo=None)
         )
+
+
+C14N_10 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
+C14N_11 = "http://www.w3.org/2006/12/xml-c14n11"
+XML = "http://www.w3.org/XML/1998/namespace"
+
+
+def _payload_content(xml_attributes: str, *, exclusive: bool = False) -> bytes:
+    """The payload's Content as a document subset, written out from the specifications.
+
+    Inclusive C14N renders the apex with every namespace in scope (``osci``, and
+    ``soap`` from the envelope), sorted by prefix, then its attributes sorted by
+    namespace URI and local name: ``Id`` (no namespace) before the ``xml:`` attributes
+    the apex inherits from its ancestors. Exclusive C14N renders only the namespaces
+    the subset uses.
+    """
+    b64 = base64.b64encode(PAYLOAD).decode()
+    soap = "" if exclusive else f' xmlns:soap="{b.SOAP}"'
+    return (
+        f'<osci:Content xmlns:osci="{b.OSCI}"{soap} Id="payload"{xml_attributes}>'
+        f"<osci:Base64Content>{b64}</osci:Base64Content></osci:Content>"
+    ).encode()
+
+
+def _tree_below_xml_attributes(**attributes: str) -> tuple[etree._Element, etree._Element]:
+    """The inline package in a SOAP envelope whose Body carries ``xml:`` attributes.
+
+    The OSCI elements themselves carry no ``xml:`` attribute (the unpacker allows only
+    their ``Id``s), so what a Content inherits comes from the SOAP envelope around the
+    package. Returns the envelope and the container.
+    """
+    envelope = b.soap(inline_tree())
+    body = envelope[1]
+    for name, value in attributes.items():
+        body.set(f"{{{XML}}}{name}", value)
+    return envelope, body[0][0]
+
+
+class TestInheritedXmlAttributes:
+    """Inclusive C14N of a ``#Id`` reference gives its element the ancestors' ``xml:`` attributes.
+
+    libxml2 leaves them out of an element's canonical form; a signer following Canonical
+    XML 1.0 or 1.1 section 2.4 (e.g. Apache Santuario) digests them, so each signature here
+    digests the form written out by hand from the specification.
+    """
+
+    def _signed(self, pki, algorithm: str, digested: bytes, **attributes: str) -> bytes:
+        envelope, container = _tree_below_xml_attributes(**attributes)
+        return self._sign(pki, envelope, container, algorithm, digested)
+
+    @staticmethod
+    def _sign(pki, envelope, container, algorithm: str, digested: bytes) -> bytes:
+        options = {"transform": algorithm, "digested": {"#payload": digested}}
+        signature = b.signature_over(
+            envelope, ["#payload"], pki.signer.key, [pki.signer.cert], **options
+        )
+        container.insert(0, signature)
+        return b.xml(envelope)
+
+    def test_c14n_10_inherits_every_xml_attribute(self, pki):
+        canonical = _payload_content(' xml:id="cc-x" xml:lang="de" xml:space="preserve"')
+        data = self._signed(pki, C14N_10, canonical, lang="de", space="preserve", id="cc-x")
+        assert verify(data, pki.policy()).signed
+
+    def test_c14n_11_inherits_lang_and_space_but_not_id(self, pki):
+        canonical = _payload_content(' xml:lang="de" xml:space="preserve"')
+        data = self._signed(pki, C14N_11, canonical, lang="de", space="preserve", id="cc-x")
+        assert verify(data, pki.policy()).signed
+
+    @pytest.mark.parametrize(
+        ("algorithm", "xml_attributes"),
+        [
+            (C14N_10, ""),  # libxml2's form of the element alone
+            (C14N_10, ' xml:lang="de"'),  # xml:id left out
+            (C14N_11, ' xml:id="cc-x" xml:lang="de"'),  # xml:id is not inherited in 1.1
+        ],
+    )
+    def test_a_digest_over_another_form_does_not_verify(self, pki, algorithm, xml_attributes):
+        canonical = _payload_content(xml_attributes)
+        data = self._signed(pki, algorithm, canonical, lang="de", id="cc-x")
+        assert rejected(data, pki.policy()).reason is Reason.SIG_DIGEST
+
+    def test_the_nearest_ancestor_wins_and_the_element_own_value_wins(self, pki):
+        envelope, container = _tree_below_xml_attributes(lang="de")
+        envelope.set(f"{{{XML}}}lang", "en")  # the Envelope's, further up
+        envelope.set(f"{{{XML}}}space", "default")  # only on the Envelope
+        canonical = _payload_content(' xml:lang="de" xml:space="default"')
+        assert verify(self._sign(pki, envelope, container, C14N_10, canonical), pki.policy()).signed
+
+    def test_the_element_own_value_wins(self, pki):
+        envelope, container = _tree_below_xml_attributes(lang="de")
+        payload_content = container[0]
+        payload_content.set(f"{{{XML}}}lang", "tr")
+        # The unpacker allows only Id on a Content: this one is refused before any digest.
+        data = self._sign(pki, envelope, container, C14N_10, _payload_content(' xml:lang="tr"'))
+        assert rejected(data, pki.policy()).reason is Reason.CONTAINER
+
+    def test_exclusive_c14n_inherits_nothing(self, pki):
+        canonical = _payload_content("", exclusive=True)
+        data = self._signed(pki, b.EXC_C14N, canonical, lang="de")
+        assert verify(data, pki.policy()).signed
+
+    def test_c14n_11_below_an_xml_base_is_refused(self, pki):
+        """1.1 joins the ancestors' xml:base into the apex's; the hub does not compute that join."""
+        canonical = _payload_content(' xml:lang="de"')
+        data = self._signed(pki, C14N_11, canonical, lang="de", base="https://example.org/a/")
+        assert rejected(data, pki.policy()).reason is Reason.SIG_INVALID
+        # Canonical XML 1.0 inherits xml:base as it stands.
+        canonical = _payload_content(' xml:base="https://example.org/a/" xml:lang="de"')
+        data = self._signed(pki, C14N_10, canonical, lang="de", base="https://example.org/a/")
+        assert verify(data, pki.policy()).signed
+
+    def test_the_tree_is_left_as_it_was(self, pki):
+        canonical = _payload_content(' xml:lang="de"')
+        data = self._signed(pki, C14N_10, canonical, lang="de")
+        unpacked = unpack(data)
+        root = xmlsafe.parse(unpacked.envelope.payload)
+        tree = unpacked.package.getroottree()
+        before = [dict(e.attrib) for e in tree.iter() if isinstance(e.tag, str)]
+        portalsig.verify_osci(unpacked, unpacked.envelope.payload, root, pki.policy(), NOW)
+        assert before == [dict(e.attrib) for e in tree.iter() if isinstance(e.tag, str)]
+        assert any(f"{{{XML}}}lang" in attributes for attributes in before)
