@@ -102,17 +102,23 @@ def parse(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
 
 
 def _bound(root: etree._Element, body: bytes, limits: Limits) -> None:
-    """Bound the tree parsed from ``body``: namespace declarations, then elements and attributes.
+    """Bound the tree parsed from ``body``: elements and attributes, then namespace declarations.
 
     Declarations are counted per document: both ``element.nsmap`` and xmlschema's
     ``XMLResource`` rebuild every in-scope namespace per element, so nested
     declarations bounded only per element made a 50-400 kB body cost minutes
     (hostile corpus C21). Each is an attribute named ``xmlns`` or ``xmlns:…``, and a
     name cannot be written with references: a body with no more ``xmlns`` than the
-    limit cannot declare too many, and only other bodies are walked for them.
+    limit cannot declare too many, and only other bodies are walked for them, after
+    the element walk, which stops at ``max_elements``, so that walk is bounded too.
     """
+    _bound_elements(root, limits)
     if body.count(b"xmlns") > limits.max_namespaces:
         _bound_declarations(root, limits.max_namespaces)
+
+
+def _bound_elements(root: etree._Element, limits: Limits) -> None:
+    """Elements (comments count), their names and their attributes: the first excess found."""
     # Once per element of every submission: limits are read once, and an element's attribute
     # names are fetched as one list (most elements have none).
     count = 0

@@ -19,8 +19,8 @@ below as the reference:
   extractor written with ``find`` and ``iterfind``, on the examples and on every
   element of generated submissions removed, doubled, shadowed or re-written;
 - ``xmlsafe._bound``: the same verdict, and the same first reason, as before (since
-  declarations are counted first over the whole document, a document over that limit
-  and another gets the declarations' reason);
+  declarations are counted last over the whole document, a document over that limit
+  and another gets the other one's reason);
 - ``ReceiptSigner.sign``: the document ``signxml.XMLSigner`` makes, and the bytes
   the tree-built receipt had.
 """
@@ -147,11 +147,15 @@ def audit_reference(submission, stage, decision, now, *, target=None, **fields):
 
 
 def bound_reference(root, limits) -> None:
-    # Declarations are counted over the whole document first: a document over that limit
-    # and another one gets the declarations' reason, wherever they are.
+    _bound_elements_reference(root, limits)
+    # Declarations are counted over the whole document last: a document over that limit
+    # and another one gets the other one's reason, wherever the declarations are.
     declared = sum(1 for event, _ in etree.iterwalk(root, events=("start-ns",)))
     if declared > limits.max_namespaces:
         raise Rejection(Reason.NAME_LIMIT)
+
+
+def _bound_elements_reference(root, limits) -> None:
     count = 0
     for _event, node in etree.iterwalk(root, events=("start", "comment", "pi")):
         count += 1
@@ -1172,8 +1176,10 @@ CRAFTED = [
     b"<r><!--1--><!--2--><!--3--><!--4--><!--5--><!--6--></r>",  # comments count
     b'<r x="1" y="2" z="3"><averyveryverylongname/><a/><b/><c/><d/><e/></r>',  # attributes first
     b'<r><a/><b/><c/><d/><e/><f x="1" y="2" z="3"/></r>',  # count first
-    b'<r xmlns:a="urn:a" xmlns:b="urn:b"><x xmlns:c="urn:c" a="1" b="2" c="3"/></r>',  # ns first
-    b'<r x="1" y="2" z="3"><a xmlns:a="urn:a" xmlns:b="urn:b" xmlns:c="urn:c"/></r>',  # ns first
+    b'<r xmlns:a="urn:a" xmlns:b="urn:b"><x xmlns:c="urn:c" a="1" b="2" c="3"/></r>',  # attributes
+    b'<r x="1" y="2" z="3"><a xmlns:a="urn:a" xmlns:b="urn:b" xmlns:c="urn:c"/></r>',  # ns last
+    # too many elements and "xmlns" text: the element walk decides, before any declaration walk
+    b"<r>xmlns xmlns xmlns<a/><b/><c/><d/><e/><f/></r>",
     # "xmlns" written more often than the limit, but not declared: counted, not over
     b"<r><a>xmlns xmlns xmlns</a></r>",
     b'<r a="xmlns:b" b="xmlns"><c>xmlns</c></r>',
