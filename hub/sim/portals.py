@@ -97,6 +97,22 @@ class PortalSimulators:
         )
         return submission.submission_id
 
+    def hold_xta_sends(self, seconds: float, times: int = 1) -> None:
+        """The XTA server takes ``seconds`` for each of the next ``times`` receipts sent to it."""
+
+        async def hold() -> None:
+            self.xta.hold_sends(seconds, times)
+
+        self._run(hold())
+
+    def xta_requests(self) -> list[str]:
+        """Every SOAP operation that reached the XTA simulator, in order."""
+
+        async def read() -> list[str]:
+            return list(self.xta.requests)
+
+        return self._run(read())
+
     def xta_state(self) -> tuple[list[str], list[bytes]]:
         """(closed message ids, receipts received via sendMessage)."""
 

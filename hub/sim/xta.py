@@ -29,6 +29,7 @@ quotas, and binding client certificates to accounts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import uuid
@@ -186,6 +187,8 @@ class XtaSimulator:
         self._message_failures: dict[str, FailMode] = {}  # sendMessage by message id
         self._reply_failures: dict[str, FailMode] = {}  # receipts by the message they answer
         self._sent: set[str] = set()  # message ids of the recorded sendMessage requests
+        self._send_holds: list[float] = []  # seconds the next sendMessage requests wait
+        self._stopping = asyncio.Event()  # ends every hold: the simulator stops
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self.closed: list[str] = []  # message ids, in the order they were closed
@@ -275,6 +278,16 @@ class XtaSimulator:
         """Make the next ``times`` calls of ``operation`` fail before they take effect."""
         self._failures.setdefault(operation, []).extend([mode] * times)
 
+    def hold_sends(self, seconds: float, times: int = 1) -> None:
+        """Make the next ``times`` ``sendMessage`` requests wait ``seconds`` before they are handled.
+
+        A slow server: the request has arrived (it is in :attr:`requests`), and only
+        after the wait is it recorded and answered, as it would have been at once, also
+        when the client has gone meanwhile. Stopping the simulator ends the wait with an
+        HTTP 503, the request unrecorded.
+        """
+        self._send_holds.extend([seconds] * times)
+
     def fail_message(self, message_id: str, mode: FailMode) -> None:
         """Answer every ``sendMessage`` carrying ``message_id`` with ``mode``; it is never recorded.
 
@@ -311,6 +324,7 @@ class XtaSimulator:
         return f"{self.url}/SendXtaPort"
 
     async def start(self) -> None:
+        self._stopping.clear()
         app = web.Application(client_max_size=self._max_request_bytes)
         app.router.add_post("/MsgBoxPort", self._msgbox)
         app.router.add_post("/SendXtaPort", self._send)
@@ -324,6 +338,7 @@ class XtaSimulator:
         self._runner = runner
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -450,7 +465,10 @@ class XtaSimulator:
             return web.Response(status=415)
         data = await request.read()
         self.requests.append("sendMessage")
-        if (injected := self._injected("sendMessage", request)) is not None:
+        injected = await self._held()
+        if injected is None:
+            injected = self._injected("sendMessage", request)
+        if injected is not None:
             return injected
         try:
             envelope = xta.unwrap(data)
@@ -468,6 +486,14 @@ class XtaSimulator:
         self.receipts.append(data)
         root, _, _ = _soap(xta.ACTION_SEND_MESSAGE)
         return _response(root)
+
+    async def _held(self) -> web.Response | None:
+        """Wait out a hold (:meth:`hold_sends`); an HTTP 503 if the simulator stops meanwhile."""
+        if not self._send_holds:
+            return None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self._send_holds.pop(0))
+        return web.Response(status=503) if self._stopping.is_set() else None
 
     def _reply_mode(self, payload: bytes) -> FailMode | None:
         if not self._reply_failures:
