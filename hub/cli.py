@@ -166,9 +166,28 @@ def build_parser() -> argparse.ArgumentParser:
     resend = receipt_commands.add_parser(
         "resend",
         help="put a submission's newest XTA or FIT-Connect receipt on submissions.receipts again "
-        "(after a portal refused it for good and the cause is fixed); audited; prints JSON",
+        "(after a portal refused it for good and the cause is fixed), or with --refused every "
+        "submission's whose portal has only a refusal; audited; prints JSON",
     )
-    resend.add_argument("submission_id", metavar="SUBMISSION_ID")
+    resend.add_argument("submission_id", metavar="SUBMISSION_ID", nargs="?", default=None)
+    resend.add_argument(
+        "--refused",
+        action="store_true",
+        help="every submission whose last receipt decision in the audit log is 'refused'",
+    )
+    resend.add_argument(
+        "--since",
+        type=_dlq_time,
+        default=None,
+        metavar="TIME",
+        help="with --refused: refused from this ISO 8601 time on (UTC)",
+    )
+    resend.add_argument(
+        "--channel",
+        choices=("xta2", "fitconnect"),
+        default=None,
+        help="with --refused: only this channel's receipts",
+    )
     resend.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     dead = commands.add_parser(

@@ -9,6 +9,7 @@ portals are recording channel functions; everything Kafka is real.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import threading
 import time
@@ -422,3 +423,70 @@ def test_a_refused_receipt_is_resent_after_the_fix(hub_settings, senders, monkey
         for m in dlq.read_topic(hub_settings, hub_settings.topic(pipeline.RECEIPTS))
     ]
     assert records == [(1, original), (1, original)]
+
+
+def test_every_submission_still_refused_is_resent_with_refused(hub_settings, monkeypatch, capsys):
+    """`receipts resend --refused` reads the audit log: a refusal answered since (`sent`) or
+    with a resend on its way (`resent`) is left, every other one's newest receipt goes on the
+    topic again in its partition, audited `resent`; `--channel` and `--since` narrow it; a
+    refused submission whose receipt record is gone is reported (exit 1), never guessed."""
+    from hub import cli
+    from hub.core.receipt_resend import Found, resent_event
+
+    from .helpers import cli_environment
+
+    def at(minute: int) -> dt.datetime:
+        return dt.datetime(2026, 11, 22, 10, minute, tzinfo=dt.UTC)
+
+    r1, r2, r3, r4, r5 = (
+        receipt(n, c) for n, c in enumerate(["xta2", "xta2", "fitconnect", "xta2", "xta2"], start=1)
+    )
+    topic = hub_settings.topic(pipeline.RECEIPTS)
+    producer = kafka.producer(hub_settings)
+    for number, r in enumerate((r1, r2, r3, r4), start=1):  # r5's record is gone (retention)
+        producer.produce(
+            topic, key=r.submission_id.encode(), value=encode(r), partition=number % PARTITIONS
+        )
+    assert 0 == producer.flush(30)
+    earlier = Found(r4, b"", b"", pipeline.SourceRef(topic, 1, 0))
+    emits = [
+        pipeline.receipt_sent(r1, at(1), sent=False),
+        pipeline.receipt_sent(r2, at(2), sent=False),
+        pipeline.receipt_sent(r2, at(3)),  # answered since
+        pipeline.receipt_sent(r3, at(4), sent=False),
+        pipeline.receipt_sent(r4, at(5), sent=False),
+        resent_event(earlier, pipeline.SourceRef(topic, 1, 9), at(6)),  # on its way
+        pipeline.receipt_sent(r5, at(7), sent=False),
+    ]
+    for emit in emits:
+        producer.produce(hub_settings.topic(emit.topic), key=emit.key.encode(), value=emit.value)
+    assert 0 == producer.flush(30)
+
+    def resend(*argv: str) -> tuple[int, dict[str, Any]]:
+        with cli_environment(hub_settings, monkeypatch):
+            status = cli.main(["receipts", "resend", "--refused", *argv, "--yes"])
+        out = capsys.readouterr().out.splitlines()
+        return status, json.loads(next(line for line in out if line.startswith("{")))
+
+    status, report = resend("--channel", "xta2")
+    assert (1, [r1.submission_id], [r5.submission_id]) == (
+        status,
+        [row["submission_id"] for row in report["resent"]],
+        report["without_receipt"],
+    )
+    assert report["resent"][0]["resent"]["partition"] == 1 % PARTITIONS  # where it was
+    status, report = resend()  # r1 now has its resend on the way: only r3 is left
+    assert (1, [r3.submission_id]) == (status, [row["submission_id"] for row in report["resent"]])
+    status, report = resend("--since", "2026-11-22T10:08Z")
+    assert (0, 0, []) == (status, report["count"], report["without_receipt"])
+
+    records = [
+        (m.partition(), m.value())
+        for m in dlq.read_topic(hub_settings, topic)
+        if m.key() in (r1.submission_id.encode(), r3.submission_id.encode())
+    ]
+    assert sorted(records) == sorted(
+        [(1, encode(r1)), (1, encode(r1)), (0, encode(r3)), (0, encode(r3))]
+    )
+    resent = sorted(e.submission_id for e in audit_events(hub_settings) if e.decision == "resent")
+    assert resent == sorted([r1.submission_id, r3.submission_id, r4.submission_id])
