@@ -10,7 +10,8 @@ The first receipt of a FIT-Connect submission wins: a later one for the same
 submission (intake re-run after a crash, or a submission fetched again) is
 never allowed to replace the answer the hub gave first. Only answers of the
 last ``RELEVANT`` are kept (the delivery service rejects a submission itself
-after 14 days, and never lists it after that), at most ``MAX_ANSWERS``.
+after 14 days, and never lists it after that), at most ``MAX_ANSWERS``; only
+records of that window (by record timestamp, with ``READ_MARGIN``) are read.
 Nothing here decides anything, and no SET is logged.
 """
 
@@ -33,6 +34,9 @@ log = structlog.get_logger(__name__)
 
 RELEVANT = dt.timedelta(days=15)
 MAX_ANSWERS = 20_000
+# How much earlier than RELEVANT the topic is read from, by record timestamp: a record's
+# timestamp (its producer's clock) and its receipt's time (intake's) may differ a little.
+READ_MARGIN = dt.timedelta(days=1)
 
 
 def _utc_now() -> dt.datetime:
@@ -51,6 +55,7 @@ class AnswerIndex:
         self._lock = threading.Lock()
         self.loaded = threading.Event()
         self.failed = False
+        self.read = 0  # records taken, usable or not
 
     def __len__(self) -> int:
         with self._lock:
@@ -63,6 +68,7 @@ class AnswerIndex:
 
     def take(self, value: bytes | None) -> None:
         """Fold one ``submissions.receipts`` record value; anything but a usable FIT-Connect answer is skipped."""
+        self.read += 1
         if value is None:
             return
         try:
@@ -85,7 +91,9 @@ class AnswerIndex:
                 self._answers.popitem(last=False)
 
     def follow(self, settings: Settings, stop: threading.Event) -> None:
-        """Read ``submissions.receipts`` from the beginning; set ``loaded`` at its end; keep following."""
+        """Read ``submissions.receipts`` from the records of the last ``RELEVANT`` (and a
+        day's margin) on; set ``loaded`` at its end; keep following. The topic keeps 90
+        days: reading only the window keeps a worker's start short."""
         if not follow_compacted(
             settings,
             RECEIPTS,
@@ -95,7 +103,10 @@ class AnswerIndex:
             missing="receipts topic missing: run `sozialhub topics apply`",
             take=lambda _key, value: self.take(value),
             loaded=self.loaded,
-            on_loaded=lambda: log.info("fitconnect_answers.loaded", answers=len(self)),
+            on_loaded=lambda: log.info(
+                "fitconnect_answers.loaded", answers=len(self), read=self.read
+            ),
+            since=self._clock() - RELEVANT - READ_MARGIN,
         ):
             self.failed = True
 

@@ -14,6 +14,7 @@ end, and the records after that keep arriving until ``stop`` is set.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable
@@ -70,13 +71,17 @@ def follow_compacted(
     loaded: threading.Event,
     on_loaded: Callable[[], None] | None = None,
     warn_consumer_errors: bool = True,
+    since: dt.datetime | None = None,
 ) -> bool:
     """Follow ``topic`` (logical name), passing each record's key and value to ``take``.
 
     ``group`` names the reader (after the topic prefix); ``name`` prefixes the log
     events (``<name>.follower_failed``, ``<name>.consumer_error``); ``missing`` is
     the error when the topic does not exist. ``on_loaded`` runs once, when ``loaded``
-    is set. False when the follower failed (logged), True when it was stopped.
+    is set. ``since`` (aware) starts each partition at its first record with a
+    timestamp at or after it instead of at its beginning (a partition with none is
+    read from its end). False when the follower failed (logged), True when it was
+    stopped.
     """
     from confluent_kafka import Consumer  # noqa: PLC0415
 
@@ -99,6 +104,7 @@ def follow_compacted(
             loaded=loaded,
             on_loaded=on_loaded,
             warn_consumer_errors=warn_consumer_errors,
+            since=since,
         )
     except Exception as exc:  # noqa: BLE001 - reported; the index's user then refuses to start
         failed = f"{name}.follower_failed"
@@ -120,6 +126,7 @@ def _follow(
     loaded: threading.Event,
     on_loaded: Callable[[], None] | None,
     warn_consumer_errors: bool,
+    since: dt.datetime | None,
 ) -> None:
     from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition  # noqa: PLC0415
 
@@ -127,7 +134,10 @@ def _follow(
     if found is None or found.error is not None or not found.partitions:
         raise LookupError(missing)
     partitions = sorted(found.partitions)
-    reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
+    if since is not None:
+        starts = _starts_since(reader, topic, partitions, since)
+    reader.assign(starts)
     at_end: set[int] = set()
     while not stop.is_set():
         message = reader.poll(0.2)
@@ -147,3 +157,19 @@ def _follow(
             time.sleep(1.0)
             continue
         take(message.key(), message.value())
+
+
+def _starts_since(reader: Any, topic: str, partitions: list[int], since: dt.datetime) -> list[Any]:
+    """Each partition's first offset with a record timestamp at or after ``since``; its end
+    where it has none (``offsets_for_times`` answers -1 there)."""
+    from confluent_kafka import OFFSET_END, TopicPartition  # noqa: PLC0415
+
+    stamp = int(since.timestamp() * 1000)
+    found = reader.offsets_for_times([TopicPartition(topic, p, stamp) for p in partitions], 10)
+    for tp in found:
+        if tp.error is not None:
+            raise RuntimeError(f"offsets_for_times on {topic}: {tp.error}")
+    return [
+        TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+        for tp in found
+    ]
