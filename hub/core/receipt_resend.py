@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hub.core import pipeline
+from hub.core.dlq import iso_time
 from hub.core.records import AuditEvent, PortalReceipt, SourceRef
 
 RESEND_STAGE = "receipt"
@@ -75,7 +76,6 @@ _LONG_AGO = dt.datetime.min.replace(tzinfo=dt.UTC)
 def _when(event: AuditEvent) -> dt.datetime:
     """The event's time (UTC when it names no offset); an unreadable one counts as long ago."""
     try:
-        at = dt.datetime.fromisoformat(event.at)
-    except ValueError:
+        return iso_time(event.at)
+    except (TypeError, ValueError):
         return _LONG_AGO
-    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
