@@ -571,13 +571,7 @@ def _start_portals(
     sims.start()
     stack.callback(sims.stop)
     configured = settings.with_overrides(
-        xta_msgbox_url=sims.xta.msgbox_url,
-        xta_send_url=sims.xta.send_url,
-        xta_mailbox=HUB_MAILBOX,
-        xta_client_cert=sims.pki.client_cert,
-        xta_client_key=sims.pki.client_key,
-        xta_ca_file=sims.pki.ca,
-        xta_poll_seconds=0.5,
+        **sims.xta_settings(HUB_MAILBOX, poll_seconds=0.5),
         fitconnect_api_url=sims.fitconnect.url,
         fitconnect_destination=FITCONNECT_DESTINATION,
         fitconnect_token=Secret(token),

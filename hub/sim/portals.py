@@ -97,6 +97,18 @@ class PortalSimulators:
         )
         return submission.submission_id
 
+    def xta_settings(self, mailbox: str, poll_seconds: float = 0.5) -> dict[str, Any]:
+        """The worker settings that point its XTA connector at this simulator (``with_overrides``)."""
+        return {
+            "xta_msgbox_url": self.xta.msgbox_url,
+            "xta_send_url": self.xta.send_url,
+            "xta_mailbox": mailbox,
+            "xta_client_cert": self.pki.client_cert,
+            "xta_client_key": self.pki.client_key,
+            "xta_ca_file": self.pki.ca,
+            "xta_poll_seconds": poll_seconds,
+        }
+
     def hold_xta_sends(self, seconds: float, times: int = 1) -> None:
         """The XTA server takes ``seconds`` for each of the next ``times`` receipts sent to it."""
 

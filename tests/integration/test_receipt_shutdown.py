@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from hub.config import Settings
 from hub.demo import HUB_MAILBOX, SOZIALPLATTFORM
 from hub.sim import fitconnect as sim_fitconnect
 from hub.sim.portals import PortalSimulators
@@ -51,18 +50,6 @@ def sims(tmp_path: Path) -> Iterator[PortalSimulators]:
         simulators.stop()
 
 
-def with_xta(settings: Settings, sims: PortalSimulators) -> Settings:
-    return settings.with_overrides(
-        xta_msgbox_url=sims.xta.msgbox_url,
-        xta_send_url=sims.xta.send_url,
-        xta_mailbox=HUB_MAILBOX,
-        xta_client_cert=sims.pki.client_cert,
-        xta_client_key=sims.pki.client_key,
-        xta_ca_file=sims.pki.ca,
-        xta_poll_seconds=0.5,
-    )
-
-
 def stopped(worker: WorkerProcess) -> int:
     """SIGTERM, then the exit status; within :data:`DEADLINE` or the test fails."""
     assert worker.process is not None
@@ -86,7 +73,7 @@ def stopped(worker: WorkerProcess) -> int:
 def test_sigterm_during_a_receipt_send_exits_0_and_the_receipt_arrives_once(
     hub_settings, sims, tmp_path, hold
 ):
-    settings = with_xta(hub_settings, sims)
+    settings = hub_settings.with_overrides(**sims.xta_settings(HUB_MAILBOX))
     sims.hold_xta_sends(hold)
     message_id = sims.add_xta_message(
         EXAMPLE.read_bytes(), author=SOZIALPLATTFORM, reader=HUB_MAILBOX
