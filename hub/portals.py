@@ -96,6 +96,8 @@ def parse(document: Any, schema: dict[str, Any], base: Path) -> PortalTable:
             raise ConfigError(f"portal table: {where} uses XTA/OSCI and needs authors")
         if "fitconnect" in entry["transports"] and not entry.get("destinations"):
             raise ConfigError(f"portal table: {where} uses FIT-Connect and needs destinations")
+        if "osci" in entry and "osci" not in entry["transports"]:
+            raise ConfigError(f"portal table: {where} has osci settings but not transport osci")
         portals.append(
             Portal(
                 portal_id=entry["id"],
@@ -106,6 +108,7 @@ def parse(document: Any, schema: dict[str, Any], base: Path) -> PortalTable:
                 destinations=frozenset(entry.get("destinations", ())),
                 signature=_policy(entry["signature"], base, f"{where}/signature"),
                 **_freshness(entry.get("freshness")),
+                osci_payload_id=entry.get("osci", {}).get("payload_id"),
             )
         )
     try:

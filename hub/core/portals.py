@@ -33,6 +33,9 @@ class Portal:
     # it, or more than ``max_clock_skew`` after, is refused. None: no window.
     max_age: dt.timedelta | None = None
     max_clock_skew: dt.timedelta = dt.timedelta(minutes=15)
+    # OSCI: the Id of the Content that is the payload, as agreed with this sender (the OSCI
+    # payload rule, hub.core.transport.osci). None: the rule finds the one XML Content.
+    osci_payload_id: str | None = None
 
 
 class PortalTable:
@@ -71,6 +74,12 @@ class PortalTable:
         if portal is None:
             raise Rejection(Reason.SENDER_MISMATCH, "transport/author")
         return portal
+
+    def osci_payload_id(self, author: str | None) -> str | None:
+        """The payload Content Id agreed with the OSCI sender ``author``, if any (unknown: None,
+        the sender is refused later by :meth:`for_envelope`)."""
+        portal = self._by_author.get(("osci", author or ""))
+        return None if portal is None else portal.osci_payload_id
 
     def check_payload(self, portal: Portal, payload_type: str, author_key: str) -> None:
         """The payload type and the author the payload names must be the portal's own."""

@@ -14,9 +14,11 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from hub import cli
+from hub import cli, portals
+from hub.config import ConfigError
 from hub.core import portalsig
 from hub.core.pipeline import (
     ACCEPTED,
@@ -346,3 +348,89 @@ class TestCommandLine:
         two = ["check", "--osci-meta", str(path), str(path), str(path)]
         missing = ["check", "--osci-meta", str(tmp_path / "none.json"), str(path)]
         assert (2, 2) == (self.run(capsys, two)[0], self.run(capsys, missing)[0])
+
+
+class TestPayloadAgreedPerSender:
+    """A sender that puts XML attachments beside the payload agrees on the payload's Content
+    Id (``osci: {payload_id}`` in config/portals.yml); without it the payload rule refuses
+    two XML Contents rather than guess."""
+
+    BEILAGE = b'<?xml version="1.0" encoding="UTF-8"?><beilage xmlns="urn:beispiel"/>'
+
+    def package(self) -> bytes:
+        return b.xml(
+            b.package(
+                b.container(b.inline(self.BEILAGE, "beilage"), b.inline(SUBMISSION, "antrag"))
+            )
+        )
+
+    def hub(self, hub_context: HubContext, payload_id: str | None) -> HubContext:
+        portal = dataclasses.replace(osci_portal(), osci_payload_id=payload_id)
+        return dataclasses.replace(hub_context, portals=PortalTable([portal]))
+
+    def test_without_an_agreed_id_two_xml_contents_are_refused(self, hub_context):
+        result = intake(received(self.package()), None, self.hub(hub_context, None), NOW)
+        letter = only(result, DEAD_LETTER, DeadLetter)
+        assert ("CONTAINER", "ContentPackage/ContentContainer[1]/Content[2]") == (
+            letter.reason,
+            letter.path,
+        )
+
+    def test_the_agreed_id_names_the_payload_and_the_other_xml_is_an_attachment(self, hub_context):
+        result = intake(received(self.package()), None, self.hub(hub_context, "antrag"), NOW)
+        assert result.outcome == "accepted", result.reason
+        accepted = only(result, ACCEPTED, Accepted)
+        assert (SUBMISSION, ["beilage.xml"]) == (
+            unb64(accepted.payload_b64),
+            [a["filename"] for a in accepted.attachments or []],
+        )
+
+    def test_an_agreed_id_that_names_no_xml_content_is_refused(self, hub_context):
+        result = intake(received(self.package()), None, self.hub(hub_context, "anlage"), NOW)
+        assert ("CONTAINER", "ContentPackage/payload") == (
+            only(result, DEAD_LETTER, DeadLetter).reason,
+            only(result, DEAD_LETTER, DeadLetter).path,
+        )
+
+    def test_another_senders_agreement_does_not_apply(self, hub_context):
+        """The Id is the author's portal's: a package from another portal's author is read by
+        the payload rule (and refused as that portal's author, not the agreement's)."""
+        other = dataclasses.replace(
+            osci_portal(), portal_id="anderes-portal", authors=frozenset({"sop:050000100077"})
+        )
+        agreed = dataclasses.replace(osci_portal(), osci_payload_id="antrag")
+        hub = dataclasses.replace(hub_context, portals=PortalTable([agreed, other]))
+        original = self.package()
+        result = intake(received(original, author="sop:050000100077"), None, hub, NOW)
+        assert "CONTAINER" == only(result, DEAD_LETTER, DeadLetter).reason
+
+
+class TestPortalTableOsci:
+    SCHEMA = json.loads(
+        (Path(__file__).parents[2] / "schemas" / "hub" / "portals.schema.json").read_text("utf-8")
+    )
+    CONFIG = Path(__file__).parents[2] / "config"
+
+    def document(self, **osci: str) -> dict:
+        document = yaml.safe_load((self.CONFIG / "portals.yml").read_text("utf-8"))
+        platform = next(p for p in document["portals"] if "osci" in p["transports"])
+        platform["osci"] = osci
+        return document
+
+    def test_the_payload_id_is_read(self):
+        table = portals.parse(self.document(payload_id="antrag"), self.SCHEMA, self.CONFIG)
+        assert "antrag" == table.osci_payload_id(PLATFORM)
+        assert table.osci_payload_id("sop:099999999999") is None
+
+    @pytest.mark.parametrize("value", ["", "1antrag", "an trag", "a" * 65, "antrag\u00e4"])
+    def test_an_id_that_is_no_ascii_ncname_is_refused(self, value):
+        with pytest.raises(ConfigError, match="/osci/payload_id"):
+            portals.parse(self.document(payload_id=value), self.SCHEMA, self.CONFIG)
+
+    def test_osci_settings_without_the_osci_transport_are_refused(self):
+        document = self.document(payload_id="antrag")
+        for entry in document["portals"]:
+            if "osci" in entry:
+                entry["transports"] = [t for t in entry["transports"] if t != "osci"]
+        with pytest.raises(ConfigError, match="not transport osci"):
+            portals.parse(document, self.SCHEMA, self.CONFIG)

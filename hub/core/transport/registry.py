@@ -42,6 +42,7 @@ def unwrap(
     author: str | None = None,
     reader: str | None = None,
     message_id: str | None = None,
+    osci_payload_id: str | None = None,
 ) -> Envelope:
     """The envelope of ``original``.
 
@@ -49,6 +50,7 @@ def unwrap(
     the container (``submissions.received``): used by OSCI, whose content package
     names no parties (``METADATA`` if they are not shaped like the OSCI client's
     metadata); XTA and FIT-Connect read their own from the container.
+    ``osci_payload_id`` is the payload Content Id agreed with the OSCI sender.
     """
     if transport == "xta2":
         from hub.core.transport import xta  # noqa: PLC0415 - each transport loads on first use
@@ -68,6 +70,7 @@ def unwrap(
             author=author,
             reader=reader,
             message_id=message_id,
+            payload_id=osci_payload_id,
         )
         # The containers and signatures travel with the envelope for the portal's signature
         # policy (hub.core.portalsig.verify_osci).
