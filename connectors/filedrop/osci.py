@@ -16,11 +16,27 @@ Each file is written atomically, like every inbox file: under an ignored name
 pair is taken together once both are there, in name order. A package whose
 sidecar has not arrived ``pair_seconds`` after this process first saw it is
 taken alone and refused (``METADATA``); a sidecar whose package has not arrived
-by then is an orphan and set aside. Nothing leaves the inbox before the records
-made from it are acknowledged by Kafka: the caller sends them first, then calls
-:meth:`OsciInbox.release` or :meth:`OsciInbox.set_aside`. The package moves
-first, so a crash in between leaves at most its sidecar behind (later an orphan),
-never a package without its metadata.
+by then is an orphan and set aside.
+
+Taking a pair starts with claiming it (:mod:`connectors.filedrop.claims`): both
+files are renamed into one new claim, ``osci/.sozialhub-claimed/<claim>.claiming/``,
+the sidecar first, then the package; once both are in, the claim is renamed to
+its final name ``<claim>``. The pair is read (the sidecar first), sent and moved
+out from there only, so a file the client renames over either name after the
+claim is a new handover, never half of this one. The order keeps a package from
+ever being claimed without its metadata: a crash between the two renames leaves
+a ``.claiming`` claim holding the sidecar, which the next process completes with
+the package from the inbox (or, if the package is gone, sets aside as an
+orphan). A package whose rename fails for another reason stays in the inbox with
+its sidecar claimed; this process skips it, the next one tries again.
+
+Nothing leaves the claim before the records made from it are acknowledged by
+Kafka: the caller sends them first, then calls :meth:`OsciInbox.release` or
+:meth:`OsciInbox.set_aside`. The package moves out first, so a crash in between
+leaves at most its sidecar in the claim (an orphan for the next process), never
+a package without its metadata. The next process takes the claims an earlier one
+left first (:meth:`OsciInbox.scan`, log event ``filedrop.retaken``): a pair is sent
+again with the same sidecar, so with the same submission id.
 
 Where files go (``<aside>`` is the archive, or ``<inbox>/../rejected`` without one):
 
@@ -37,24 +53,25 @@ there. A directory the hub cannot list is reported (``OsciListing.error``).
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.filedrop.inbound import (
-    IGNORED_SUFFIXES,
-    InboxFile,
-    move_or_remember,
-    read_file,
-)
+import structlog
+
+from connectors.filedrop.claims import CLAIMING_SUFFIX, CannotClaim, ClaimDirectory, InboxFile
+from connectors.filedrop.inbound import listable
 from hub.core.transport.osci_handover import MAX_METADATA_BYTES
 
 SUBDIRECTORY = "osci"
 METADATA_SUFFIX = ".json"
 ARCHIVE_SUFFIX = ".osci"
 DEFAULT_PAIR_SECONDS = 300.0
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +105,20 @@ class OsciFiles:
     metadata_too_large: bool = False
 
 
+def _pairs(names: set[str]) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """Packages in name order with their sidecar's name (None: none there), and sidecars alone."""
+    packages: list[tuple[str, str | None]] = []
+    alone: list[str] = []
+    for name in sorted(names):
+        if name.endswith(METADATA_SUFFIX):
+            if name.removesuffix(METADATA_SUFFIX) not in names:
+                alone.append(name)
+            continue
+        sidecar = name + METADATA_SUFFIX
+        packages.append((name, sidecar if sidecar in names else None))
+    return packages, alone
+
+
 class OsciInbox:
     def __init__(
         self,
@@ -106,41 +137,36 @@ class OsciInbox:
         self.orphaned = aside / "orphaned"
         self.max_bytes = max_bytes
         self.pair_seconds = pair_seconds
+        self.claims = ClaimDirectory(self.directory)
         self._clock = clock
         self._first_seen: dict[str, float] = {}  # name -> when this process first saw it alone
-        self._stuck: set[str] = set()  # files this process could not move out of the inbox
-        self._read_as: dict[str, tuple[int, int]] = {}  # name -> identity of the file read
+        self._stuck: set[str] = set()  # inbox names this process could not claim
+        # What an earlier process left claimed and this one has not taken yet: pairs, orphans.
+        self._left: tuple[list[OsciHandover], list[Path]] | None = None
 
     def scan(self, limit: int = 500) -> OsciListing:
-        """Pairs ready to be taken (name order, at most ``limit``), waiting packages, orphans."""
+        """Pairs ready to be taken (name order, at most ``limit``), waiting packages, orphans.
+
+        The claim directory is looked at once, on first use (a scan that finds the
+        sub-inbox, or a claim): what an earlier process left claimed comes first
+        (claimed paths), until taken; :meth:`claim` the rest.
+        """
         try:
             entries = list(os.scandir(self.directory))
         except (FileNotFoundError, NotADirectoryError):
             return OsciListing([], 0, [])
         except OSError as exc:  # e.g. no permission: reported, and polled again
             return OsciListing([], 0, [], error=exc.errno or 0)
-        names = {
-            entry.name
-            for entry in entries
-            if entry.is_file(follow_symlinks=False)
-            and not entry.name.startswith(".")
-            and not entry.name.lower().endswith(IGNORED_SUFFIXES)
-            and entry.name not in self._stuck
-        }
+        left_ready, left_orphans = self._left_claimed()
+        names = {e.name for e in entries if listable(e) and e.name not in self._stuck}
         now = self._clock()
+        packages, sidecars = _pairs(names)
         ready: list[OsciHandover] = []
-        orphans: list[Path] = []
+        orphans = [self.directory / name for name in sidecars if self._overdue(name, now)]
         waiting = 0
-        alone: set[str] = set()
-        for name in sorted(names):
-            if name.endswith(METADATA_SUFFIX):
-                if name.removesuffix(METADATA_SUFFIX) not in names:
-                    alone.add(name)
-                    if self._overdue(name, now):
-                        orphans.append(self.directory / name)
-                continue
-            sidecar = name + METADATA_SUFFIX
-            if sidecar in names:
+        alone = set(sidecars)
+        for name, sidecar in packages:
+            if sidecar is not None:
                 ready.append(OsciHandover(self.directory / name, self.directory / sidecar))
                 continue
             alone.add(name)
@@ -150,33 +176,134 @@ class OsciInbox:
                 waiting += 1
         # A file that found its partner (or left) starts afresh if it is ever alone again.
         self._first_seen = {n: t for n, t in self._first_seen.items() if n in alone}
-        return OsciListing(ready[:limit], waiting, orphans)
+        return OsciListing([*left_ready, *ready][:limit], waiting, [*left_orphans, *orphans])
 
     def _overdue(self, name: str, now: float) -> bool:
         first = self._first_seen.setdefault(name, now)
         return now - first >= self.pair_seconds
 
-    def read(self, handover: OsciHandover) -> OsciFiles | None:
-        """Read the pair (no symlinks, regular files only); None if the package vanished.
+    def _left_claimed(self) -> tuple[list[OsciHandover], list[Path]]:
+        """What an earlier process left claimed, found on first use, not taken yet: pairs and
+        lone packages to take, orphaned sidecars."""
+        if self._left is None:
+            self._left = self._find_left()
+        return self._left
 
-        Raises :class:`connectors.filedrop.inbound.Unreadable` if either file cannot
-        be read. A sidecar that vanished in between reads as no sidecar.
+    def _find_left(self) -> tuple[list[OsciHandover], list[Path]]:
+        try:
+            claims = self.claims.left()
+        except OSError as exc:
+            log.error("filedrop.cannot_claim", inbox=SUBDIRECTORY, errno=exc.errno)  # noqa: TRY400 - no traceback
+            return [], []
+        ready: list[OsciHandover] = []
+        orphans: list[Path] = []
+        for claim, names in claims:
+            packages, sidecars = _pairs(set(names))
+            if claim.name.endswith(CLAIMING_SUFFIX):  # a pair half claimed: completed when taken
+                stems = {name for name, _ in packages}
+                stems.update(name.removesuffix(METADATA_SUFFIX) for name in sidecars)
+                ready += [
+                    OsciHandover(claim / s, claim / (s + METADATA_SUFFIX)) for s in sorted(stems)
+                ]
+                continue
+            ready += [
+                OsciHandover(claim / p, None if m is None else claim / m) for p, m in packages
+            ]
+            orphans += [claim / name for name in sidecars]  # its package moved out before a crash
+        if claims:
+            log.warning(
+                "filedrop.retaken",
+                inbox=SUBDIRECTORY,
+                files=sum(len(names) for _, names in claims),
+            )
+        return ready, orphans
+
+    def claim(self, handover: OsciHandover) -> OsciHandover | None:
+        """Rename a listed pair (or lone package) into a claim; the claimed handover to work on.
+
+        A pair is claimed sidecar first, then the package, then the claim becomes
+        final; a package is never claimed without the sidecar it was listed with.
+        None if the files are gone (another worker claimed them, or the client took
+        them back). A handover :meth:`scan` gave from the claim directory is claimed
+        already (a half-claimed pair is completed first). Raises :class:`CannotClaim`
+        (and skips the names from then on) if a rename fails otherwise; a sidecar
+        claimed by then stays claimed, for the next process to complete the pair.
         """
-        package = read_file(handover.package, self.max_bytes)
+        left, _ = self._left_claimed()  # before the first claim of its own
+        if handover in left:
+            left.remove(handover)
+        try:
+            return self._claim(handover)
+        except CannotClaim:
+            raise
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # both names stay in the inbox (or claimed), for the next process
+            stem = handover.package.name
+            self._stuck.update((stem, stem + METADATA_SUFFIX))
+            raise CannotClaim(exc.errno, "cannot claim inbox file") from None
+
+    def _claim(self, handover: OsciHandover) -> OsciHandover | None:
+        if self.claims.holds(handover.package):
+            claim = handover.package.parent
+            if claim.name.endswith(CLAIMING_SUFFIX):
+                return self._complete(claim, handover.package.name)
+            return handover
+        if handover.metadata is None:
+            return OsciHandover(self.claims.claim(handover.package), None)
+        return self._complete(self.claims.new(claiming=True), handover.package.name)
+
+    def _complete(self, claim: Path, stem: str) -> OsciHandover | None:
+        """Both halves of the pair ``stem`` into ``claim`` (a ``….claiming`` claim), sidecar first."""
+        sidecar = stem + METADATA_SUFFIX
+        if not self._into(claim, sidecar):
+            if self.claims.exists(claim / stem):  # not by this order; never taken alone
+                raise CannotClaim(errno.ENOENT, "a claimed package without its sidecar")
+            self.claims.drop(claim)
+            return None  # gone, or another worker has the pair
+        if not self._into(claim, stem):
+            if self.claims.exists(claim / sidecar):  # the package went: the sidecar is an orphan
+                log.warning("filedrop.osci_orphan", moved=self._orphan(claim / sidecar))
+            return None  # or another worker completed the claim and takes it
+        try:
+            final = self.claims.finish(claim)
+        except FileNotFoundError:
+            return None  # another worker completed the claim and takes it
+        return OsciHandover(final / stem, final / sidecar)
+
+    def _into(self, claim: Path, name: str) -> bool:
+        """Whether the file ``name`` is in ``claim``: there already, or renamed into it now."""
+        if self.claims.exists(claim / name):
+            return True
+        try:
+            self.claims.take(self.directory / name, claim)
+        except FileNotFoundError:
+            return self.claims.exists(claim / name)  # another worker may have put it there
+        return True
+
+    def read(self, handover: OsciHandover) -> OsciFiles | None:
+        """Read a claimed pair, the sidecar first (no symlinks, regular files only); None if gone.
+
+        A pair leaves its claim package first, so a sidecar that is gone means the
+        pair was taken (by another worker): None, never a package without its
+        metadata. Raises :class:`connectors.filedrop.claims.Unreadable` if either file
+        cannot be read.
+        """
+        metadata: InboxFile | None = None
+        if handover.metadata is not None:
+            # Only "too large" matters of a sidecar over its limit: no need to read it to its end.
+            metadata = self.claims.read(handover.metadata, MAX_METADATA_BYTES, digest_all=False)
+            if metadata is None:
+                return None
+        package = self.claims.read(handover.package, self.max_bytes)
         if package is None:
             return None
-        self._read_as[handover.package.name] = package.identity
-        if handover.metadata is None:
-            return OsciFiles(package, None)
-        # Only "too large" matters of a sidecar over its limit: no need to read it to its end.
-        metadata = read_file(handover.metadata, MAX_METADATA_BYTES, digest_all=False)
         if metadata is None:
             return OsciFiles(package, None)
-        self._read_as[handover.metadata.name] = metadata.identity
         return OsciFiles(package, metadata.data, metadata_too_large=metadata.data is None)
 
     def release(self, handover: OsciHandover, submission_id: str) -> bool:
-        """Kafka has the record: archive the pair under the submission id, or delete it."""
+        """Kafka has the record: archive the claimed pair under the submission id, or delete it."""
         if self.archive is None:
             return self._out(handover, None, None)
         target = self.archive / f"{submission_id}{ARCHIVE_SUFFIX}"
@@ -189,24 +316,47 @@ class OsciInbox:
         return self._out(handover, target, Path(f"{target}{METADATA_SUFFIX}"))
 
     def quarantine(self, handover: OsciHandover) -> bool:
-        """Unreadable: both files out of the inbox under their own names, for an operator."""
+        """Unreadable: both files out of the claim under their own names, for an operator."""
         metadata = handover.metadata
         sidecar = None if metadata is None else self.unreadable / metadata.name
         return self._out(handover, self.unreadable / handover.package.name, sidecar)
 
     def set_orphan_aside(self, sidecar: Path) -> bool:
-        """A sidecar without its package: out of the inbox under its own name."""
-        return self._move(sidecar, self.orphaned / sidecar.name)
+        """A sidecar without its package (in the inbox, or left claimed): out under its own name."""
+        _, left = self._left_claimed()  # before the first claim of its own
+        if self.claims.holds(sidecar):
+            if sidecar in left:
+                left.remove(sidecar)
+            return self._orphan(sidecar)
+        try:
+            claimed = self.claims.claim(sidecar)
+        except FileNotFoundError:
+            return True  # gone already
+        except OSError:
+            self._stuck.add(sidecar.name)
+            return False
+        return self._orphan(claimed)
+
+    def _orphan(self, sidecar: Path) -> bool:
+        if not self._move(sidecar, self.orphaned / sidecar.name):
+            return False
+        self.claims.drop(sidecar.parent)
+        return True
 
     def _out(self, handover: OsciHandover, package: Path | None, sidecar: Path | None) -> bool:
-        # The package first: a crash in between leaves an orphaned sidecar, never a package
-        # that would be refused for want of metadata it had.
+        # The package first: a crash in between leaves its sidecar alone in the claim, an
+        # orphan for the next process, never a package refused for want of metadata it had.
+        # A file that cannot move stays claimed (with its partner): the next process takes it.
         if not self._move(handover.package, package):
-            if handover.metadata is not None:
-                self._stuck.add(handover.metadata.name)  # stays with its package
             return False
-        return handover.metadata is None or self._move(handover.metadata, sidecar)
+        if handover.metadata is not None and not self._move(handover.metadata, sidecar):
+            return False
+        self.claims.drop(handover.package.parent)
+        return True
 
     def _move(self, path: Path, target: Path | None) -> bool:
-        # Only the file that was read moves: one renamed over it since stays, to be taken anew.
-        return move_or_remember(path, target, self._stuck, self._read_as.pop(path.name, None))
+        try:
+            self.claims.move_out(path, target)
+        except OSError:
+            return False
+        return True

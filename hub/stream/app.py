@@ -44,7 +44,7 @@ import structlog
 from aiohttp import web as aiohttp_web
 from prometheus_client import generate_latest
 
-from connectors.filedrop.inbound import FileDropInbox, Unreadable
+from connectors.filedrop.inbound import CannotClaim, FileDropInbox, Unreadable
 from connectors.fitconnect.receiver import FitConnectReceiver, ReceiverConfig
 from connectors.xta.poller import XtaPoller, XtaSettings, client_ssl_context
 from hub import audit_kek, keys, subscriptions
@@ -266,11 +266,22 @@ def stage_agent(
 def _inbox_batch(
     inbox: FileDropInbox, files: list[Path], hub: HubContext
 ) -> tuple[list[Emit], list[tuple[Path, str]], list[tuple[Path, str]]]:
-    """Records for up to one batch of inbox files: (emits, taken files, oversize files)."""
+    """Records for up to one batch of inbox files: (emits, taken files, oversize files).
+
+    Each file is claimed first (renamed out of the writers' reach); the taken and
+    oversize files are claimed paths, to release or set aside once Kafka has the records.
+    """
     emits: list[Emit] = []
     taken: list[tuple[Path, str]] = []
     oversize: list[tuple[Path, str]] = []
-    for path in files[:BATCH_SIZE]:
+    for listed in files[:BATCH_SIZE]:
+        try:
+            path = inbox.claim(listed)
+        except CannotClaim as exc:
+            log.error("filedrop.cannot_claim", errno=exc.errno)  # noqa: TRY400 - no traceback
+            continue
+        if path is None:
+            continue  # another worker claimed it, or its writer took it back
         try:
             item = inbox.read(path)
         except Unreadable as exc:
@@ -316,9 +327,9 @@ def file_drop_task(app: faust.App, settings: Settings, hub: HubContext, sender: 
                 continue
             emits, taken, oversize = _inbox_batch(inbox, files, hub)
             if emits:
-                await sender.send_all(emits)  # the files stay in the inbox until Kafka has them
-            # Kafka has the records now; a file that cannot leave the inbox is only
-            # skipped by this process (and re-sent, deduplicated, after a restart).
+                await sender.send_all(emits)  # the files stay claimed until Kafka has them
+            # Kafka has the records now; a file that cannot leave its claim is only skipped
+            # by this process (and re-taken, re-sent and deduplicated after a restart).
             stuck = [p for p, sid in taken if not inbox.release(p, sid)]
             stuck += [p for p, digest in oversize if not inbox.set_aside(p, digest)]
             if stuck:

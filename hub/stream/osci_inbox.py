@@ -2,8 +2,9 @@
 
 An OSCI client hands over each content package with a metadata sidecar
 (:mod:`connectors.filedrop.osci`, docs/transports/osci.md#handover-through-the-file-drop).
-For each pair the worker produces what :func:`records_for` says and waits until Kafka
-acknowledged it; only then does the pair leave the inbox:
+For each pair the worker claims it (renames it out of the client's reach, into the
+sub-inbox's claim directory), reads it from there, produces what :func:`records_for`
+says and waits until Kafka acknowledged it; only then does the pair leave its claim:
 
 - a valid pair: a ``submissions.received`` record (transport ``osci``, the client's
   author, reader and OSCI message id) and its ``ingest``/``received`` audit event;
@@ -12,6 +13,8 @@ acknowledged it; only then does the pair leave the inbox:
   dead letter at stage ``ingest``;
 - a package without a valid sidecar (none in time, too large, not the documented
   JSON): a ``METADATA`` dead letter at stage ``ingest``, path ``osci/metadata…``.
+
+Pairs an earlier process left claimed are taken first after a start.
 
 Logs carry counts, error numbers, reason codes and digests only: never a file name
 (chosen by the sender) and never content.
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from connectors.filedrop.inbound import Unreadable
+from connectors.filedrop.inbound import CannotClaim, Unreadable
 from connectors.filedrop.osci import OsciFiles, OsciHandover, OsciInbox
 from hub.core import pipeline
 from hub.core.errors import Reason, Rejection
@@ -84,14 +87,22 @@ def osci_batch(
 ) -> tuple[list[Emit], list[tuple[OsciHandover, str]], list[tuple[OsciHandover, str, str]]]:
     """Records for up to one batch of pairs: (emits, taken pairs, pairs to set aside).
 
-    Taken pairs carry their submission id; pairs to set aside their package digest and
-    the reason code (``SIZE`` or ``METADATA``). Unreadable pairs are quarantined at once:
-    nothing goes to Kafka for them.
+    Each pair is claimed first (renamed out of the client's reach); taken pairs and
+    pairs to set aside are claimed handovers. Taken pairs carry their submission id;
+    pairs to set aside their package digest and the reason code (``SIZE`` or
+    ``METADATA``). Unreadable pairs are quarantined at once: nothing goes to Kafka for them.
     """
     emits: list[Emit] = []
     taken: list[tuple[OsciHandover, str]] = []
     aside: list[tuple[OsciHandover, str, str]] = []
-    for handover in handovers[:BATCH_SIZE]:
+    for listed in handovers[:BATCH_SIZE]:
+        try:
+            handover = inbox.claim(listed)
+        except CannotClaim as exc:
+            log.error("filedrop.cannot_claim", inbox=TRANSPORT, errno=exc.errno)  # noqa: TRY400 - no traceback
+            continue
+        if handover is None:
+            continue  # another worker claimed it, or the client took it back
         try:
             files = inbox.read(handover)
         except Unreadable as exc:
@@ -99,7 +110,7 @@ def osci_batch(
             log.error("filedrop.unreadable", inbox=TRANSPORT, errno=exc.errno, quarantined=kept)  # noqa: TRY400 - no traceback
             continue
         if files is None:
-            continue  # the package vanished
+            continue  # taken by another worker meanwhile
         result = records_for(files, hub, clock())
         emits.extend(result.emits)
         digest = files.package.sha256
@@ -154,9 +165,9 @@ def osci_drop_task(
                 continue
             emits, taken, aside = osci_batch(inbox, listing.ready, hub, clock)
             if emits:
-                await sender.send_all(emits)  # the pairs stay in the inbox until Kafka has them
-            # Kafka has the records now; a pair that cannot leave the inbox is only skipped by
-            # this process (and re-sent, deduplicated, after a restart).
+                await sender.send_all(emits)  # the pairs stay claimed until Kafka has them
+            # Kafka has the records now; a pair that cannot leave its claim is only skipped by
+            # this process (and re-taken, re-sent and deduplicated after a restart).
             stuck = [h for h, sid in taken if not inbox.release(h, sid)]
             stuck += [h for h, digest, reason in aside if not inbox.set_aside(h, digest, reason)]
             if stuck:

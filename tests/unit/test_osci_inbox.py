@@ -1,18 +1,23 @@
-"""The file drop's osci sub-inbox without Kafka: pairing, waiting, reading, moving, the records made.
+"""The file drop's osci sub-inbox without Kafka: pairing, waiting, claiming, reading, moving, the records made.
 
-The worker's loop (hub.stream.osci_inbox.osci_drop_task) sends the records of a
-batch and only then moves the pairs; here the pieces are checked one by one,
-the whole loop through the broker in tests/integration/test_osci_inbox.py.
+The worker's loop (hub.stream.osci_inbox.osci_drop_task) claims the pairs of a
+batch, sends their records and only then moves the pairs out of their claims;
+here the pieces are checked one by one on real files (a "restart" is a new inbox
+object on the same directories), the whole loop through the broker in
+tests/integration/test_osci_inbox.py.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 
 import pytest
+from structlog.testing import capture_logs
 
-from connectors.filedrop import inbound
-from connectors.filedrop.inbound import Unreadable
+from connectors.filedrop.claims import CLAIM_DIRECTORY, CLAIMING_SUFFIX
+from connectors.filedrop.inbound import CannotClaim, Unreadable
 from connectors.filedrop.osci import OsciHandover, OsciInbox
 from hub.core.pipeline import AUDIT, DEAD_LETTER, RECEIVED
 from hub.core.records import (
@@ -66,6 +71,27 @@ def names(directory) -> list[str]:
     return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
 
+def restarted(inbox: OsciInbox) -> OsciInbox:
+    """A new process on the same directories (what the old one kept in memory is gone)."""
+    return OsciInbox(
+        inbox.directory.parent, inbox.archive, inbox.max_bytes, pair_seconds=60, clock=inbox._clock
+    )
+
+
+def claimed(inbox: OsciInbox) -> list[list[str]]:
+    """The names in each claim of the claim directory, claims oldest first."""
+    root = inbox.directory / CLAIM_DIRECTORY
+    return [names(claim) for claim in sorted(root.iterdir())] if root.exists() else []
+
+
+def claim_pair(inbox: OsciInbox, stem: str = "a.xml") -> OsciHandover:
+    """List and claim the pair ``stem``."""
+    (handover,) = [h for h in inbox.scan().ready if h.package.name == stem]
+    taken = inbox.claim(handover)
+    assert taken is not None
+    return taken
+
+
 class TestScan:
     def test_pairs_are_ready_in_name_order(self, inbox):
         """A package and ``<package>.json`` are one handover; name order across pairs."""
@@ -115,6 +141,16 @@ class TestScan:
         listing = inbox.scan()
         assert ([], 0, []) == (listing.ready, listing.waiting, listing.orphans)
 
+    def test_the_claim_directory_and_claimed_pairs_are_never_listed(self, inbox):
+        """A claimed pair is out of the listing; the claim directory is neither a package nor a sidecar."""
+        put(inbox, "a.xml", b"package")
+        put(inbox, "a.xml.json", METADATA)
+        put(inbox, "b.xml", b"package b")
+        claim_pair(inbox)
+        listing = inbox.scan()
+        assert ([], 1, []) == (listing.ready, listing.waiting, listing.orphans)
+        assert (inbox.directory / CLAIM_DIRECTORY).is_dir()
+
     def test_no_sub_inbox_is_no_work_and_is_not_created(self, tmp_path):
         """Without ``<inbox>/osci`` the scan finds nothing and creates nothing."""
         inbox = OsciInbox(tmp_path / "inbox", tmp_path / "archive", 4096)
@@ -123,11 +159,213 @@ class TestScan:
         assert not (tmp_path / "inbox").exists()
 
 
+class TestClaim:
+    def test_a_pair_is_claimed_into_one_claim_under_its_names(self, inbox):
+        """Both files leave the inbox into one final claim (no longer ``.claiming``), names kept."""
+        put(inbox, "a.xml", b"package")
+        put(inbox, "a.xml.json", METADATA)
+        handover = claim_pair(inbox)
+        claim = handover.package.parent
+        expected = (
+            inbox.directory / CLAIM_DIRECTORY,
+            claim,
+            "a.xml",
+            "a.xml.json",
+            False,
+            [["a.xml", "a.xml.json"]],
+            [CLAIM_DIRECTORY],
+        )
+        assert expected == (
+            claim.parent,
+            handover.metadata.parent,
+            handover.package.name,
+            handover.metadata.name,
+            claim.name.endswith(CLAIMING_SUFFIX),
+            claimed(inbox),
+            names(inbox.directory),
+        )
+
+    def test_a_sidecar_replaced_after_the_claim_does_not_mix_into_the_pair(
+        self, inbox, hub_context, now
+    ):
+        """The client hands over a new sidecar under the name after the claim: the pair read is the
+        claimed one (its metadata, its submission id); the new sidecar stays in the inbox."""
+        package = b.inline_package()
+        put(inbox, "a.xml", package)
+        put(inbox, "a.xml.json", METADATA)
+        handover = claim_pair(inbox)
+        other = render(OsciMetadata(AUTHOR, READER, "b3RoZXItbWVzc2FnZQ=="))
+        put(inbox, "a.xml.json", other)
+        files = inbox.read(handover)
+        (record,) = emitted(records_for(files, hub_context, now), RECEIVED, Received)
+        sid = received_submission_id(
+            hashlib.sha256(package).hexdigest(), "osci", MESSAGE_ID, AUTHOR, READER
+        )
+        assert (METADATA, MESSAGE_ID, sid) == (
+            files.metadata,
+            record.transport_message_id,
+            record.submission_id,
+        )
+        assert inbox.release(handover, sid)
+        assert (["a.xml.json"], other) == (
+            names(inbox.directory),
+            (inbox.directory / "a.xml.json").read_bytes(),
+        )
+
+    def test_a_package_replaced_after_the_claim_does_not_mix_into_the_pair(self, inbox, tmp_path):
+        """A new package under the name after the claim: the claimed pair is read and archived
+        as it was; the new package waits in the inbox for its own sidecar."""
+        put(inbox, "a.xml", b"package")
+        put(inbox, "a.xml.json", METADATA)
+        handover = claim_pair(inbox)
+        put(inbox, "a.xml", b"another package")
+        files = inbox.read(handover)
+        assert (b"package", METADATA) == (files.package.data, files.metadata)
+        sid = submission_id(b"package")
+        assert inbox.release(handover, sid)
+        listing = inbox.scan()
+        archive = tmp_path / "archive"
+        assert ([], 1, ["a.xml"]) == (listing.ready, listing.waiting, names(inbox.directory))
+        assert (b"package", METADATA) == (
+            (archive / f"{sid}.osci").read_bytes(),
+            (archive / f"{sid}.osci.json").read_bytes(),
+        )
+
+    def test_a_name_reused_while_the_first_pair_is_claimed_gets_a_claim_of_its_own(self, inbox):
+        """a.xml and its sidecar claimed, the client hands over another a.xml pair before the
+        first is released: two claims, each read as its own pair."""
+        put(inbox, "a.xml", b"first")
+        put(inbox, "a.xml.json", METADATA)
+        first = claim_pair(inbox)
+        second_metadata = render(OsciMetadata(AUTHOR, READER, "c2Vjb25k"))
+        put(inbox, "a.xml", b"second")
+        put(inbox, "a.xml.json", second_metadata)
+        second = claim_pair(inbox)
+        assert first.package.parent != second.package.parent
+        one, two = inbox.read(first), inbox.read(second)
+        expected = ((b"first", METADATA), (b"second", second_metadata))
+        assert expected == ((one.package.data, one.metadata), (two.package.data, two.metadata))
+
+    def test_two_inboxes_on_one_directory_only_one_claims_a_pair(self, inbox):
+        """A second worker listed the pair too: its claim finds the sidecar gone (None, quietly),
+        claims nothing, and does not skip the names from then on."""
+        other = restarted(inbox)
+        put(inbox, "a.xml", b"package")
+        put(inbox, "a.xml.json", METADATA)
+        (mine,), (theirs,) = inbox.scan().ready, other.scan().ready
+        taken = inbox.claim(mine)
+        assert other.claim(theirs) is None
+        assert ([["a.xml", "a.xml.json"]], []) == (claimed(inbox), other.scan().ready)
+        assert b"package" == inbox.read(taken).package.data
+        put(inbox, "a.xml", b"again")
+        put(inbox, "a.xml.json", METADATA)
+        assert ["a.xml"] == [h.package.name for h in other.scan().ready]
+
+    def test_a_lone_package_is_claimed_alone(self, inbox, clock):
+        put(inbox, "a.xml", b"package")
+        inbox.scan()
+        clock.now += 60
+        (handover,) = inbox.scan().ready
+        taken = inbox.claim(handover)
+        files = inbox.read(taken)
+        assert (None, b"package", None) == (taken.metadata, files.package.data, files.metadata)
+
+    def test_a_vanished_package_is_none(self, inbox):
+        assert inbox.claim(OsciHandover(inbox.directory / "gone", None)) is None
+        assert (
+            inbox.claim(OsciHandover(inbox.directory / "gone", inbox.directory / "gone.json"))
+            is None
+        )
+        assert [] == names(inbox.directory)
+
+    def test_a_package_gone_before_the_claim_leaves_its_sidecar_an_orphan(self, inbox):
+        """The package went before the claim (the client took it back): the sidecar is claimed
+        first, then set aside as an orphan at once, never read as a pair."""
+        put(inbox, "a.xml", b"package")
+        put(inbox, "a.xml.json", METADATA)
+        (handover,) = inbox.scan().ready
+        (inbox.directory / "a.xml").unlink()
+        with capture_logs() as logs:
+            assert inbox.claim(handover) is None
+        assert [{"event": "filedrop.osci_orphan", "moved": True, "log_level": "warning"}] == logs
+        assert (["a.xml.json"], []) == (names(inbox.archive / "orphaned"), names(inbox.directory))
+
+    def test_a_package_that_cannot_be_claimed_keeps_its_sidecar_claimed(self, inbox, monkeypatch):
+        """The sidecar is claimed, the package's rename fails (as in a sticky inbox whose files
+        belong to the client): CannotClaim, the package stays in the inbox and is skipped by this
+        process (never taken alone, never METADATA), the sidecar waits in its ``.claiming``
+        claim; the next process completes the pair. (os.rename is wrapped: as root no
+        permission can make only the second rename fail.)"""
+        put(inbox, "a.xml", b"package")
+        put(inbox, "a.xml.json", METADATA)
+        (handover,) = inbox.scan().ready
+        rename = os.rename
+
+        def refuse_the_package(source, target, **kwargs):
+            if str(source) == str(inbox.directory / "a.xml"):
+                raise PermissionError(errno.EPERM, "Operation not permitted")
+            return rename(source, target, **kwargs)
+
+        monkeypatch.setattr(os, "rename", refuse_the_package)
+        with pytest.raises(CannotClaim) as caught:
+            inbox.claim(handover)
+        monkeypatch.undo()
+        (claim,) = (inbox.directory / CLAIM_DIRECTORY).iterdir()
+        listing = inbox.scan()
+        expected = (errno.EPERM, True, ["a.xml.json"], [CLAIM_DIRECTORY, "a.xml"], [], 0)
+        assert expected == (
+            caught.value.errno,
+            claim.name.endswith(CLAIMING_SUFFIX),
+            names(claim),
+            names(inbox.directory),
+            listing.ready,
+            listing.waiting,
+        )
+        again = restarted(inbox)
+        (left,) = again.scan().ready
+        files = again.read(again.claim(left))
+        assert (b"package", METADATA) == (files.package.data, files.metadata)
+
+    def test_a_symlinked_sidecar_is_unreadable(self, inbox, tmp_path):
+        """A sidecar swapped for a symlink (e.g. to a key file) is claimed as the link, never followed."""
+        secret = tmp_path / "hub.key"
+        secret.write_bytes(b"-----BEGIN PRIVATE KEY-----")
+        put(inbox, "a.xml", b"package")
+        (inbox.directory / "a.xml.json").symlink_to(secret)
+        handover = inbox.claim(
+            OsciHandover(inbox.directory / "a.xml", inbox.directory / "a.xml.json")
+        )
+        with pytest.raises(Unreadable):
+            inbox.read(handover)
+        assert inbox.quarantine(handover)
+        kept = tmp_path / "archive" / "unreadable"
+        assert (["a.xml", "a.xml.json"], True) == (names(kept), (kept / "a.xml.json").is_symlink())
+        assert (b"-----BEGIN PRIVATE KEY-----", []) == (secret.read_bytes(), names(inbox.directory))
+
+    def test_a_directory_as_package_is_unreadable(self, inbox, tmp_path):
+        """A directory put under a listed package name is claimed as it is, refused, quarantined."""
+        put(inbox, "a.xml", b"package")
+        put(inbox, "a.xml.json", METADATA)
+        (handover,) = inbox.scan().ready
+        (inbox.directory / "a.xml").unlink()
+        (inbox.directory / "a.xml").mkdir()
+        taken = inbox.claim(handover)
+        with pytest.raises(Unreadable):
+            inbox.read(taken)
+        assert inbox.quarantine(taken)
+        kept = tmp_path / "archive" / "unreadable"
+        assert (["a.xml", "a.xml.json"], True, []) == (
+            names(kept),
+            (kept / "a.xml").is_dir(),
+            names(inbox.directory),
+        )
+
+
 class TestRead:
     def test_reads_both_files(self, inbox):
         put(inbox, "a.xml", b"package")
         put(inbox, "a.xml.json", METADATA)
-        files = inbox.read(inbox.scan().ready[0])
+        files = inbox.read(claim_pair(inbox))
         expected = (b"package", hashlib.sha256(b"package").hexdigest(), METADATA, False)
         assert expected == (
             files.package.data,
@@ -139,7 +377,7 @@ class TestRead:
     def test_an_oversized_sidecar_is_not_buffered(self, inbox):
         put(inbox, "a.xml", b"package")
         put(inbox, "a.xml.json", b" " * (MAX_METADATA_BYTES + 1))
-        files = inbox.read(inbox.scan().ready[0])
+        files = inbox.read(claim_pair(inbox))
         assert (None, True) == (files.metadata, files.metadata_too_large)
 
     @pytest.mark.timeout(20)
@@ -149,21 +387,109 @@ class TestRead:
         put(inbox, "a.xml", b"package")
         with (inbox.directory / "a.xml.json").open("wb") as sidecar:
             sidecar.truncate(64 * 1024**3)
-        files = inbox.read(inbox.scan().ready[0])
+        files = inbox.read(claim_pair(inbox))
         assert (None, True) == (files.metadata, files.metadata_too_large)
 
-    def test_a_symlinked_sidecar_is_unreadable(self, inbox, tmp_path):
-        """A sidecar swapped for a symlink (e.g. to a key file) is never followed."""
-        secret = tmp_path / "hub.key"
-        secret.write_bytes(b"-----BEGIN PRIVATE KEY-----")
+    def test_a_pair_whose_sidecar_left_its_claim_is_none(self, inbox):
+        """A pair leaves its claim package first; a claimed pair without its sidecar was taken by
+        another worker: None, never a package read without its metadata."""
         put(inbox, "a.xml", b"package")
-        handover = OsciHandover(inbox.directory / "a.xml", inbox.directory / "a.xml.json")
-        handover.metadata.symlink_to(secret)
-        with pytest.raises(Unreadable):
-            inbox.read(handover)
+        put(inbox, "a.xml.json", METADATA)
+        handover = claim_pair(inbox)
+        handover.metadata.unlink()
+        assert inbox.read(handover) is None
 
-    def test_a_vanished_package_is_none(self, inbox):
-        assert inbox.read(OsciHandover(inbox.directory / "gone", None)) is None
+
+class TestRestart:
+    def test_a_pair_left_claimed_is_taken_first_with_the_same_submission_id(
+        self, inbox, hub_context, now
+    ):
+        """A crash after the claim (maybe after the send), before the release: the next process
+        lists the claimed pair first and reads it again: the same records, the same submission id."""
+        package = b.inline_package()
+        put(inbox, "a.xml", package)
+        put(inbox, "a.xml.json", METADATA)
+        handover = claim_pair(inbox)
+        (before,) = emitted(records_for(inbox.read(handover), hub_context, now), RECEIVED, Received)
+        put(inbox, "b.xml", b"package b")
+        put(inbox, "b.xml.json", METADATA)
+        again = restarted(inbox)
+        with capture_logs() as logs:
+            ready = again.scan().ready
+        assert [handover, "b.xml"] == [ready[0], ready[1].package.name]
+        assert [
+            {"event": "filedrop.retaken", "inbox": "osci", "files": 2, "log_level": "warning"}
+        ] == logs
+        assert handover == again.claim(ready[0])
+        (after,) = emitted(records_for(again.read(handover), hub_context, now), RECEIVED, Received)
+        assert before == after
+        assert again.release(handover, after.submission_id)
+        assert ([], ["b.xml", "b.xml.json"]) == (claimed(again), names(again.directory))
+
+    def test_a_crash_between_the_claim_renames_is_completed_with_the_package(self, inbox):
+        """The sidecar was claimed, the package not yet (a ``.claiming`` claim): the next process
+        completes the pair from the inbox and takes it as a pair; nothing is refused METADATA."""
+        put(inbox, "a.xml", b"package")
+        put(inbox, "a.xml.json", METADATA)
+        claim = inbox.claims.new(claiming=True)
+        inbox.claims.take(inbox.directory / "a.xml.json", claim)  # then the crash
+        again = restarted(inbox)
+        listing = again.scan()
+        assert ([OsciHandover(claim / "a.xml", claim / "a.xml.json")], 1) == (
+            listing.ready,
+            listing.waiting,  # the package, alone in the inbox for now
+        )
+        handover = again.claim(listing.ready[0])
+        files = again.read(handover)
+        final = claim.with_name(claim.name.removesuffix(CLAIMING_SUFFIX))
+        assert (final, b"package", METADATA) == (
+            handover.package.parent,
+            files.package.data,
+            files.metadata,
+        )
+        assert ([], 0, [CLAIM_DIRECTORY]) == (
+            again.scan().ready,
+            again.scan().waiting,
+            names(again.directory),
+        )
+
+    def test_a_crash_between_the_claim_renames_without_the_package_leaves_an_orphan(self, inbox):
+        """The half-claimed pair's package is gone by the restart: its sidecar is an orphan."""
+        put(inbox, "a.xml.json", METADATA)
+        claim = inbox.claims.new(claiming=True)
+        inbox.claims.take(inbox.directory / "a.xml.json", claim)
+        again = restarted(inbox)
+        (left,) = again.scan().ready
+        assert again.claim(left) is None
+        assert (["a.xml.json"], []) == (names(inbox.archive / "orphaned"), names(inbox.directory))
+
+    def test_a_sidecar_left_alone_in_a_claim_is_an_orphan_at_once(self, inbox, tmp_path):
+        """A crash between the two moves of a release leaves the sidecar alone in its claim: the
+        next process lists it as an orphan (no waiting) and sets it aside."""
+        put(inbox, "a.xml", b"package")
+        put(inbox, "a.xml.json", METADATA)
+        handover = claim_pair(inbox)
+        sid = submission_id(b"package")
+        inbox.claims.move_out(handover.package, tmp_path / "archive" / f"{sid}.osci")  # the crash
+        again = restarted(inbox)
+        listing = again.scan()
+        assert ([], [handover.metadata]) == (listing.ready, listing.orphans)
+        assert again.set_orphan_aside(handover.metadata)
+        assert (["a.xml.json"], [], []) == (
+            names(tmp_path / "archive" / "orphaned"),
+            names(again.directory),
+            again.scan().orphans,
+        )
+
+    def test_a_lone_package_left_claimed_is_taken_alone(self, inbox, clock):
+        put(inbox, "a.xml", b"package")
+        inbox.scan()
+        clock.now += 60
+        taken = inbox.claim(inbox.scan().ready[0])
+        again = restarted(inbox)
+        assert [taken] == again.scan().ready
+        files = again.read(again.claim(taken))
+        assert (b"package", None) == (files.package.data, files.metadata)
 
 
 class TestMoves:
@@ -171,7 +497,7 @@ class TestMoves:
         put(inbox, "a.xml", b"package")
         put(inbox, "a.xml.json", METADATA)
         sid = submission_id(b"package")
-        assert inbox.release(inbox.scan().ready[0], sid)
+        assert inbox.release(claim_pair(inbox), sid)
         archive = tmp_path / "archive"
         expected = ([], b"package", METADATA)
         assert expected == (
@@ -185,7 +511,7 @@ class TestMoves:
         inbox = OsciInbox(tmp_path / "inbox", None, 4096, clock=clock)
         put(inbox, "a.xml", b"package")
         put(inbox, "a.xml.json", METADATA)
-        assert inbox.release(inbox.scan().ready[0], submission_id(b"package"))
+        assert inbox.release(claim_pair(inbox), submission_id(b"package"))
         assert [] == names(inbox.directory)
 
     @pytest.mark.parametrize(
@@ -195,50 +521,38 @@ class TestMoves:
         put(inbox, "a.xml", b"package")
         put(inbox, "a.xml.json", b"{broken")
         digest = hashlib.sha256(b"package").hexdigest()
-        assert inbox.set_aside(inbox.scan().ready[0], digest, reason)
+        assert inbox.set_aside(claim_pair(inbox), digest, reason)
         target = tmp_path / "archive" / directory
         assert [f"sha256-{digest}", f"sha256-{digest}.json"] == names(target)
         assert [] == names(inbox.directory)
 
-    def test_the_package_moves_first_and_its_sidecar_stays_if_it_cannot(self, inbox, monkeypatch):
-        """A package that cannot leave keeps its sidecar: never a package without metadata."""
+    def test_the_package_moves_first_and_its_sidecar_stays_if_it_cannot(self, inbox, tmp_path):
+        """A package that cannot leave its claim keeps its sidecar there: never a package without
+        metadata; this process lists neither again, the next one takes the pair again."""
         put(inbox, "a.xml", b"package")
         put(inbox, "a.xml.json", METADATA)
-        handover = inbox.scan().ready[0]
-        moved: list[str] = []
-
-        def move_out(path, target):
-            if path.name == "a.xml":
-                raise PermissionError
-            moved.append(path.name)
-
-        monkeypatch.setattr(inbound, "move_out", move_out)
-        assert not inbox.release(handover, submission_id(b"package"))
+        handover = claim_pair(inbox)
+        sid = submission_id(b"package")
+        blocker = tmp_path / "archive" / f"{sid}.osci"
+        blocker.mkdir(parents=True)
+        (blocker / "occupied").write_bytes(b"")  # a non-empty directory cannot be renamed over
+        assert not inbox.release(handover, sid)
         listing = inbox.scan()
-        expected = ([], ["a.xml", "a.xml.json"], [], [])
-        assert expected == (moved, names(inbox.directory), listing.ready, listing.orphans)
-
-    def test_a_pair_renamed_over_after_reading_stays_to_be_taken_as_itself(self, inbox, tmp_path):
-        """The client hands over a new pair under the same names after the hub read the first
-        and before it moved it: the new pair stays in the inbox, never archived under the
-        first one's submission id."""
-        put(inbox, "a.xml", b"package")
-        put(inbox, "a.xml.json", METADATA)
-        handover = inbox.scan().ready[0]
-        assert b"package" == inbox.read(handover).package.data
-        put(inbox, "a.xml", b"another package")
-        put(inbox, "a.xml.json", METADATA)
-        assert inbox.release(handover, submission_id(b"package"))  # nothing stuck
-        expected = (["a.xml", "a.xml.json"], [], b"another package")
-        again = inbox.read(inbox.scan().ready[0])
-        assert expected == (names(inbox.directory), names(tmp_path / "archive"), again.package.data)
+        expected = (["a.xml", "a.xml.json"], [], [], [f"{sid}.osci"])
+        assert expected == (
+            names(handover.package.parent),
+            listing.ready,
+            listing.orphans,
+            names(tmp_path / "archive"),
+        )
+        assert [handover] == restarted(inbox).scan().ready
 
     def test_quarantine_and_orphans_keep_their_names(self, inbox, tmp_path):
         put(inbox, "a.xml", b"package")
         put(inbox, "a.xml.json", METADATA)
         put(inbox, "lonely.json", METADATA)
         assert inbox.quarantine(
-            OsciHandover(inbox.directory / "a.xml", inbox.directory / "a.xml.json")
+            inbox.claim(OsciHandover(inbox.directory / "a.xml", inbox.directory / "a.xml.json"))
         )
         assert inbox.set_orphan_aside(inbox.directory / "lonely.json")
         archive = tmp_path / "archive"
@@ -262,7 +576,7 @@ class TestRecords:
         package = b.inline_package()
         put(inbox, "a.xml", package)
         put(inbox, "a.xml.json", METADATA)
-        result = records_for(inbox.read(inbox.scan().ready[0]), hub_context, now)
+        result = records_for(inbox.read(inbox.claim(inbox.scan().ready[0])), hub_context, now)
         (record,) = emitted(result, RECEIVED, Received)
         sid = received_submission_id(
             hashlib.sha256(package).hexdigest(), "osci", MESSAGE_ID, AUTHOR, READER
@@ -300,7 +614,7 @@ class TestRecords:
         handover = OsciHandover(
             inbox.directory / "a.xml", None if metadata is None else inbox.directory / "a.xml.json"
         )
-        result = records_for(inbox.read(handover), hub_context, now)
+        result = records_for(inbox.read(inbox.claim(handover)), hub_context, now)
         (letter,) = emitted(result, DEAD_LETTER, DeadLetter)
         expected = ("rejected", "ingest", "METADATA", path, hashlib.sha256(package).hexdigest(), [])
         assert expected == (
@@ -317,7 +631,7 @@ class TestRecords:
         inbox = OsciInbox(tmp_path / "inbox", tmp_path / "archive", 10)
         put(inbox, "a.xml", b"x" * 11)
         put(inbox, "a.xml.json", METADATA)
-        result = records_for(inbox.read(inbox.scan().ready[0]), hub_context, now)
+        result = records_for(inbox.read(inbox.claim(inbox.scan().ready[0])), hub_context, now)
         assert ("rejected", "SIZE") == (result.outcome, result.reason)
 
 
