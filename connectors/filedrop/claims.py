@@ -14,7 +14,7 @@ The claim directory is hidden (its name starts with ``.``, which writers use for
 files being written and the inbox never lists). The hub creates it with mode
 0700 and removes it again once it holds no claim; it must be a real directory
 owned by the hub's user and not writable by group or others, or nothing is
-claimed (``EPERM``, or ``ELOOP`` for a symbolic link). All work in it goes through
+claimed (``EPERM``; ``ENOTDIR`` for a symbolic link or a file under its name). All work in it goes through
 a descriptor of that directory, so a symbolic link renamed over its name in the
 writers' directory is never followed. Claims a process left behind (a crash
 after the claim, before the file moved out) are listed by :meth:`ClaimDirectory.left`
@@ -38,6 +38,19 @@ from pathlib import Path
 CLAIM_DIRECTORY = ".sozialhub-claimed"
 CLAIMING_SUFFIX = ".claiming"  # a claim whose files are not all in yet (an OSCI pair)
 _MODE = 0o700
+
+
+Identity = tuple[int, int, int]
+
+
+def identity(status: os.stat_result) -> Identity:
+    """What tells one file from another under the same name: inode, modification time, size.
+
+    A rename keeps all three, so they tell whether the file claimed is the one that
+    was listed. The inode alone is not enough: a file deleted and another written
+    later may get its number again; not also at the same nanosecond and size.
+    """
+    return status.st_ino, status.st_mtime_ns, status.st_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +94,13 @@ class ClaimDirectory:
             self.drop(claim)
             raise
 
-    def new(self, *, claiming: bool = False) -> Path:
-        """A new, empty claim (creating the claim directory if need be)."""
-        suffix = CLAIMING_SUFFIX if claiming else ""
+    def new(self, *, claiming: bool = False, tag: str = "") -> Path:
+        """A new, empty claim (creating the claim directory if need be).
+
+        ``tag`` (letters, digits, ``.`` and ``-``) is kept in the claim's name, for whoever
+        completes a ``….claiming`` claim (:mod:`connectors.filedrop.osci`).
+        """
+        suffix = (f"-{tag}" if tag else "") + (CLAIMING_SUFFIX if claiming else "")
         with self._opened(create=True) as fd:
             while True:
                 name = f"{time.time_ns():016x}-{secrets.token_hex(4)}{suffix}"
@@ -108,13 +125,16 @@ class ClaimDirectory:
 
     def exists(self, path: Path) -> bool:
         """Whether the claimed entry ``path`` is there (as whatever it is)."""
+        return self.identity(path) is not None
+
+    def identity(self, path: Path) -> Identity | None:
+        """The :func:`identity` of the claimed entry ``path`` (not followed); None if not there."""
         name = self._relative(path)
         try:
             with self._opened() as fd:
-                os.stat(name, dir_fd=fd, follow_symlinks=False)
+                return identity(os.stat(name, dir_fd=fd, follow_symlinks=False))
         except FileNotFoundError:
-            return False
-        return True
+            return None
 
     def drop(self, claim: Path) -> None:
         """Remove ``claim`` once empty, and the claim directory once it holds no claim.
@@ -164,13 +184,15 @@ class ClaimDirectory:
         ``digest_all`` is false: then reading stops at the first byte over the limit.
         """
         name = self._relative(path)
-        try:
-            with self._opened() as dir_fd:
+        # The claim directory itself failing (gone, replaced, no descriptors left) is not the
+        # file's fault: that OSError propagates, the file is neither skipped nor quarantined.
+        with self._opened() as dir_fd:
+            try:
                 fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise Unreadable(exc.errno, "cannot open inbox file") from None
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise Unreadable(exc.errno, "cannot open inbox file") from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # checked before a file object is made of it
             os.close(fd)
             raise Unreadable(errno.EINVAL, "not a regular file")
@@ -210,12 +232,19 @@ class ClaimDirectory:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     os.rename(name, target, src_dir_fd=fd)
+                except FileNotFoundError:
+                    # Gone already is fine; a target directory removed meanwhile is not.
+                    if _there(fd, name):
+                        raise
+                    return
                 except OSError as exc:
                     if exc.errno != errno.EXDEV:
                         raise
                     _copy(fd, name, target)
                     os.unlink(name, dir_fd=fd)
         except FileNotFoundError:
+            if self.exists(path):
+                raise
             return
 
     # -- internals ---------------------------------------------------------------------
@@ -256,9 +285,19 @@ def _entries(fd: int, name: str) -> list[str] | None:
         os.close(claim)
 
 
+def _there(fd: int, name: str) -> bool:
+    """Whether the entry ``name`` (relative to the directory ``fd``) exists (not followed)."""
+    try:
+        os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _copy(fd: int, name: str, target: Path) -> None:
     """Copy the claimed entry ``name`` to ``target`` on another file system, atomically."""
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    # A name of its own length: the target's name may be as long as a name can be.
+    temporary = target.with_name(f".sozialhub-{secrets.token_hex(8)}.part")
     try:
         try:
             source = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)

@@ -28,7 +28,11 @@ ever being claimed without its metadata: a crash between the two renames leaves
 a ``.claiming`` claim holding the sidecar, which the next process completes with
 the package from the inbox (or, if the package is gone, sets aside as an
 orphan). A package whose rename fails for another reason stays in the inbox with
-its sidecar claimed; this process skips it, the next one tries again.
+its sidecar claimed; this process skips it, the next one tries again. Only the two
+files a scan listed together are claimed as one pair: each claimed file must be the
+listed one (:func:`connectors.filedrop.claims.identity`, kept in the ``.claiming``
+claim's name for a completion after a crash); a file replaced meanwhile makes the
+other an orphan, never its partner.
 
 Nothing leaves the claim before the records made from it are acknowledged by
 Kafka: the caller sends them first, then calls :meth:`OsciInbox.release` or
@@ -62,7 +66,14 @@ from pathlib import Path
 
 import structlog
 
-from connectors.filedrop.claims import CLAIMING_SUFFIX, CannotClaim, ClaimDirectory, InboxFile
+from connectors.filedrop.claims import (
+    CLAIMING_SUFFIX,
+    CannotClaim,
+    ClaimDirectory,
+    Identity,
+    InboxFile,
+    identity,
+)
 from connectors.filedrop.inbound import listable
 from hub.core.transport.osci_handover import MAX_METADATA_BYTES
 
@@ -76,10 +87,16 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class OsciHandover:
-    """One package to take: with its sidecar, or without one (``metadata`` None) once overdue."""
+    """One package to take: with its sidecar, or without one (``metadata`` None) once overdue.
+
+    ``listed`` are the identities of the package and the sidecar as the scan found them
+    together (:func:`connectors.filedrop.claims.identity`): only these two files are
+    ever claimed as one pair.
+    """
 
     package: Path
     metadata: Path | None
+    listed: tuple[Identity, Identity] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +175,8 @@ class OsciInbox:
         except OSError as exc:  # e.g. no permission: reported, and polled again
             return OsciListing([], 0, [], error=exc.errno or 0)
         left_ready, left_orphans = self._left_claimed()
-        names = {e.name for e in entries if listable(e) and e.name not in self._stuck}
+        listed = {e.name: e for e in entries if listable(e) and e.name not in self._stuck}
+        names = set(listed)
         now = self._clock()
         packages, sidecars = _pairs(names)
         ready: list[OsciHandover] = []
@@ -167,7 +185,10 @@ class OsciInbox:
         alone = set(sidecars)
         for name, sidecar in packages:
             if sidecar is not None:
-                ready.append(OsciHandover(self.directory / name, self.directory / sidecar))
+                pair = _identities(listed[name], listed[sidecar])
+                if pair is not None:  # else one of them just left: listed again next time
+                    directory = self.directory
+                    ready.append(OsciHandover(directory / name, directory / sidecar, pair))
                 continue
             alone.add(name)
             if self._overdue(name, now):
@@ -251,25 +272,53 @@ class OsciInbox:
             return handover
         if handover.metadata is None:
             return OsciHandover(self.claims.claim(handover.package), None)
-        return self._complete(self.claims.new(claiming=True), handover.package.name)
+        # The listed identities go into the claim's name: a completion after a crash checks too.
+        tag = "" if handover.listed is None else "-".join(map(_tag, handover.listed))
+        return self._complete(self.claims.new(claiming=True, tag=tag), handover.package.name)
 
     def _complete(self, claim: Path, stem: str) -> OsciHandover | None:
-        """Both halves of the pair ``stem`` into ``claim`` (a ``….claiming`` claim), sidecar first."""
+        """Both halves of the pair ``stem`` into ``claim`` (a ``….claiming`` claim), sidecar first.
+
+        Each file claimed must be the one listed (the identities in the claim's name): a
+        client that renames another file over either name meanwhile makes a new
+        handover, never half of this one. A sidecar that is not the listed one is set
+        aside as an orphan and the package left in the inbox; a package that is not is
+        left in the inbox if it was not claimed yet, or else taken alone (``METADATA``),
+        and the listed sidecar is an orphan. Nothing is lost, nothing mixed.
+        """
         sidecar = stem + METADATA_SUFFIX
+        listed = _listed(claim)
         if not self._into(claim, sidecar):
             if self.claims.exists(claim / stem):  # not by this order; never taken alone
                 raise CannotClaim(errno.ENOENT, "a claimed package without its sidecar")
             self.claims.drop(claim)
             return None  # gone, or another worker has the pair
+        if listed is not None and (
+            self.claims.identity(claim / sidecar) != listed[1]  # replaced after the scan
+            or (  # a new package under the name, not claimed yet: left there
+                not self.claims.exists(claim / stem)
+                and _identity(self.directory / stem) not in (listed[0], None)
+            )
+        ):
+            self._unpaired(claim, sidecar)
+            return None
         if not self._into(claim, stem):
             if self.claims.exists(claim / sidecar):  # the package went: the sidecar is an orphan
                 log.warning("filedrop.osci_orphan", moved=self._orphan(claim / sidecar))
             return None  # or another worker completed the claim and takes it
+        mixed = listed is not None and self.claims.identity(claim / stem) != listed[0]
+        if mixed:  # renamed over the name between the check and the claim: taken alone
+            log.warning("filedrop.osci_orphan", moved=self._orphan(claim / sidecar), mixed=True)
         try:
             final = self.claims.finish(claim)
         except FileNotFoundError:
             return None  # another worker completed the claim and takes it
-        return OsciHandover(final / stem, final / sidecar)
+        return OsciHandover(final / stem, None if mixed else final / sidecar)
+
+    def _unpaired(self, claim: Path, sidecar: str) -> None:
+        """The claimed sidecar is not the listed pair's: an orphan; the claim is given up."""
+        log.warning("filedrop.osci_orphan", moved=self._orphan(claim / sidecar), mixed=True)
+        self.claims.drop(claim)
 
     def _into(self, claim: Path, name: str) -> bool:
         """Whether the file ``name`` is in ``claim``: there already, or renamed into it now."""
@@ -360,3 +409,40 @@ class OsciInbox:
         except OSError:
             return False
         return True
+
+
+def _identities(
+    package: os.DirEntry[str], sidecar: os.DirEntry[str]
+) -> tuple[Identity, Identity] | None:
+    """The identities of a listed pair (not followed); None if either has just gone."""
+    try:
+        return identity(package.stat(follow_symlinks=False)), identity(
+            sidecar.stat(follow_symlinks=False)
+        )
+    except FileNotFoundError:
+        return None
+
+
+def _identity(path: Path) -> Identity | None:
+    try:
+        return identity(path.lstat())
+    except FileNotFoundError:
+        return None
+
+
+def _tag(found: Identity) -> str:
+    return ".".join(f"{number:x}" for number in found)
+
+
+def _listed(claim: Path) -> tuple[Identity, Identity] | None:
+    """The listed identities a ``….claiming`` claim's name carries (earlier versions': none)."""
+    parts = claim.name.removesuffix(CLAIMING_SUFFIX).split("-")
+    if len(parts) != 4:
+        return None
+    try:
+        package, sidecar = (tuple(int(n, 16) for n in part.split(".")) for part in parts[2:])
+    except ValueError:
+        return None
+    if len(package) != 3 or len(sidecar) != 3:
+        return None
+    return (package[0], package[1], package[2]), (sidecar[0], sidecar[1], sidecar[2])

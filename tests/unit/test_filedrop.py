@@ -351,6 +351,30 @@ class TestRelease:
         gone.unlink()
         assert box.release(gone, SID)
 
+    def test_a_target_directory_gone_before_the_move_keeps_the_file_claimed(
+        self, inbox, monkeypatch
+    ):
+        """The archive directory is removed between its creation and the rename (a clean-up
+        job): the rename finds no target directory, which is not "gone already": the release
+        fails and the file stays claimed, for the next process."""
+        claimed = take(inbox, drop(inbox, "a.xml", b"<a/>").name)
+        monkeypatch.setattr(Path, "mkdir", lambda *args, **kwargs: None)  # made, then removed
+        assert not inbox.release(claimed, SID)
+        monkeypatch.undo()
+        assert (True, False) == (inbox.claims.exists(claimed), inbox.archive.exists())
+
+    def test_a_claim_directory_that_fails_during_the_read_is_not_the_files_fault(self, inbox):
+        """Claimed, then the claim directory is replaced (here: made writable by others): the
+        read raises the directory's error, not Unreadable: the file is neither quarantined nor
+        skipped; the poller stops the worker and the next start takes it again."""
+        claimed = take(inbox, drop(inbox, "a.xml", b"<a/>").name)
+        inbox.claims.path.chmod(0o777)
+        with pytest.raises(OSError) as caught:
+            inbox.read(claimed)
+        inbox.claims.path.chmod(0o700)
+        assert (False, errno.EPERM) == (isinstance(caught.value, Unreadable), caught.value.errno)
+        assert inbox.read(claimed).data == b"<a/>"
+
     def test_same_submission_twice_keeps_one_archive_copy(self, inbox):
         """The same bytes dropped twice end up as one archived file (content-addressed name)."""
         for name in ("first.xml", "second.xml"):
@@ -395,6 +419,19 @@ class TestArchiveOnAnotherFileSystem:
             names(elsewhere),
             names(box.inbox),
         )
+
+    def test_a_name_as_long_as_names_go_is_copied_under_a_short_temporary_name(
+        self, tmp_path, elsewhere
+    ):
+        """An unreadable file keeps its name in quarantine: one of 255 bytes moves across too."""
+        box = FileDropInbox(tmp_path / "inbox", elsewhere, max_bytes=1024)
+        name = "a" * 251 + ".xml"
+        (box.inbox / name).symlink_to(tmp_path / "nowhere")
+        claimed = take(box, name)
+        with pytest.raises(Unreadable):
+            box.read(claimed)
+        assert box.quarantine(claimed)
+        assert [name] == names(elsewhere / "unreadable")
 
     def test_a_symlink_is_quarantined_as_a_link(self, tmp_path, elsewhere):
         """A symlink claimed in place of a file moves across as the link; its target is never read."""

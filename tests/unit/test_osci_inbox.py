@@ -231,6 +231,128 @@ class TestClaim:
             (archive / f"{sid}.osci.json").read_bytes(),
         )
 
+    def test_a_package_renamed_over_the_name_during_the_claim_is_never_paired(
+        self, inbox, monkeypatch
+    ):
+        """The client replaces its package after the sidecar was claimed and before the package
+        is: the new package is not the listed one, so it stays in the inbox (a new handover, its
+        own sidecar to come) and the claimed sidecar is an orphan: never the new package with the
+        old sidecar."""
+        put(inbox, "a.xml", b"package 1")
+        put(inbox, "a.xml.json", METADATA)
+        (handover,) = inbox.scan().ready
+        take = inbox.claims.take
+
+        def then_the_client_replaces_the_package(source, claim):
+            claimed = take(source, claim)
+            if source.name == "a.xml.json":
+                put(inbox, "a.xml", b"package 2")
+            return claimed
+
+        monkeypatch.setattr(inbox.claims, "take", then_the_client_replaces_the_package)
+        assert inbox.claim(handover) is None
+        monkeypatch.undo()
+        orphaned = inbox.archive / "orphaned"
+        assert (["a.xml.json"], METADATA, b"package 2") == (
+            names(orphaned),
+            (orphaned / "a.xml.json").read_bytes(),
+            (inbox.directory / "a.xml").read_bytes(),
+        )
+        assert [] == claimed(inbox)
+
+    def test_a_package_renamed_over_the_name_at_the_last_moment_goes_alone(
+        self, inbox, monkeypatch
+    ):
+        """Replaced between the check and the package's rename: the claimed package is not the
+        listed one, so it is taken alone (METADATA: refused, kept) and the sidecar is an orphan."""
+        put(inbox, "a.xml", b"package 1")
+        put(inbox, "a.xml.json", METADATA)
+        (handover,) = inbox.scan().ready
+        take = inbox.claims.take
+
+        def the_client_replaces_the_package_first(source, claim):
+            if source.name == "a.xml":
+                put(inbox, "a.xml", b"package 2")
+            return take(source, claim)
+
+        monkeypatch.setattr(inbox.claims, "take", the_client_replaces_the_package_first)
+        taken = inbox.claim(handover)
+        monkeypatch.undo()
+        files = inbox.read(taken)
+        assert (None, b"package 2", None) == (taken.metadata, files.package.data, files.metadata)
+        assert ["a.xml.json"] == names(inbox.archive / "orphaned")
+
+    def test_a_sidecar_renamed_over_the_name_after_the_scan_is_not_paired(self, inbox):
+        """The sidecar claimed is not the listed one: an orphan (kept); the package stays."""
+        put(inbox, "a.xml", b"package 1")
+        put(inbox, "a.xml.json", METADATA)
+        (handover,) = inbox.scan().ready
+        newer = render(OsciMetadata(AUTHOR, READER, "bmV1ZS1uYWNocmljaHQ="))
+        put(inbox, "a.xml.json", newer)
+        assert inbox.claim(handover) is None
+        assert ([newer], ["a.xml"]) == (
+            [(inbox.archive / "orphaned" / "a.xml.json").read_bytes()],
+            [n for n in names(inbox.directory) if n != CLAIM_DIRECTORY],
+        )
+
+    def test_a_crash_between_the_renames_then_a_new_package_does_not_complete_the_pair(
+        self, inbox, monkeypatch
+    ):
+        """The claim's name carries the listed identities: after the process stopped between
+        the two renames (here: the package's rename failed), a package the client put under
+        the name meanwhile is not the listed one; it stays in the inbox and the claimed
+        sidecar is an orphan. A deleted file's inode number may be given to the next file:
+        the modification time and size tell them apart too."""
+        put(inbox, "a.xml", b"package 1")
+        put(inbox, "a.xml.json", METADATA)
+        (handover,) = inbox.scan().ready
+        take = inbox.claims.take
+
+        def the_process_stops_after_the_sidecar(source, claim):
+            if source.name == "a.xml":
+                raise PermissionError(errno.EPERM, "the process stopped here")
+            return take(source, claim)
+
+        monkeypatch.setattr(inbox.claims, "take", the_process_stops_after_the_sidecar)
+        with pytest.raises(CannotClaim):
+            inbox.claim(handover)
+        monkeypatch.undo()
+        first = (inbox.directory / "a.xml").stat()
+        (inbox.directory / "a.xml").unlink()  # the client takes its package back
+        put(inbox, "a.xml", b"package 2")  # and later hands over another under the name
+        later = first.st_mtime_ns + 1_000_000_000
+        os.utime(inbox.directory / "a.xml", ns=(later, later))
+        again = restarted(inbox)
+        left = [h for h in again.scan().ready if again.claims.holds(h.package)]
+        assert [None] == [again.claim(h) for h in left]
+        assert (["a.xml.json"], b"package 2") == (
+            names(inbox.archive / "orphaned"),
+            (inbox.directory / "a.xml").read_bytes(),
+        )
+
+    def test_a_crash_between_the_renames_completes_with_the_listed_package(
+        self, inbox, monkeypatch
+    ):
+        """The same stop, the package unchanged: the next process completes the pair."""
+        put(inbox, "a.xml", b"package 1")
+        put(inbox, "a.xml.json", METADATA)
+        (handover,) = inbox.scan().ready
+        take = inbox.claims.take
+
+        def the_process_stops_after_the_sidecar(source, claim):
+            if source.name == "a.xml":
+                raise PermissionError(errno.EPERM, "the process stopped here")
+            return take(source, claim)
+
+        monkeypatch.setattr(inbox.claims, "take", the_process_stops_after_the_sidecar)
+        with pytest.raises(CannotClaim):
+            inbox.claim(handover)
+        monkeypatch.undo()
+        again = restarted(inbox)
+        (left,) = [h for h in again.scan().ready if again.claims.holds(h.package)]
+        files = again.read(again.claim(left))
+        assert (b"package 1", METADATA) == (files.package.data, files.metadata)
+
     def test_a_name_reused_while_the_first_pair_is_claimed_gets_a_claim_of_its_own(self, inbox):
         """a.xml and its sidecar claimed, the client hands over another a.xml pair before the
         first is released: two claims, each read as its own pair."""
@@ -343,13 +465,10 @@ class TestClaim:
         assert (b"-----BEGIN PRIVATE KEY-----", []) == (secret.read_bytes(), names(inbox.directory))
 
     def test_a_directory_as_package_is_unreadable(self, inbox, tmp_path):
-        """A directory put under a listed package name is claimed as it is, refused, quarantined."""
-        put(inbox, "a.xml", b"package")
+        """A directory under a package name is claimed as it is, refused, quarantined."""
         put(inbox, "a.xml.json", METADATA)
-        (handover,) = inbox.scan().ready
-        (inbox.directory / "a.xml").unlink()
         (inbox.directory / "a.xml").mkdir()
-        taken = inbox.claim(handover)
+        taken = inbox.claim(OsciHandover(inbox.directory / "a.xml", inbox.directory / "a.xml.json"))
         with pytest.raises(Unreadable):
             inbox.read(taken)
         assert inbox.quarantine(taken)
@@ -358,6 +477,21 @@ class TestClaim:
             names(kept),
             (kept / "a.xml").is_dir(),
             names(inbox.directory),
+        )
+
+    def test_a_directory_put_under_a_listed_package_name_is_not_claimed(self, inbox):
+        """Not the listed package: left where it is (never listed: not a file); the sidecar is
+        an orphan, kept."""
+        put(inbox, "a.xml", b"package")
+        put(inbox, "a.xml.json", METADATA)
+        (handover,) = inbox.scan().ready
+        (inbox.directory / "a.xml").unlink()
+        (inbox.directory / "a.xml").mkdir()
+        assert inbox.claim(handover) is None
+        assert (["a.xml.json"], True, []) == (
+            names(inbox.archive / "orphaned"),
+            (inbox.directory / "a.xml").is_dir(),
+            inbox.scan().ready,
         )
 
 
