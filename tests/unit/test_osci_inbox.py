@@ -92,6 +92,25 @@ def claim_pair(inbox: OsciInbox, stem: str = "a.xml") -> OsciHandover:
     return taken
 
 
+def stopped_after_the_sidecar(inbox: OsciInbox, monkeypatch, package: bytes) -> None:
+    """Hand over a.xml and its sidecar, list them, and claim them as far as the sidecar: the
+    package's rename fails (as a stop of the process there would leave it)."""
+    put(inbox, "a.xml", package)
+    put(inbox, "a.xml.json", METADATA)
+    (handover,) = inbox.scan().ready
+    take = inbox.claims.take
+
+    def the_process_stops_after_the_sidecar(source, claim):
+        if source.name == "a.xml":
+            raise PermissionError(errno.EPERM, "the process stopped here")
+        return take(source, claim)
+
+    monkeypatch.setattr(inbox.claims, "take", the_process_stops_after_the_sidecar)
+    with pytest.raises(CannotClaim):
+        inbox.claim(handover)
+    monkeypatch.undo()
+
+
 class TestScan:
     def test_pairs_are_ready_in_name_order(self, inbox):
         """A package and ``<package>.json`` are one handover; name order across pairs."""
@@ -303,20 +322,7 @@ class TestClaim:
         the name meanwhile is not the listed one; it stays in the inbox and the claimed
         sidecar is an orphan. A deleted file's inode number may be given to the next file:
         the modification time and size tell them apart too."""
-        put(inbox, "a.xml", b"package 1")
-        put(inbox, "a.xml.json", METADATA)
-        (handover,) = inbox.scan().ready
-        take = inbox.claims.take
-
-        def the_process_stops_after_the_sidecar(source, claim):
-            if source.name == "a.xml":
-                raise PermissionError(errno.EPERM, "the process stopped here")
-            return take(source, claim)
-
-        monkeypatch.setattr(inbox.claims, "take", the_process_stops_after_the_sidecar)
-        with pytest.raises(CannotClaim):
-            inbox.claim(handover)
-        monkeypatch.undo()
+        stopped_after_the_sidecar(inbox, monkeypatch, b"package 1")
         first = (inbox.directory / "a.xml").stat()
         (inbox.directory / "a.xml").unlink()  # the client takes its package back
         put(inbox, "a.xml", b"package 2")  # and later hands over another under the name
@@ -334,20 +340,7 @@ class TestClaim:
         self, inbox, monkeypatch
     ):
         """The same stop, the package unchanged: the next process completes the pair."""
-        put(inbox, "a.xml", b"package 1")
-        put(inbox, "a.xml.json", METADATA)
-        (handover,) = inbox.scan().ready
-        take = inbox.claims.take
-
-        def the_process_stops_after_the_sidecar(source, claim):
-            if source.name == "a.xml":
-                raise PermissionError(errno.EPERM, "the process stopped here")
-            return take(source, claim)
-
-        monkeypatch.setattr(inbox.claims, "take", the_process_stops_after_the_sidecar)
-        with pytest.raises(CannotClaim):
-            inbox.claim(handover)
-        monkeypatch.undo()
+        stopped_after_the_sidecar(inbox, monkeypatch, b"package 1")
         again = restarted(inbox)
         (left,) = [h for h in again.scan().ready if again.claims.holds(h.package)]
         files = again.read(again.claim(left))
