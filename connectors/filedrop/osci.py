@@ -308,7 +308,10 @@ class OsciInbox:
             return None  # or another worker completed the claim and takes it
         mixed = listed is not None and self.claims.identity(claim / stem) != listed[0]
         if mixed:  # renamed over the name between the check and the claim: taken alone
-            log.warning("filedrop.osci_orphan", moved=self._orphan(claim / sidecar), mixed=True)
+            moved = self._orphan(claim / sidecar)
+            log.warning("filedrop.osci_orphan", moved=moved, mixed=True)
+            if not moved:  # never a final claim holding both: it would be taken as a pair
+                raise CannotClaim(errno.EBUSY, "the sidecar of a mixed pair cannot be set aside")
         try:
             final = self.claims.finish(claim)
         except FileNotFoundError:

@@ -301,6 +301,40 @@ class TestClaim:
         assert (None, b"package 2", None) == (taken.metadata, files.package.data, files.metadata)
         assert ["a.xml.json"] == names(inbox.archive / "orphaned")
 
+    def test_a_mixed_pair_whose_sidecar_cannot_be_set_aside_is_never_finished(
+        self, inbox, monkeypatch
+    ):
+        """If the listed sidecar of a mixed claim cannot move to orphaned/, the claim stays
+        ``.claiming`` (CannotClaim): a final claim holding both would be taken as a pair after a
+        crash. Once the sidecar can move, the next process takes the package alone."""
+        put(inbox, "a.xml", b"package 1")
+        put(inbox, "a.xml.json", METADATA)
+        (handover,) = inbox.scan().ready
+        inbox.archive.mkdir()
+        (inbox.archive / "orphaned").write_bytes(b"")  # a file where the directory would go
+        take = inbox.claims.take
+
+        def the_client_replaces_the_package_first(source, claim):
+            if source.name == "a.xml":
+                put(inbox, "a.xml", b"package 2")
+            return take(source, claim)
+
+        monkeypatch.setattr(inbox.claims, "take", the_client_replaces_the_package_first)
+        with pytest.raises(CannotClaim):
+            inbox.claim(handover)
+        monkeypatch.undo()
+        (claim,) = (inbox.directory / CLAIM_DIRECTORY).iterdir()
+        assert (True, ["a.xml", "a.xml.json"]) == (
+            claim.name.endswith(CLAIMING_SUFFIX),
+            names(claim),
+        )
+        (inbox.archive / "orphaned").unlink()
+        again = restarted(inbox)
+        (left,) = [h for h in again.scan().ready if again.claims.holds(h.package)]
+        taken = again.claim(left)
+        assert (None, b"package 2") == (taken.metadata, again.read(taken).package.data)
+        assert ["a.xml.json"] == names(inbox.archive / "orphaned")
+
     def test_a_sidecar_renamed_over_the_name_after_the_scan_is_not_paired(self, inbox):
         """The sidecar claimed is not the listed one: an orphan (kept); the package stays."""
         put(inbox, "a.xml", b"package 1")
