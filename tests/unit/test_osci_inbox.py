@@ -111,6 +111,18 @@ def stopped_after_the_sidecar(inbox: OsciInbox, monkeypatch, package: bytes) -> 
     monkeypatch.undo()
 
 
+def package_replaced_at_its_claim(inbox: OsciInbox, monkeypatch, package: bytes) -> None:
+    """From now on, the client renames ``package`` over a.xml just before the hub claims it."""
+    take = inbox.claims.take
+
+    def the_client_replaces_the_package_first(source, claim):
+        if source.name == "a.xml":
+            put(inbox, "a.xml", package)
+        return take(source, claim)
+
+    monkeypatch.setattr(inbox.claims, "take", the_client_replaces_the_package_first)
+
+
 class TestScan:
     def test_pairs_are_ready_in_name_order(self, inbox):
         """A package and ``<package>.json`` are one handover; name order across pairs."""
@@ -287,14 +299,7 @@ class TestClaim:
         put(inbox, "a.xml", b"package 1")
         put(inbox, "a.xml.json", METADATA)
         (handover,) = inbox.scan().ready
-        take = inbox.claims.take
-
-        def the_client_replaces_the_package_first(source, claim):
-            if source.name == "a.xml":
-                put(inbox, "a.xml", b"package 2")
-            return take(source, claim)
-
-        monkeypatch.setattr(inbox.claims, "take", the_client_replaces_the_package_first)
+        package_replaced_at_its_claim(inbox, monkeypatch, b"package 2")
         taken = inbox.claim(handover)
         monkeypatch.undo()
         files = inbox.read(taken)
@@ -312,14 +317,7 @@ class TestClaim:
         (handover,) = inbox.scan().ready
         inbox.archive.mkdir()
         (inbox.archive / "orphaned").write_bytes(b"")  # a file where the directory would go
-        take = inbox.claims.take
-
-        def the_client_replaces_the_package_first(source, claim):
-            if source.name == "a.xml":
-                put(inbox, "a.xml", b"package 2")
-            return take(source, claim)
-
-        monkeypatch.setattr(inbox.claims, "take", the_client_replaces_the_package_first)
+        package_replaced_at_its_claim(inbox, monkeypatch, b"package 2")
         with pytest.raises(CannotClaim):
             inbox.claim(handover)
         monkeypatch.undo()
