@@ -175,17 +175,29 @@ def dead_letters(settings: Settings) -> tuple[list[DeadLetter], int]:
     return letters, foreign
 
 
-def audit_events(settings: Settings, submission_id: str) -> list[AuditEvent]:
-    """The audit events keyed by ``submission_id`` (the whole log is read; only those are decoded)."""
-    wanted = submission_id.encode("ascii")
+def audit_events(
+    settings: Settings, submission_id: str | None = None, *, stage: str | None = None
+) -> list[AuditEvent]:
+    """The audit events keyed by ``submission_id`` and of ``stage`` (each if given), in log order.
+
+    The whole log is read; only records that can match are decoded (a record whose
+    bytes do not contain the stage name cannot be of that stage).
+    """
+    wanted = None if submission_id is None else submission_id.encode("ascii")
+    named = None if stage is None else stage.encode("ascii")
     events: list[AuditEvent] = []
     for message in read_topic(settings, settings.topic(AUDIT)):
-        if message.key() != wanted:
+        value = message.value()
+        if not value or (wanted is not None and message.key() != wanted):
+            continue
+        if named is not None and named not in value:
             continue
         try:
-            events.append(decode(message.value(), AuditEvent))
+            event = decode(value, AuditEvent)
         except Rejection:
             continue
+        if stage is None or event.stage == stage:
+            events.append(event)
     return events
 
 

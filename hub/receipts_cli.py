@@ -58,25 +58,8 @@ def receipts_of(settings: Settings, submission_ids: set[str]) -> dict[str, list[
     return found
 
 
-def receipt_events(settings: Settings) -> list[AuditEvent]:
-    """Every ``receipt`` audit event, in log order (each submission's in its own order)."""
-    events: list[AuditEvent] = []
-    for message in dlq.read_topic(settings, settings.topic(pipeline.AUDIT)):
-        value = message.value()
-        if not value or b"receipt" not in value:  # only narrows: the stage is checked below
-            continue
-        try:
-            event = decode(value, AuditEvent)
-        except Rejection:
-            continue
-        if event.stage == RESEND_STAGE:
-            events.append(event)
-    return events
-
-
 def _decisions(settings: Settings, submission_id: str) -> list[str]:
-    events = dlq.audit_events(settings, submission_id)
-    return [e.decision for e in events if e.stage == RESEND_STAGE]
+    return [e.decision for e in dlq.audit_events(settings, submission_id, stage=RESEND_STAGE)]
 
 
 def _confirmed(item: Found, decisions: list[str]) -> bool:
@@ -170,7 +153,7 @@ def _resend_refused(
     yes: bool,
 ) -> int:
     """Every submission still refused (:func:`still_refused`): its newest receipt again."""
-    refusals = still_refused(receipt_events(settings), since)
+    refusals = still_refused(dlq.audit_events(settings, stage=RESEND_STAGE), since)
     newest = {
         sid: item
         for sid, found in receipts_of(settings, {e.submission_id for e in refusals}).items()

@@ -270,7 +270,11 @@ def unwrap(received: Received, original: bytes, hub: HubContext, now: dt.datetim
         author=received.transport_author,
         reader=received.transport_reader,
         message_id=received.transport_message_id,
-        osci_payload_id=hub.portals.osci_payload_id(received.transport_author),
+        osci_payload_id=(
+            hub.portals.osci_payload_id(received.transport_author)
+            if received.transport == "osci"
+            else None
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""Follow a compacted topic into an in-memory index: from the beginning, then for good.
+"""Follow a topic into an in-memory index: from the beginning (or a time), then for good.
 
 The replay index (:mod:`hub.stream.seen`), the consent index
 (:mod:`hub.stream.consents`), the handover index
@@ -6,9 +6,10 @@ The replay index (:mod:`hub.stream.seen`), the consent index
 FIT-Connect answer indexes each run this in a background thread
 (:func:`in_background`); the agents that need one wait for it with
 :func:`wait_loaded`.
-The reader is assigned every partition from the beginning (no consumer group
-membership, no commits); ``loaded`` is set once every partition has reached its
-end, and the records after that keep arriving until ``stop`` is set.
+The reader is assigned every partition from the beginning, or from the first
+record at or after ``since`` (no consumer group membership, no commits);
+``loaded`` is set once every partition has reached its end, and the records after
+that keep arriving until ``stop`` is set.
 """
 
 from __future__ import annotations
