@@ -116,6 +116,12 @@ class ClaimDirectory:
             os.rename(source, f"{self._claim_name(claim)}/{source.name}", dst_dir_fd=fd)
         return claim / source.name
 
+    @staticmethod
+    def tag(claim: Path) -> str:
+        """The ``tag`` a claim was made with (:meth:`new`); empty if none."""
+        _stamp, _random, *tag = claim.name.removesuffix(CLAIMING_SUFFIX).split("-", 2)
+        return tag[0] if tag else ""
+
     def finish(self, claim: Path) -> Path:
         """Rename a ``….claiming`` claim to its final name, once all its files are in."""
         final = claim.with_name(claim.name.removesuffix(CLAIMING_SUFFIX))
@@ -246,6 +252,14 @@ class ClaimDirectory:
             if self.exists(path):
                 raise
             return
+
+    def moved(self, path: Path, target: Path | None) -> bool:
+        """:meth:`move_out`; False (the entry stays claimed) if it cannot move."""
+        try:
+            self.move_out(path, target)
+        except OSError:
+            return False
+        return True
 
     # -- internals ---------------------------------------------------------------------
 

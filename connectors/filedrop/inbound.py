@@ -144,9 +144,7 @@ class FileDropInbox:
         A file that cannot move stays claimed: this process leaves it, the next one
         takes it again.
         """
-        try:
-            self.claims.move_out(path, target)
-        except OSError:
+        if not self.claims.moved(path, target):
             return False
         self.claims.drop(path.parent)
         return True

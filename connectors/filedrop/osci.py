@@ -390,7 +390,7 @@ class OsciInbox:
         return self._orphan(claimed)
 
     def _orphan(self, sidecar: Path) -> bool:
-        if not self._move(sidecar, self.orphaned / sidecar.name):
+        if not self.claims.moved(sidecar, self.orphaned / sidecar.name):
             return False
         self.claims.drop(sidecar.parent)
         return True
@@ -399,18 +399,11 @@ class OsciInbox:
         # The package first: a crash in between leaves its sidecar alone in the claim, an
         # orphan for the next process, never a package refused for want of metadata it had.
         # A file that cannot move stays claimed (with its partner): the next process takes it.
-        if not self._move(handover.package, package):
+        if not self.claims.moved(handover.package, package):
             return False
-        if handover.metadata is not None and not self._move(handover.metadata, sidecar):
+        if handover.metadata is not None and not self.claims.moved(handover.metadata, sidecar):
             return False
         self.claims.drop(handover.package.parent)
-        return True
-
-    def _move(self, path: Path, target: Path | None) -> bool:
-        try:
-            self.claims.move_out(path, target)
-        except OSError:
-            return False
         return True
 
 
@@ -438,14 +431,17 @@ def _tag(found: Identity) -> str:
 
 
 def _listed(claim: Path) -> tuple[Identity, Identity] | None:
-    """The listed identities a ``….claiming`` claim's name carries (earlier versions': none)."""
-    parts = claim.name.removesuffix(CLAIMING_SUFFIX).split("-")
-    if len(parts) != 4:
-        return None
+    """The listed identities a ``….claiming`` claim's tag carries (earlier versions': none)."""
+    parts = ClaimDirectory.tag(claim).split("-")
+    found = [_untagged(part) for part in parts] if len(parts) == 2 else []
+    package, sidecar = found if len(found) == 2 else (None, None)
+    return None if package is None or sidecar is None else (package, sidecar)
+
+
+def _untagged(text: str) -> Identity | None:
+    """An identity as :func:`_tag` wrote it; None if it is not one."""
     try:
-        package, sidecar = (tuple(int(n, 16) for n in part.split(".")) for part in parts[2:])
+        inode, mtime, size = (int(number, 16) for number in text.split("."))
     except ValueError:
         return None
-    if len(package) != 3 or len(sidecar) != 3:
-        return None
-    return (package[0], package[1], package[2]), (sidecar[0], sidecar[1], sidecar[2])
+    return inode, mtime, size
