@@ -25,7 +25,8 @@ The order of the checks, each ending in a fixed reason code and a location
    certificate in the path (``CERT_VALIDITY``); revocation by the configured
    CRLs (``CERT_REVOKED``, stale or missing: ``CERT_STATUS_UNKNOWN``);
 6. cryptography, by signxml with the already trusted certificate and a strict
-   configuration (``SIG_DIGEST``, ``SIG_INVALID``);
+   configuration (``SIG_DIGEST``, ``SIG_INVALID``), ``SignedInfo`` canonicalized
+   where it stands in the document (:class:`_InPlaceVerifier`);
 7. anti-wrapping: the data signxml reports as signed must be the canonical form
    of the root without its signature (``SIG_WRAPPING``).
 
@@ -278,7 +279,7 @@ def verify(root: etree._Element, policy: SignaturePolicy, now: dt.datetime) -> V
     _check_unique_ids(root)
     shape = _check_shape(root, signature, policy)
     leaf, _ = _trusted_signer(signature, shape.method, policy, now)
-    result = _verify_cryptography(root, leaf, policy, now)
+    result = _verify_cryptography(root, signature, leaf, policy, now)
     _check_signed_is_root(root, signature, shape, result)
     assert result.signed_xml is not None  # checked by _check_signed_is_root  # noqa: S101
     return Verified(
@@ -730,8 +731,43 @@ def _crl_from(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> 
 # -- cryptography and the signed data --------------------------------------------------------
 
 
+class _InPlaceVerifier(XMLVerifier):
+    """signxml's verifier, with ``SignedInfo`` canonicalized where it stands in the document.
+
+    signxml canonicalizes ``SignedInfo`` in a copy of the signature parsed on its own,
+    and libxml2 leaves an element's ancestors' ``xml:`` attributes out of its canonical
+    form. Under inclusive C14N, Canonical XML 1.0 and 1.1 (section 2.4) give a subset's
+    apex the ``xml:`` attributes of its ancestors, so a signature made to the
+    specification over a payload root with ``xml:lang`` was refused. ``SignedInfo`` is
+    canonicalized by :func:`_canonical` instead, as for OSCI signatures; everything else
+    (references, digests, the signature value) stays signxml's.
+    """
+
+    def __init__(self, signed_info: etree._Element) -> None:
+        super().__init__()
+        self._signed_info_in_place = signed_info
+
+    def _c14n(
+        self,
+        nodes: Any,
+        algorithm: CanonicalizationMethod,
+        inclusive_ns_prefixes: list[str] | None = None,
+    ) -> bytes:
+        # signxml calls this for SignedInfo and for each reference's data; only the former is
+        # a SignedInfo (a reference names the payload root: _check_uri).
+        if isinstance(nodes, etree._Element) and nodes.tag == f"{_DS}SignedInfo":  # noqa: SLF001 - lxml's element type
+            prefixes = tuple(inclusive_ns_prefixes) if inclusive_ns_prefixes else None
+            return _canonical(self._signed_info_in_place, algorithm.value, prefixes, SIGNED_INFO)
+        canonical: bytes = super()._c14n(nodes, algorithm, inclusive_ns_prefixes)
+        return canonical
+
+
 def _verify_cryptography(
-    root: etree._Element, leaf: x509.Certificate, policy: SignaturePolicy, now: dt.datetime
+    root: etree._Element,
+    signature: etree._Element,
+    leaf: x509.Certificate,
+    policy: SignaturePolicy,
+    now: dt.datetime,
 ) -> VerifyResult:
     config = SignatureConfiguration(
         require_x509=True,
@@ -745,9 +781,12 @@ def _verify_cryptography(
         ignore_ambiguous_key_info=True,
         verification_time=now,
     )
+    verifier = _InPlaceVerifier(
+        _one(signature, f"{_DS}SignedInfo", Reason.SIG_INVALID, SIGNED_INFO)
+    )
     try:
         # x509_cert: the certificate trusted above; signxml never consults the web PKI then.
-        result = XMLVerifier().verify(root, x509_cert=leaf, expect_config=config)
+        result = verifier.verify(root, x509_cert=leaf, expect_config=config)
     except InvalidDigest:
         raise Rejection(Reason.SIG_DIGEST, REFERENCE) from None
     except InvalidCertificate:

@@ -275,6 +275,112 @@ def test_canonicalization_methods_verify(pki, submission, c14n):
     assert _verify(data, pki.policy()).signed
 
 
+_XML = "{http://www.w3.org/XML/1998/namespace}"
+C14N_10 = CanonicalizationMethod.CANONICAL_XML_1_0
+C14N_11 = CanonicalizationMethod.CANONICAL_XML_1_1
+
+
+def _root_with_xml_attributes(submission: bytes, **attributes: str) -> bytes:
+    """The submission with ``xml:<name>="<value>"`` on its root (``lang``, ``space``, ``id``)."""
+
+    def mark(root: etree._Element) -> None:
+        for name, value in attributes.items():
+            root.set(f"{_XML}{name}", value)
+
+    return _edit(submission, mark)
+
+
+def _signed_info_signed_as_written(data: bytes, key: Any, inherited: bytes) -> bytes:
+    """Re-sign SignedInfo over its canonical form written out by hand from the specification.
+
+    The form signxml and lxml write is that of SignedInfo on its own, without any
+    inherited ``xml:`` attribute; ``inherited`` (`` xml:lang="de"`` ...) is what Canonical
+    XML section 2.4 adds to the apex of the subset: after its namespace declarations, as
+    SignedInfo has no attributes of its own.
+    """
+    root = xmlsafe.parse(data)
+    signature = sigtools.signature_of(root)
+    signed_info = signature.find(f"{_DS}SignedInfo")
+    assert signed_info is not None
+    assert not signed_info.attrib
+    method_uri = signed_info.find(f"{_DS}SignatureMethod").get("Algorithm")  # type: ignore[union-attr]
+    alone = etree.tostring(xmlsafe.parse(etree.tostring(signature))[0], method="c14n")
+    head, rest = alone.split(b">", 1)
+    assert head.startswith(b"<ds:SignedInfo xmlns:ds=")
+    assert b" xml:" not in head
+    canonical = head + inherited + b">" + rest
+    value = sigtools.raw_signature(key, method_uri, canonical)  # type: ignore[arg-type]
+    signature.find(f"{_DS}SignatureValue").text = base64.b64encode(value).decode()  # type: ignore[union-attr]
+    return sigtools.serialize(root)
+
+
+class TestSignedInfoInheritsXmlAttributes:
+    """Inclusive C14N of SignedInfo gives it the ``xml:`` attributes of the payload root.
+
+    SignedInfo is a document subset whose apex has ancestors (Signature, the root).
+    Canonical XML 1.0 section 2.4 adds every ``xml:`` attribute of the nearest ancestor
+    carrying it; 1.1 only ``xml:lang`` and ``xml:space``; exclusive C14N none. A signer
+    following the specification (Apache Santuario, .NET, xmlsec) signs that form;
+    signxml and lxml canonicalize SignedInfo on its own and leave them out.
+    """
+
+    def test_c14n_10_inherits_every_xml_attribute(self, pki, submission):
+        marked = _root_with_xml_attributes(submission, lang="de", space="preserve", id="x1")
+        data = sign(marked, pki.signer.key, [pki.signer.cert], c14n=C14N_10)
+        inherited = b' xml:id="x1" xml:lang="de" xml:space="preserve"'
+        resigned = _signed_info_signed_as_written(data, pki.signer.key, inherited)
+        root = xmlsafe.parse(resigned)
+        verified = portalsig.verify(root, pki.policy(), NOW)
+        assert verified.signed
+        assert _family_name(verified.signed_root) == "Mustermann"
+        # The attributes were set on SignedInfo only while it was written.
+        signed_info = sigtools.signature_of(root).find(f"{_DS}SignedInfo")
+        assert signed_info is not None
+        assert dict(signed_info.attrib) == {}
+
+    def test_c14n_11_inherits_lang_and_space_but_not_id(self, pki, submission, caplog):
+        marked = _root_with_xml_attributes(submission, lang="de", space="preserve", id="x1")
+        data = sign(marked, pki.signer.key, [pki.signer.cert], c14n=C14N_11)
+        as_specified = b' xml:lang="de" xml:space="preserve"'
+        resigned = _signed_info_signed_as_written(data, pki.signer.key, as_specified)
+        assert _verify(resigned, pki.policy()).signed
+        with_id = b' xml:id="x1" xml:lang="de" xml:space="preserve"'
+        wrong = _signed_info_signed_as_written(data, pki.signer.key, with_id)
+        _rejected(wrong, pki.policy(), Reason.SIG_INVALID, caplog)
+
+    def test_ec_signer_and_rsa_pkcs1_alike(self, pki, submission):
+        marked = _root_with_xml_attributes(submission, lang="de")
+        for key, certificate, method in (
+            (pki.ec_signer.key, pki.ec_signer.cert, "ecdsa-sha256"),
+            (pki.signer.key, pki.signer.cert, "rsa-sha256"),
+        ):
+            data = sign(marked, key, [certificate], c14n=C14N_10, method=method)
+            resigned = _signed_info_signed_as_written(data, key, b' xml:lang="de"')
+            assert _verify(resigned, pki.policy()).algorithm == method
+
+    @pytest.mark.parametrize("c14n", [C14N_10, C14N_11], ids=lambda m: m.name)
+    def test_the_form_without_them_is_refused(self, pki, submission, c14n, caplog):
+        """signxml alone signs and accepts SignedInfo without ``xml:lang``; it is not the form."""
+        marked = _root_with_xml_attributes(submission, lang="de")
+        data = sign(marked, pki.signer.key, [pki.signer.cert], c14n=c14n)
+        _signxml_accepts(data, pki.signer.cert)
+        _rejected(data, pki.policy(), Reason.SIG_INVALID, caplog)
+
+    def test_exclusive_c14n_inherits_nothing(self, pki, submission, caplog):
+        marked = _root_with_xml_attributes(submission, lang="de")
+        data = sign(marked, pki.signer.key, [pki.signer.cert])  # exclusive C14N
+        assert _verify(data, pki.policy()).signed
+        wrong = _signed_info_signed_as_written(data, pki.signer.key, b' xml:lang="de"')
+        _rejected(wrong, pki.policy(), Reason.SIG_INVALID, caplog)
+
+    def test_c14n_11_below_an_xml_base_is_refused(self, pki, submission, caplog):
+        """Canonical XML 1.1 joins ``xml:base`` values; the hub does not, so it refuses."""
+        marked = _root_with_xml_attributes(submission, base="https://example.org/a/", lang="de")
+        data = sign(marked, pki.signer.key, [pki.signer.cert], c14n=C14N_11)
+        resigned = _signed_info_signed_as_written(data, pki.signer.key, b' xml:lang="de"')
+        _rejected(resigned, pki.policy(), Reason.SIG_INVALID, caplog)
+
+
 def test_reference_to_the_root_id_verifies(pki, signed_by_id):
     """URI="#<id of the root>" is the other accepted reference."""
     assert _verify(signed_by_id, pki.policy()).signed
