@@ -753,9 +753,16 @@ class _InPlaceVerifier(XMLVerifier):
         algorithm: CanonicalizationMethod,
         inclusive_ns_prefixes: list[str] | None = None,
     ) -> bytes:
-        # signxml calls this for SignedInfo and for each reference's data; only the former is
-        # a SignedInfo (a reference names the payload root: _check_uri).
-        if isinstance(nodes, etree._Element) and nodes.tag == f"{_DS}SignedInfo":  # noqa: SLF001 - lxml's element type
+        # signxml calls this for SignedInfo, a child of its own copy of the Signature, and for
+        # each reference's data, a copy of the payload root: the root of a document of its own
+        # (even where the root is itself named ds:SignedInfo).
+        parent = nodes.getparent() if isinstance(nodes, etree._Element) else None  # noqa: SLF001 - lxml's element type
+        if (
+            parent is not None
+            and parent.getparent() is None
+            and parent.tag == f"{_DS}Signature"
+            and nodes.tag == f"{_DS}SignedInfo"
+        ):
             prefixes = tuple(inclusive_ns_prefixes) if inclusive_ns_prefixes else None
             return _canonical(self._signed_info_in_place, algorithm.value, prefixes, SIGNED_INFO)
         canonical: bytes = super()._c14n(nodes, algorithm, inclusive_ns_prefixes)

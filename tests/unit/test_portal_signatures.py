@@ -373,6 +373,17 @@ class TestSignedInfoInheritsXmlAttributes:
         wrong = _signed_info_signed_as_written(data, pki.signer.key, b' xml:lang="de"')
         _rejected(wrong, pki.policy(), Reason.SIG_INVALID, caplog)
 
+    @pytest.mark.parametrize("c14n", [C14N_10, sigtools.EXC_C14N], ids=lambda m: m.name)
+    def test_a_root_named_signed_info_is_digested_as_itself(self, pki, c14n):
+        """Only the Signature's own SignedInfo is canonicalized in place, not a look-alike root."""
+        document = f'<ds:SignedInfo xmlns:ds="{DS}" xml:lang="de"><a>1</a></ds:SignedInfo>'
+        data = sign(document.encode(), pki.signer.key, [pki.signer.cert], c14n=c14n)
+        if c14n is C14N_10:
+            data = _signed_info_signed_as_written(data, pki.signer.key, b' xml:lang="de"')
+        verified = _verify(data, pki.policy())
+        assert verified.signed_root.tag == f"{_DS}SignedInfo"
+        assert verified.signed_root.findtext("a") == "1"
+
     def test_c14n_11_below_an_xml_base_is_refused(self, pki, submission, caplog):
         """Canonical XML 1.1 joins ``xml:base`` values; the hub does not, so it refuses."""
         marked = _root_with_xml_attributes(submission, base="https://example.org/a/", lang="de")
