@@ -258,7 +258,11 @@ class FitConnectReceiver:
     # ----------------------------------------------------------------- callback
 
     async def handle_callback(self, request: web.Request) -> web.Response:
-        """``POST /fitconnect/callback``: 401 unless authentic and fresh, then 200 and fetch."""
+        """``POST /fitconnect/callback``: 401 unless authentic and fresh, then 200 and fetch.
+
+        An authentic callback of another FIT-Connect type is answered 200 and left alone;
+        one that is no FIT-Connect callback at all is 400.
+        """
         if (request.content_length or 0) > self.config.max_callback_bytes:
             return web.Response(status=413)
         body = await read_limited(request.content, self.config.max_callback_bytes)
@@ -279,6 +283,12 @@ class FitConnectReceiver:
             )
             return web.Response(status=401)
         try:
+            kind = fc.callback_type(body)
+            if kind != fc.CALLBACK_NEW_SUBMISSIONS:
+                # New events or replies: nothing for a subscriber to fetch; the delivery
+                # service expects 2xx (polling reads what a submission needs).
+                log.info("fitconnect.callback_other", type=kind)
+                return web.Response(status=200)
             announced = fc.callback_announcements(body, self.config.destination_id)
         except Rejection as rejection:
             log.warning("fitconnect.callback_malformed", reason=rejection.reason.value)

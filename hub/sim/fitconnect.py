@@ -467,8 +467,6 @@ class SubmissionApiSimulator:
         self, submissions: Sequence[Submission], *, secret: bytes | None = None
     ) -> int:
         """POST the ``new-submissions`` callback; returns the receiver's HTTP status."""
-        if self.callback_url is None:
-            raise RuntimeError("no callback URL configured")
         body = json.dumps(
             {
                 "type": fc.CALLBACK_NEW_SUBMISSIONS,
@@ -483,6 +481,12 @@ class SubmissionApiSimulator:
                 ],
             }
         ).encode()
+        return await self.callback(body, secret=secret)
+
+    async def callback(self, body: bytes, *, secret: bytes | None = None) -> int:
+        """POST ``body`` as an authenticated callback; returns the receiver's HTTP status."""
+        if self.callback_url is None:
+            raise RuntimeError("no callback URL configured")
         timestamp = str(int(time.time()))
         headers = {
             "content-type": "application/json",

@@ -188,6 +188,30 @@ def test_bad_hmac_is_401_without_echo_and_without_fetch(keys):
     asyncio.run(scenario())
 
 
+def test_authentic_callback_of_another_type_is_acknowledged_and_left_alone(keys):
+    """The delivery service also calls for new events or replies: 200, nothing fetched.
+
+    An authentic body that is no FIT-Connect callback at all stays 400.
+    """
+
+    async def scenario() -> None:
+        async with Harness(keys) as h:
+            submission = h.seal()
+            await h.sim.deliver(submission, notify=False)
+            other = {
+                "type": "https://schema.fitko.de/fit-connect/submission-api/callbacks/new-events",
+                "submissions": [{"submissionId": submission.submission_id}],
+            }
+            assert 200 == await h.sim.callback(json.dumps(other).encode())
+            assert 400 == await h.sim.callback(b'{"type":"urn:other","submissionIds":[]}')
+            assert 400 == await h.sim.callback(b"[]")
+            await asyncio.sleep(0.2)
+            await h.receiver.idle()
+            assert ([], []) == (h.handed, h.fetches())
+
+    asyncio.run(scenario())
+
+
 def test_polling_picks_up_a_submission_without_callback(keys):
     async def scenario() -> None:
         async with Harness(keys, poll=True, poll_interval=0.2) as h:

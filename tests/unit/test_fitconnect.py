@@ -210,6 +210,37 @@ class TestCallback:
         ).encode()
         assert (mine,) == fc.callback_submissions(body, DESTINATION)
 
+    @pytest.mark.parametrize(
+        "kind",
+        [
+            "https://schema.fitko.de/fit-connect/submission-api/callbacks/new-submissions",
+            "https://schema.fitko.de/fit-connect/submission-api/callbacks/new-events",
+            "https://schema.fitko.de/fit-connect/reply-api/callbacks/new-replies",
+        ],
+    )
+    def test_callback_type_of_fit_connect(self, kind):
+        assert kind == fc.callback_type(json.dumps({"type": kind}).encode())
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b'{"type":"urn:other"}',
+            b'{"type":"https://schema.fitko.de/fit-connect/"}',
+            b'{"type":"https://schema.fitko.de/fit-connect/a b"}',
+            b'{"type":"https://schema.fitko.de.example/fit-connect/x"}',
+            b'{"type":"HTTPS://schema.fitko.de/fit-connect/x"}',
+            b'{"type":"https://schema.fitko.de/fit-connect/x\n"}',
+            json.dumps({"type": "https://schema.fitko.de/fit-connect/" + "x" * 201}).encode(),
+            b'{"type":1}',
+            b"[]",
+            b'{"type":"a","type":"b"}',
+        ],
+    )
+    def test_callback_type_of_anything_else_is_refused(self, body):
+        with pytest.raises(Rejection) as caught:
+            fc.callback_type(body)
+        assert caught.value.reason is Reason.CONTAINER
+
     def test_callback_of_another_type_is_refused(self):
         with pytest.raises(Rejection) as caught:
             fc.callback_submissions(b'{"type":"urn:other","submissionIds":[]}', DESTINATION)

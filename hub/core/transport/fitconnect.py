@@ -85,6 +85,9 @@ CALLBACK_NEW_SUBMISSIONS = (
 # Reject problems name hub reason codes, never FIT-Connect's problem catalogue (see module docs).
 PROBLEM_TYPE_PREFIX = "urn:sozialhub:reason:"
 
+# Every FIT-Connect callback type is a URI below this (the Submission API's callbacks and
+# others); bounded and plain, so that it can be logged.
+_CALLBACK_TYPE = re.compile(r"https://schema\.fitko\.de/fit-connect/[a-z0-9][a-z0-9/._-]{0,199}")
 CALLBACK_MAX_AGE = dt.timedelta(minutes=5)
 CALLBACK_MAX_SKEW = dt.timedelta(seconds=30)
 
@@ -268,6 +271,21 @@ def callback_submissions(body: bytes, destination_id: str) -> tuple[str, ...]:
     other shape.
     """
     return tuple(callback_announcements(body, destination_id))
+
+
+def callback_type(body: bytes) -> str:
+    """The ``type`` of a verified callback: a FIT-Connect callback URI, else ``CONTAINER``.
+
+    The delivery service also calls a destination's callback for other things than
+    new submissions (new events in a case, new replies); it expects a 2xx answer to
+    each, so the receiver acknowledges them without acting. Only a JSON object whose
+    ``type`` is a URI below ``https://schema.fitko.de/fit-connect/`` is a callback.
+    """
+    document = _strict_json(body, Reason.CONTAINER, "callback")
+    kind = document.get("type") if isinstance(document, dict) else None
+    if not isinstance(kind, str) or not _CALLBACK_TYPE.fullmatch(kind):
+        raise Rejection(Reason.CONTAINER, "callback/type")
+    return kind
 
 
 def callback_announcements(body: bytes, destination_id: str) -> dict[str, str | None]:
