@@ -451,15 +451,64 @@ class TestOpen:
             (lambda m: m["contentStructure"].pop("data"), "metadata/contentStructure"),
             (lambda m: m.update({"Erika Mustermann": "F32.1"}), "metadata"),
             (
-                lambda m: m.update(replyChannel={"eMail": {"Mustermann": ["F32.1"]}}),
-                "metadata/replyChannel/*/*",  # free-form member names are never shown
+                lambda m: m.update(replyChannel={"eMail": {"Mustermann": [["F32.1"]]}}),
+                "metadata/replyChannel/*/*/0",  # free-form member names are never shown
+            ),
+            (
+                lambda m: m.update(replyChannel={"eMail": {"a": {"Mustermann": {"F32.1": 1}}}}),
+                "metadata/replyChannel/*/*/*",  # at most two levels below a channel
+            ),
+            (
+                lambda m: m.update(additionalReferenceInfo={"applicant": "Mustermann"}),
+                "metadata/additionalReferenceInfo",  # only x- members are the sender's own
+            ),
+            (
+                lambda m: m["contentStructure"]["data"].update(signature={"content": {"a": 1}}),
+                "metadata/contentStructure/data/signature/content",
             ),
         ],
-        ids=["hash-type", "hash-length", "attachment-id", "no-data", "unknown-member", "free-form"],
+        ids=[
+            "hash-type",
+            "hash-length",
+            "attachment-id",
+            "no-data",
+            "unknown-member",
+            "free-form",
+            "too-deep",
+            "reference-info-member",
+            "signature-nested",
+        ],
     )
     def test_metadata_schema_violation(self, keys, decryption, schemas, edit, path):
         rejection = rejected(seal(keys, edit_metadata=edit).bundle(), decryption, schemas)
         assert (Reason.METADATA, path) == (rejection.reason, rejection.path)
+
+    def test_metadata_members_senders_may_add_are_carried(self, keys, decryption, schemas):
+        """A fitConnect reply channel with its key, signatures, x- reference members: accepted."""
+        jwk = dict(keys.encryption_public, key_ops=["wrapKey"], x5c=["MII" + "A" * 2000])
+
+        def add(metadata):
+            metadata["replyChannel"] = {
+                "fitConnect": {
+                    "processStandards": ["urn:xoev-de:xbau:standard:xbau"],
+                    "encryptionPublicKey": jwk,
+                },
+                "eMail": {"address": "antrag@example.org", "pgpPublicKey": "-----BEGIN"},
+            }
+            signature = {"signatureFormat": "cms", "detachedSignature": True, "content": "MIAG"}
+            metadata["contentStructure"]["data"]["signature"] = signature
+            metadata["contentStructure"]["attachments"][0]["signature"] = dict(signature)
+            metadata["additionalReferenceInfo"] = {
+                "senderReference": "A-1",
+                "x-applicant": {"familyName": "Mustermann", "givenNames": ["Erika"]},
+                "x-channel": "web",
+            }
+            metadata["paymentInformation"] = {"transactionId": "t-1", "status": "BOOKED"}
+
+        envelope = fc.open_submission(
+            seal(keys, edit_metadata=add).bundle(), decryption, schemas, NOW
+        )
+        assert DATA == envelope.payload
 
     def test_metadata_that_is_not_json(self, keys, decryption, schemas):
         submission = seal(keys)
