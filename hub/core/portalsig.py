@@ -794,6 +794,8 @@ def _verify_cryptography(
     try:
         # x509_cert: the certificate trusted above; signxml never consults the web PKI then.
         result = verifier.verify(root, x509_cert=leaf, expect_config=config)
+    except Rejection:
+        raise  # the hub's own canonicalization of SignedInfo refused it, with its location
     except InvalidDigest:
         raise Rejection(Reason.SIG_DIGEST, REFERENCE) from None
     except InvalidCertificate:

@@ -389,7 +389,19 @@ class TestSignedInfoInheritsXmlAttributes:
         marked = _root_with_xml_attributes(submission, base="https://example.org/a/", lang="de")
         data = sign(marked, pki.signer.key, [pki.signer.cert], c14n=C14N_11)
         resigned = _signed_info_signed_as_written(data, pki.signer.key, b' xml:lang="de"')
-        _rejected(resigned, pki.policy(), Reason.SIG_INVALID, caplog)
+        rejection = _rejected(resigned, pki.policy(), Reason.SIG_INVALID, caplog)
+        assert rejection.path == portalsig.SIGNED_INFO
+
+    def test_c14n_10_inherits_xml_base_and_unknown_xml_attributes(self, pki, submission):
+        """1.0 copies every ``xml:`` attribute, ``xml:base`` and ones it does not know alike."""
+        marked = _root_with_xml_attributes(submission, base="https://example.org/a/", foo="x")
+        data = sign(marked, pki.signer.key, [pki.signer.cert], c14n=C14N_10)
+        inherited = b' xml:base="https://example.org/a/" xml:foo="x"'
+        resigned = _signed_info_signed_as_written(data, pki.signer.key, inherited)
+        root = xmlsafe.parse(resigned)
+        before = etree.tostring(root)
+        assert portalsig.verify(root, pki.policy(), NOW).signed
+        assert before == etree.tostring(root)  # the tree verified is left as it was
 
 
 def test_reference_to_the_root_id_verifies(pki, signed_by_id):
