@@ -315,9 +315,19 @@ def reproduce(settings: Settings, ref: SourceRef, state: SourceState) -> SourceR
 def send_audit(settings: Settings, emit: Emit, *, done: str | None = None) -> SourceRef:
     """Write an audit event; where it landed. ``done`` names what the command already did, so
     the :class:`DlqError` of a failed write says that it is done, only not audited."""
+    (where,) = send_audits(settings, [emit], done=done)
+    return where
+
+
+def send_audits(
+    settings: Settings, emits: Sequence[Emit], *, done: str | None = None
+) -> list[SourceRef]:
+    """Write audit events with one producer, in order; where each landed (:func:`send_audit`)."""
+    records = [(settings.topic(e.topic), e.key.encode("ascii"), e.value, None) for e in emits]
     try:
-        return produce(settings, settings.topic(emit.topic), emit.key.encode("ascii"), emit.value)
+        return produce_all(settings, records)
     except DlqError as exc:
         if done is None:
             raise
-        raise DlqError(f"{done}, but the audit event was not written: {exc}") from None
+        what = "the audit event was" if len(emits) == 1 else "their audit events were"
+        raise DlqError(f"{done}, but {what} not written: {exc}") from None

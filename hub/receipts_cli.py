@@ -177,14 +177,7 @@ def _resend_refused(
         emits = [
             resent_event(item, at, now) for (_, item), at in zip(chosen, produced, strict=True)
         ]
-        try:
-            dlq.produce_all(
-                settings,
-                [(settings.topic(e.topic), e.key.encode("ascii"), e.value, None) for e in emits],
-            )
-        except dlq.DlqError as exc:
-            done = f"{len(chosen)} receipt(s) are resent"
-            raise dlq.DlqError(f"{done}, but their audit events were not written: {exc}") from None
+        dlq.send_audits(settings, emits, done=f"{len(chosen)} receipt(s) are resent")
         rows = [
             {
                 "submission_id": item.receipt.submission_id,
