@@ -283,16 +283,15 @@ class FitConnectReceiver:
             )
             return web.Response(status=401)
         try:
-            kind = fc.callback_type(body)
-            if kind != fc.CALLBACK_NEW_SUBMISSIONS:
-                # New events or replies: nothing for a subscriber to fetch; the delivery
-                # service expects 2xx (polling reads what a submission needs).
-                log.info("fitconnect.callback_other", type=kind)
-                return web.Response(status=200)
-            announced = fc.callback_announcements(body, self.config.destination_id)
+            kind, announced = fc.read_callback(body, self.config.destination_id)
         except Rejection as rejection:
             log.warning("fitconnect.callback_malformed", reason=rejection.reason.value)
             return web.Response(status=400)
+        if kind != fc.CALLBACK_NEW_SUBMISSIONS:
+            # New events or replies: nothing for a subscriber to fetch; the delivery
+            # service expects 2xx (polling reads what a submission needs).
+            log.info("fitconnect.callback_other", type=kind)
+            return web.Response(status=200)
         for submission_id, case_id in announced.items():
             self._schedule(submission_id, case_id)
         log.info("fitconnect.callback", submissions=len(announced))

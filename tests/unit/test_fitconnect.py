@@ -219,7 +219,15 @@ class TestCallback:
         ],
     )
     def test_callback_type_of_fit_connect(self, kind):
-        assert kind == fc.callback_type(json.dumps({"type": kind}).encode())
+        assert kind == fc.read_callback(json.dumps({"type": kind}).encode(), DESTINATION)[0]
+
+    def test_other_callback_types_announce_nothing(self):
+        kind = "https://schema.fitko.de/fit-connect/submission-api/callbacks/new-events"
+        other = {"type": kind, "submissions": [{"submissionId": "not read"}]}
+        assert (kind, {}) == fc.read_callback(json.dumps(other).encode(), DESTINATION)
+        with pytest.raises(Rejection) as caught:
+            fc.callback_announcements(json.dumps(other).encode(), DESTINATION)
+        assert (Reason.CONTAINER, "callback/type") == (caught.value.reason, caught.value.path)
 
     @pytest.mark.parametrize(
         "body",
@@ -238,7 +246,7 @@ class TestCallback:
     )
     def test_callback_type_of_anything_else_is_refused(self, body):
         with pytest.raises(Rejection) as caught:
-            fc.callback_type(body)
+            fc.read_callback(body, DESTINATION)
         assert caught.value.reason is Reason.CONTAINER
 
     def test_callback_of_another_type_is_refused(self):

@@ -273,30 +273,33 @@ def callback_submissions(body: bytes, destination_id: str) -> tuple[str, ...]:
     return tuple(callback_announcements(body, destination_id))
 
 
-def callback_type(body: bytes) -> str:
-    """The ``type`` of a verified callback: a FIT-Connect callback URI, else ``CONTAINER``.
-
-    The delivery service also calls a destination's callback for other things than
-    new submissions (new events in a case, new replies); it expects a 2xx answer to
-    each, so the receiver acknowledges them without acting. Only a JSON object whose
-    ``type`` is a URI below ``https://schema.fitko.de/fit-connect/`` is a callback.
-    """
-    document = _strict_json(body, Reason.CONTAINER, "callback")
-    kind = document.get("type") if isinstance(document, dict) else None
-    if not isinstance(kind, str) or not _CALLBACK_TYPE.fullmatch(kind):
-        raise Rejection(Reason.CONTAINER, "callback/type")
-    return kind
-
-
 def callback_announcements(body: bytes, destination_id: str) -> dict[str, str | None]:
     """:func:`callback_submissions` with each submission's case id (``None`` where not announced).
 
     The receiver keeps the case id so that it can answer a submission it refuses to
     fetch (:func:`unread_part`) even when the oversized resource never names it.
     """
-    document = _strict_json(body, Reason.CONTAINER, "callback")
-    if not isinstance(document, dict) or document.get("type") != CALLBACK_NEW_SUBMISSIONS:
+    kind, announced = read_callback(body, destination_id)
+    if kind != CALLBACK_NEW_SUBMISSIONS:
         raise Rejection(Reason.CONTAINER, "callback/type")
+    return announced
+
+
+def read_callback(body: bytes, destination_id: str) -> tuple[str, dict[str, str | None]]:
+    """A verified callback's ``type`` and, for ``new-submissions``, its announcements.
+
+    The delivery service also calls a destination's callback for other things than
+    new submissions (new events in a case, new replies); it expects a 2xx answer to
+    each, so the receiver acknowledges them without acting (no announcements). Only a
+    JSON object whose ``type`` is a URI below ``https://schema.fitko.de/fit-connect/``
+    is a callback; anything else is ``CONTAINER``.
+    """
+    document = _strict_json(body, Reason.CONTAINER, "callback")
+    kind = document.get("type") if isinstance(document, dict) else None
+    if not isinstance(kind, str) or not _CALLBACK_TYPE.fullmatch(kind):
+        raise Rejection(Reason.CONTAINER, "callback/type")
+    if kind != CALLBACK_NEW_SUBMISSIONS:
+        return kind, {}
     found: dict[str, str | None] = {}
     for entry in _list(document.get("submissions", []), "callback/submissions"):
         if not isinstance(entry, dict):
@@ -311,7 +314,7 @@ def callback_announcements(body: bytes, destination_id: str) -> dict[str, str | 
         )
     for entry in _list(document.get("submissionIds", []), "callback/submissionIds"):
         found.setdefault(_uuid(entry, "callback/submissionIds"), None)
-    return found
+    return kind, found
 
 
 # --------------------------------------------------------------------------- strict JSON
