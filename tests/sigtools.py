@@ -265,9 +265,16 @@ def resign(
     mutate: Callable[[etree._Element], None] | None = None,
     *,
     redigest: bool = False,
+    inherited: bytes = b"",
 ) -> bytes:
     """Apply ``mutate`` to the parsed document, optionally recompute the digest, and re-sign
-    ``SignedInfo`` with ``key`` under whatever SignatureMethod it now names."""
+    ``SignedInfo`` with ``key`` under whatever SignatureMethod it now names.
+
+    ``inherited`` (`` xml:lang="de"`` ...) is written into SignedInfo's canonical start
+    tag after its namespace declarations: the ``xml:`` attributes Canonical XML section
+    2.4 gives a subset's apex from its ancestors, which lxml leaves out (SignedInfo must
+    have no attributes of its own then).
+    """
     root = parse(data)
     if mutate is not None:
         mutate(root)
@@ -288,7 +295,13 @@ def resign(
     detached = parse(etree.tostring(signature))
     signed_info_copy = detached.find(f"{_DS}SignedInfo")
     assert signed_info_copy is not None
-    value = raw_signature(key, method_uri, _c14n(signed_info_copy, c14n_uri))  # type: ignore[arg-type]
+    canonical = _c14n(signed_info_copy, c14n_uri)  # type: ignore[arg-type]
+    if inherited:
+        assert not signed_info_copy.attrib
+        head, rest = canonical.split(b">", 1)
+        assert b" xml:" not in head
+        canonical = head + inherited + b">" + rest
+    value = raw_signature(key, method_uri, canonical)  # type: ignore[arg-type]
     signature.find(f"{_DS}SignatureValue").text = base64.b64encode(value).decode()  # type: ignore[union-attr]
     return serialize(root)
 

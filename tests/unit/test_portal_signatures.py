@@ -290,30 +290,6 @@ def _root_with_xml_attributes(submission: bytes, **attributes: str) -> bytes:
     return _edit(submission, mark)
 
 
-def _signed_info_signed_as_written(data: bytes, key: Any, inherited: bytes) -> bytes:
-    """Re-sign SignedInfo over its canonical form written out by hand from the specification.
-
-    The form signxml and lxml write is that of SignedInfo on its own, without any
-    inherited ``xml:`` attribute; ``inherited`` (`` xml:lang="de"`` ...) is what Canonical
-    XML section 2.4 adds to the apex of the subset: after its namespace declarations, as
-    SignedInfo has no attributes of its own.
-    """
-    root = xmlsafe.parse(data)
-    signature = sigtools.signature_of(root)
-    signed_info = signature.find(f"{_DS}SignedInfo")
-    assert signed_info is not None
-    assert not signed_info.attrib
-    method_uri = signed_info.find(f"{_DS}SignatureMethod").get("Algorithm")  # type: ignore[union-attr]
-    alone = etree.tostring(xmlsafe.parse(etree.tostring(signature))[0], method="c14n")
-    head, rest = alone.split(b">", 1)
-    assert head.startswith(b"<ds:SignedInfo xmlns:ds=")
-    assert b" xml:" not in head
-    canonical = head + inherited + b">" + rest
-    value = sigtools.raw_signature(key, method_uri, canonical)  # type: ignore[arg-type]
-    signature.find(f"{_DS}SignatureValue").text = base64.b64encode(value).decode()  # type: ignore[union-attr]
-    return sigtools.serialize(root)
-
-
 class TestSignedInfoInheritsXmlAttributes:
     """Inclusive C14N of SignedInfo gives it the ``xml:`` attributes of the payload root.
 
@@ -328,7 +304,7 @@ class TestSignedInfoInheritsXmlAttributes:
         marked = _root_with_xml_attributes(submission, lang="de", space="preserve", id="x1")
         data = sign(marked, pki.signer.key, [pki.signer.cert], c14n=C14N_10)
         inherited = b' xml:id="x1" xml:lang="de" xml:space="preserve"'
-        resigned = _signed_info_signed_as_written(data, pki.signer.key, inherited)
+        resigned = resign(data, pki.signer.key, inherited=inherited)
         root = xmlsafe.parse(resigned)
         verified = portalsig.verify(root, pki.policy(), NOW)
         assert verified.signed
@@ -342,10 +318,10 @@ class TestSignedInfoInheritsXmlAttributes:
         marked = _root_with_xml_attributes(submission, lang="de", space="preserve", id="x1")
         data = sign(marked, pki.signer.key, [pki.signer.cert], c14n=C14N_11)
         as_specified = b' xml:lang="de" xml:space="preserve"'
-        resigned = _signed_info_signed_as_written(data, pki.signer.key, as_specified)
+        resigned = resign(data, pki.signer.key, inherited=as_specified)
         assert _verify(resigned, pki.policy()).signed
         with_id = b' xml:id="x1" xml:lang="de" xml:space="preserve"'
-        wrong = _signed_info_signed_as_written(data, pki.signer.key, with_id)
+        wrong = resign(data, pki.signer.key, inherited=with_id)
         _rejected(wrong, pki.policy(), Reason.SIG_INVALID, caplog)
 
     def test_ec_signer_and_rsa_pkcs1_alike(self, pki, submission):
@@ -355,7 +331,7 @@ class TestSignedInfoInheritsXmlAttributes:
             (pki.signer.key, pki.signer.cert, "rsa-sha256"),
         ):
             data = sign(marked, key, [certificate], c14n=C14N_10, method=method)
-            resigned = _signed_info_signed_as_written(data, key, b' xml:lang="de"')
+            resigned = resign(data, key, inherited=b' xml:lang="de"')
             assert _verify(resigned, pki.policy()).algorithm == method
 
     @pytest.mark.parametrize("c14n", [C14N_10, C14N_11], ids=lambda m: m.name)
@@ -370,7 +346,7 @@ class TestSignedInfoInheritsXmlAttributes:
         marked = _root_with_xml_attributes(submission, lang="de")
         data = sign(marked, pki.signer.key, [pki.signer.cert])  # exclusive C14N
         assert _verify(data, pki.policy()).signed
-        wrong = _signed_info_signed_as_written(data, pki.signer.key, b' xml:lang="de"')
+        wrong = resign(data, pki.signer.key, inherited=b' xml:lang="de"')
         _rejected(wrong, pki.policy(), Reason.SIG_INVALID, caplog)
 
     @pytest.mark.parametrize("c14n", [C14N_10, sigtools.EXC_C14N], ids=lambda m: m.name)
@@ -379,7 +355,7 @@ class TestSignedInfoInheritsXmlAttributes:
         document = f'<ds:SignedInfo xmlns:ds="{DS}" xml:lang="de"><a>1</a></ds:SignedInfo>'
         data = sign(document.encode(), pki.signer.key, [pki.signer.cert], c14n=c14n)
         if c14n is C14N_10:
-            data = _signed_info_signed_as_written(data, pki.signer.key, b' xml:lang="de"')
+            data = resign(data, pki.signer.key, inherited=b' xml:lang="de"')
         verified = _verify(data, pki.policy())
         assert verified.signed_root.tag == f"{_DS}SignedInfo"
         assert verified.signed_root.findtext("a") == "1"
@@ -388,7 +364,7 @@ class TestSignedInfoInheritsXmlAttributes:
         """Canonical XML 1.1 joins ``xml:base`` values; the hub does not, so it refuses."""
         marked = _root_with_xml_attributes(submission, base="https://example.org/a/", lang="de")
         data = sign(marked, pki.signer.key, [pki.signer.cert], c14n=C14N_11)
-        resigned = _signed_info_signed_as_written(data, pki.signer.key, b' xml:lang="de"')
+        resigned = resign(data, pki.signer.key, inherited=b' xml:lang="de"')
         rejection = _rejected(resigned, pki.policy(), Reason.SIG_INVALID, caplog)
         assert rejection.path == portalsig.SIGNED_INFO
 
@@ -397,7 +373,7 @@ class TestSignedInfoInheritsXmlAttributes:
         marked = _root_with_xml_attributes(submission, base="https://example.org/a/", foo="x")
         data = sign(marked, pki.signer.key, [pki.signer.cert], c14n=C14N_10)
         inherited = b' xml:base="https://example.org/a/" xml:foo="x"'
-        resigned = _signed_info_signed_as_written(data, pki.signer.key, inherited)
+        resigned = resign(data, pki.signer.key, inherited=inherited)
         root = xmlsafe.parse(resigned)
         before = etree.tostring(root)
         assert portalsig.verify(root, pki.policy(), NOW).signed
