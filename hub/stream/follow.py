@@ -135,10 +135,10 @@ def _follow(
     if found is None or found.error is not None or not found.partitions:
         raise LookupError(missing)
     partitions = sorted(found.partitions)
-    starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
-    if since is not None:
-        starts = _starts_since(reader, topic, partitions, since)
-    reader.assign(starts)
+    if since is None:
+        reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    else:
+        reader.assign(_starts_since(reader, topic, partitions, since))
     at_end: set[int] = set()
     while not stop.is_set():
         message = reader.poll(0.2)
